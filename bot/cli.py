@@ -1,0 +1,151 @@
+"""`switchboard` — the command line of the DESIGN contract.
+
+    switchboard serve     run the app (HTTP; also Socket Mode when SLACK_APP_TOKEN is set)
+    switchboard demo      play the story against loopback stand-ins, no credentials needed
+    switchboard check     validate settings, say which providers are configured, reach Slack
+    switchboard sandbox   run the stand-ins on their own and print their URLs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("switchboard")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+        settings.avanser_password, settings.exotel_api_token, settings.dtl_password, settings.webhook_token,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.logs import configure_logging
+    from bot.web import create_app
+
+    settings = load_settings()
+    settings.require_slack()
+    configure_logging(settings.log_level, _secrets(settings))
+    if settings.webhook_token is None:
+        log.warning("SWITCHBOARD_WEBHOOK_TOKEN is not set: every /hooks/* request will be refused (401)")
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    app = create_app(settings)
+    log.info("Switchboard listening on http://%s:%d (database %s)", host, port, settings.db_path)
+    uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
+                       log_config=None)
+    ).run()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    print("Settings are valid.")
+    rows = [
+        ("Slack", bool(settings.slack_bot_token and settings.slack_signing_secret),
+         "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"),
+        ("Slack Socket Mode", settings.slack_app_token is not None, "SLACK_APP_TOKEN"),
+        ("AVANSER (/numbers)", settings.avanser_configured, "AVANSER_USERNAME, AVANSER_PASSWORD"),
+        ("Exotel (/vn)", settings.exotel_configured,
+         "EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN"),
+        ("DataTechLabs (/call)", settings.dtl_configured, "DTL_API_URL, DTL_USERNAME, DTL_PASSWORD"),
+        ("Webhooks (/hooks/*)", settings.webhook_token is not None, "SWITCHBOARD_WEBHOOK_TOKEN"),
+    ]
+    for name, ok, needs in rows:
+        print(f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})"))
+    if not settings.public_url:
+        print("  note: SWITCHBOARD_PUBLIC_URL is not set; providers cannot be given callback URLs.")
+    status = 0
+    if settings.slack_bot_token is not None and not args.offline:
+        status = asyncio.run(_check_slack(settings))
+    return status
+
+
+async def _check_slack(settings: Settings) -> int:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    assert settings.slack_bot_token is not None
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                            timeout=10)
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        print(f"  Slack refused the bot token: {exc.response.get('error', exc.response.status_code)}")
+        return 1
+    except Exception as exc:
+        print(f"  Slack could not be reached at {settings.slack_api_url}: {type(exc).__name__}")
+        return 1
+    print(f"  Slack: connected to workspace {answer.get('team')!r} as {answer.get('user')!r}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.server import LoopbackServer
+    from bot.sandbox.slack import SlackSandbox
+
+    slack = SlackSandbox(channel_interval=args.slack_rate_limit)
+    server = LoopbackServer(slack.asgi(), port=args.slack_port, name="slack-sandbox").start()
+    slack.base_url = server.url
+    print("Sandboxes running on loopback (Ctrl-C to stop):")
+    print(f"  SLACK_API_URL={server.url}/api/")
+    print(f"  SLACK_BOT_TOKEN={slack.bot_token}")
+    print(f"  SLACK_SIGNING_SECRET={slack.signing_secret}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard: phone numbers in Slack.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the app")
+    serve.add_argument("--host", help="listen address (default SWITCHBOARD_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default SWITCHBOARD_PORT)")
+    serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="play the whole story against loopback stand-ins")
+    demo.set_defaults(func=cmd_demo)
+    check = sub.add_parser("check", help="validate settings and reach Slack")
+    check.add_argument("--offline", action="store_true", help="only validate; contact nothing")
+    check.set_defaults(func=cmd_check)
+    sandbox = sub.add_parser("sandbox", help="run the stand-ins for Slack and the providers")
+    sandbox.add_argument("--slack-port", type=int, default=0)
+    sandbox.add_argument("--slack-rate-limit", type=float, default=None, metavar="SECONDS",
+                         help="seconds between posts to one channel before answering 429")
+    sandbox.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

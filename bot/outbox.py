@@ -1,0 +1,440 @@
+"""The outbox: the only way anything is posted to Slack.
+
+A post is a row in SQLite first (`enqueue`), then a sender task delivers it:
+
+- per channel, first in first out, at most one message per `channel_interval` seconds
+  (Slack allows about one message per second per channel);
+- a 429 pauses that channel for `Retry-After` seconds and is not counted as a failure;
+- connection errors, timeouts, 5xx and Slack's own transient errors are retried with capped
+  exponential backoff, for as long as it takes (nothing is dropped);
+- a refusal that a retry cannot fix (`channel_not_found`, `invalid_blocks`, …) marks the row failed
+  and logs it with its row id;
+- the Slack `ts` of each message is recorded, so a later row can reply in its thread (`thread_of`)
+  or edit it (`update_of`); of several pending edits of one message only the newest is sent;
+- rows left pending by a stopped process are delivered after the next start.
+
+The outbox owns every retry: its Slack client is built with no retry handlers, so that a 429 is
+never slept on twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.metrics import Metrics
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+POST = "chat.postMessage"
+UPDATE = "chat.update"
+EPHEMERAL = "chat.postEphemeral"
+RESPONSE_URL = "response_url"
+METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL)
+
+# ok=false errors that a later attempt can succeed with; every other ok=false error is final.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "ratelimited",
+        # A revoked or wrong token is an operator's fix away: keep the message and say so in the log.
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+    }
+)
+MAX_BACKOFF = 300.0
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    method: str
+    channel: str
+    payload: dict[str, Any]
+    update_of: int | None
+    thread_of: int | None
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+
+
+class _Retry(Exception):
+    """A delivery attempt failed in a way that a later attempt may not."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """Slack refused the message for good."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        metrics: Metrics,
+        *,
+        channel_interval: float = 1.0,
+        concurrency: int = 16,
+        backoff_base: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.metrics = metrics
+        self.channel_interval = channel_interval
+        self.concurrency = concurrency
+        self.backoff_base = backoff_base
+        self._ready_at: dict[str, float] = {}  # channel -> monotonic time it may be posted to again
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._thread: int | None = None
+
+    # -- enqueueing (synchronous: a row in SQLite is the promise) -----------------------------
+
+    def enqueue(
+        self,
+        method: str,
+        channel: str,
+        payload: dict[str, Any],
+        *,
+        dedup_key: str | None = None,
+        update_of: int | None = None,
+        thread_of: int | None = None,
+    ) -> int:
+        """Store one Slack call to be made; return its row id (the existing row's for a known key)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown outbox method {method!r}")
+        cursor = self.store.execute(
+            "INSERT OR IGNORE INTO outbox (dedup_key, method, channel, payload, update_of, thread_of, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dedup_key, method, channel, json.dumps(payload), update_of, thread_of, time.time()),
+        )
+        if cursor.rowcount == 0:
+            row = self.store.execute("SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,)).fetchone()
+            return int(row[0])
+        self.wake()
+        return int(cursor.lastrowid or 0)
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        dedup_key: str | None = None,
+        thread_of: int | None = None,
+        **extra: Any,
+    ) -> int:
+        """Queue a chat.postMessage; `text` is the notification and screen-reader fallback."""
+        payload: dict[str, Any] = {"text": text, **extra}
+        if blocks is not None:
+            payload["blocks"] = blocks
+        return self.enqueue(POST, channel, payload, dedup_key=dedup_key, thread_of=thread_of)
+
+    def update(
+        self,
+        message_row: int,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        dedup_key: str | None = None,
+    ) -> int:
+        """Queue a chat.update of the message that outbox row `message_row` posted."""
+        row = self.store.execute("SELECT channel FROM outbox WHERE id = ?", (message_row,)).fetchone()
+        if row is None:
+            raise ValueError(f"outbox row {message_row} does not exist")
+        payload: dict[str, Any] = {"text": text}
+        if blocks is not None:
+            payload["blocks"] = blocks
+        return self.enqueue(UPDATE, row[0], payload, dedup_key=dedup_key, update_of=message_row)
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Queue a chat.postEphemeral: only `user` sees it."""
+        payload: dict[str, Any] = {"user": user, "text": text}
+        if blocks is not None:
+            payload["blocks"] = blocks
+        return self.enqueue(EPHEMERAL, channel, payload)
+
+    def respond(self, response_url: str, body: dict[str, Any]) -> int:
+        """Queue a post to an interaction's response_url (ephemeral by default, as Slack does)."""
+        return self.enqueue(RESPONSE_URL, response_url, body)
+
+    def message_ts(self, row_id: int) -> tuple[str, str] | None:
+        """(channel id, ts) of a delivered post, or None while it is pending."""
+        row = self.store.execute(
+            "SELECT posted_channel, ts FROM outbox WHERE id = ? AND status = 'sent'", (row_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row and row[1] else None
+
+    def pending_count(self) -> int:
+        row = self.store.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()
+        return int(row[0])
+
+    # -- the sender ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell the sender there is work; safe from any thread."""
+        if self._wake is None or self._loop is None:
+            return
+        if self._loop.is_closed():
+            return
+        if threading.get_ident() == self._thread:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def start(self, session: aiohttp.ClientSession | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._session = session
+        self._runner = asyncio.create_task(self._run(), name="outbox-sender")
+        pending = self.pending_count()
+        if pending:
+            log.info("outbox: %d message(s) left from an earlier run will be delivered now", pending)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        self._in_flight.clear()
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until nothing is pending or in flight (for the demo and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._in_flight and self.pending_count() == 0:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            try:
+                delay = self._dispatch_ready()
+            except Exception:
+                log.exception("outbox: the sender loop failed; retrying in 1 s")
+                delay = 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _heads(self) -> list[_Row]:
+        """The oldest pending row of every channel: a channel's messages go out in order."""
+        rows = self.store.execute(
+            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at"
+            " FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY channel)"
+        ).fetchall()
+        return [
+            _Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8])
+            for r in rows
+        ]
+
+    def _dispatch_ready(self) -> float:
+        """Start a delivery for every channel that may post now; return seconds until the next one may."""
+        now_wall, now_mono = time.time(), time.monotonic()
+        next_in = 1.0  # poll at least this often: another process may have queued rows
+        heads = self._heads()
+        self.metrics.outbox_pending.set(self.pending_count() if heads else 0)
+        for row in heads:
+            if row.channel in self._in_flight:
+                continue
+            if len(self._in_flight) >= self.concurrency:
+                next_in = min(next_in, 0.05)
+                break
+            wait = max(row.next_attempt_at - now_wall, self._ready_at.get(row.channel, 0.0) - now_mono)
+            if wait > 0:
+                next_in = min(next_in, wait)
+                continue
+            task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
+            self._in_flight[row.channel] = task
+            task.add_done_callback(lambda _t, ch=row.channel: self._finished(ch))
+        return max(next_in, 0.0)
+
+    def _finished(self, channel: str) -> None:
+        self._in_flight.pop(channel, None)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _deliver(self, row: _Row) -> None:
+        try:
+            kwargs = self._resolve(row)
+            if kwargs is None:
+                return
+            if row.method != RESPONSE_URL:
+                self._ready_at[row.channel] = time.monotonic() + self.channel_interval
+            channel_id, ts = await self._call(row, kwargs)
+        except _Retry as exc:
+            self._schedule_retry(row, exc)
+        except _Refused as exc:
+            self._mark_failed(row, str(exc))
+        except Exception as exc:  # a bug here must not kill the sender or lose the row
+            log.exception("outbox: row %d (%s to %s) failed unexpectedly", row.id, row.method, row.channel)
+            self._schedule_retry(row, _Retry(type(exc).__name__))
+        else:
+            self.store.execute(
+                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL"
+                " WHERE id = ?",
+                (ts, channel_id, time.time(), row.id),
+            )
+            self.metrics.outbox_sent.labels(row.method).inc()
+            self.metrics.outbox_delivery_seconds.observe(max(0.0, time.time() - row.created_at))
+
+    def _resolve(self, row: _Row) -> dict[str, Any] | None:
+        """The call's arguments with thread_ts / ts filled in; None when the row cannot go now."""
+        kwargs = dict(row.payload)
+        if row.method == UPDATE:
+            assert row.update_of is not None
+            newer = self.store.execute(
+                "SELECT 1 FROM outbox WHERE update_of = ? AND status = 'pending' AND id > ? LIMIT 1",
+                (row.update_of, row.id),
+            ).fetchone()
+            if newer:
+                self.store.execute("UPDATE outbox SET status = 'superseded' WHERE id = ?", (row.id,))
+                return None
+            target = self._target(row, row.update_of)
+            if target is None:
+                return None
+            kwargs["channel"], kwargs["ts"] = target
+        elif row.method in (POST, EPHEMERAL):
+            kwargs["channel"] = row.channel
+            if row.thread_of is not None:
+                target = self._target(row, self._thread_root(row.thread_of))
+                if target is None:
+                    return None
+                kwargs["channel"], kwargs["thread_ts"] = target
+        return kwargs
+
+    def _thread_root(self, row_id: int) -> int:
+        for _ in range(100):  # replies of replies thread under the first message
+            parent = self.store.execute("SELECT thread_of FROM outbox WHERE id = ?", (row_id,)).fetchone()
+            if parent is None or parent[0] is None:
+                return row_id
+            row_id = int(parent[0])
+        return row_id
+
+    def _target(self, row: _Row, target_id: int) -> tuple[str, str] | None:
+        status = self.store.execute(
+            "SELECT status, posted_channel, ts FROM outbox WHERE id = ?", (target_id,)
+        ).fetchone()
+        if status is None or status[0] in ("failed", "superseded"):
+            self._mark_failed(row, f"the message it refers to (outbox row {target_id}) was never posted")
+            return None
+        if status[0] != "sent":
+            # Normally the target is earlier in the same channel and already sent; if not, wait for it.
+            self.store.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (time.time() + 0.2, row.id)
+            )
+            return None
+        return (status[1], status[2])
+
+    async def _call(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
+        if row.method == RESPONSE_URL:
+            return await self._call_response_url(row.channel, kwargs)
+        try:
+            response = await self.client.api_call(row.method, json=kwargs)
+        except SlackApiError as exc:
+            raise self._classify(exc) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"connection: {type(exc).__name__}") from exc
+        data = response.data if isinstance(response.data, dict) else {}
+        return data.get("channel") or kwargs.get("channel"), data.get("ts") or data.get("message_ts")
+
+    async def _call_response_url(self, url: str, body: dict[str, Any]) -> tuple[None, None]:
+        webhook = AsyncWebhookClient(url, timeout=10, session=self._session, retry_handlers=[])
+        try:
+            response = await webhook.send_dict(body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"connection: {type(exc).__name__}") from exc
+        if response.status_code == 429:
+            raise _Retry("ratelimited", _retry_after(response.headers))
+        if response.status_code >= 500:
+            raise _Retry(f"http {response.status_code}")
+        if response.status_code >= 400:
+            # expired_url / used_url: Slack will never take this response again.
+            raise _Refused(f"response_url answered {response.status_code}: {response.body[:200]}")
+        return None, None
+
+    def _classify(self, exc: SlackApiError) -> Exception:
+        status = exc.response.status_code
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        error = str(data.get("error") or f"http_{status}")
+        if status == 429:
+            return _Retry("ratelimited", _retry_after(exc.response.headers))
+        if status >= 500 or error in TRANSIENT_ERRORS:
+            if error in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
+                log.error("outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error)
+            return _Retry(error)
+        detail = data.get("errors") or data.get("response_metadata", {}).get("messages") or ""
+        return _Refused(f"{error} {detail}".strip())
+
+    def _schedule_retry(self, row: _Row, exc: _Retry) -> None:
+        if exc.retry_after is not None:
+            # Rate limited: pause the channel, not the message; it is not a failed attempt.
+            self.metrics.outbox_rate_limited.inc()
+            self._ready_at[row.channel] = time.monotonic() + exc.retry_after
+            log.info("outbox: Slack asked to slow down on %s; waiting %.1f s", row.channel, exc.retry_after)
+            return
+        attempts = row.attempts + 1
+        delay = min(MAX_BACKOFF, self.backoff_base * 2 ** min(attempts - 1, 16)) * random.uniform(0.8, 1.2)
+        self.store.execute(
+            "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
+            (attempts, time.time() + delay, exc.reason, row.id),
+        )
+        self.metrics.outbox_retries.labels(exc.reason.split(":")[0]).inc()
+        log.warning(
+            "outbox: row %d (%s to %s) failed (%s), attempt %d; retrying in %.1f s",
+            row.id, row.method, row.channel, exc.reason, attempts, delay,
+        )
+
+    def _mark_failed(self, row: _Row, error: str) -> None:
+        self.store.execute(
+            "UPDATE outbox SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+            (error, row.id),
+        )
+        self.metrics.outbox_failed.labels(error.split()[0] if error else "unknown").inc()
+        log.error("outbox: Slack refused row %d (%s to %s): %s", row.id, row.method, row.channel, error)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0

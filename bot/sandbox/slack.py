@@ -1,0 +1,499 @@
+"""A stand-in for Slack on loopback: the Web API the app calls, and the person who types commands.
+
+Web API (`POST /api/<method>`): auth.test, chat.postMessage / update / postEphemeral, views.open /
+update / publish, conversations.open, users.info, users.profile.get — answering as Slack does
+(HTTP 200 with `ok`, 429 with `Retry-After`), checking the bot token and Block Kit limits
+(`invalid_blocks` with Slack's JSON pointers). Every call is recorded. Optional per-channel rate
+limit, and injected faults (5xx, 429, slow answers) for a given count or time.
+
+`response_url`s point back here (`POST /response/<id>`), so ephemeral answers are recorded too.
+
+The sandbox is also the Slack side of a conversation: `command()` and `interact()` send signed
+requests to the app, exactly as Slack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.sandbox.blockkit import MESSAGE_TEXT_MAX, check_blocks, check_view
+from bot.sandbox.signing import interaction_body, signature_headers, slash_command_body
+
+SANDBOX_BOT_TOKEN = "xoxb-sandbox-token"
+SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
+TEAM_ID = "T0SANDBOX"
+BOT_USER_ID = "U0SWITCHBOARD"
+RATE_LIMITED_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+
+
+@dataclass
+class ApiCall:
+    method: str
+    args: dict[str, Any]
+    at: float
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    status: int
+    remaining: int | None  # None: until `until`
+    until: float | None
+    retry_after: int | None = None
+    delay: float = 0.0
+    methods: frozenset[str] | None = None
+
+    def applies(self, method: str, now: float) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.until is not None and now > self.until:
+            return False
+        return self.remaining is None or self.remaining > 0
+
+
+class SlackSandbox:
+    """State of the fake Slack workspace; thread-safe, read it from tests while the server runs."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = SANDBOX_BOT_TOKEN,
+        signing_secret: str = SANDBOX_SIGNING_SECRET,
+        channel_interval: float | None = None,
+    ) -> None:
+        self.bot_token = bot_token
+        self.signing_secret = signing_secret
+        self.channel_interval = channel_interval  # None: no rate limit; else seconds between posts
+        self.base_url = ""  # set by the server that serves `app`
+        self._lock = threading.RLock()
+        self._ts = itertools.count(1)
+        self.calls: list[ApiCall] = []
+        self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.views: dict[str, dict[str, Any]] = {}
+        self.home: dict[str, dict[str, Any]] = {}
+        self.accepted_at: dict[str, list[float]] = defaultdict(list)  # channel -> times of accepted posts
+        self.rate_limited = 0
+        self.faults: list[Fault] = []
+        self.users: dict[str, dict[str, Any]] = {
+            "U0REP": _user("U0REP", "Riley Rep", "+61 412 345 678"),
+            "U0ADMIN": _user("U0ADMIN", "Avery Admin", "+61 400 000 001"),
+            "U0ONCALL": _user("U0ONCALL", "Casey On-call", ""),
+        }
+
+    # -- control ---------------------------------------------------------------------------
+
+    def inject(
+        self,
+        status: int,
+        *,
+        count: int | None = None,
+        seconds: float | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        methods: set[str] | None = None,
+    ) -> None:
+        """Answer the next `count` calls (or all calls for `seconds`) with `status`."""
+        if count is None and seconds is None:
+            count = 1
+        with self._lock:
+            self.faults.append(
+                Fault(
+                    status=status,
+                    remaining=count,
+                    until=None if seconds is None else time.time() + seconds,
+                    retry_after=retry_after,
+                    delay=delay,
+                    methods=frozenset(methods) if methods else None,
+                )
+            )
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200 and c.response.get("ok")]
+
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self.messages.get(channel, [])]
+
+    def all_messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m, channel=ch) for ch, msgs in self.messages.items() for m in msgs]
+
+    def peak_posts_per_second(self, channel: str | None = None) -> int:
+        """The most posts accepted for one channel within any 1-second window."""
+        with self._lock:
+            series = [self.accepted_at[channel]] if channel else list(self.accepted_at.values())
+        peak = 0
+        for times in series:
+            start = 0
+            for end, t in enumerate(times):
+                while t - times[start] >= 1.0:
+                    start += 1
+                peak = max(peak, end - start + 1)
+        return peak
+
+    def new_response_url(self) -> str:
+        return f"{self.base_url}/response/{uuid.uuid4().hex}"
+
+    # -- the Slack side of a conversation ------------------------------------------------------
+
+    def command(
+        self,
+        app_url: str,
+        command: str,
+        text: str = "",
+        *,
+        user_id: str = "U0REP",
+        channel_id: str = "C0SALES",
+        client: httpx.Client | None = None,
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> tuple[httpx.Response, str]:
+        """Send a signed slash command to the app; return its HTTP answer and the response_url used."""
+        response_url = self.new_response_url()
+        body = slash_command_body(
+            command,
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            trigger_id=f"{next(self._ts)}.{TEAM_ID}.{uuid.uuid4().hex[:8]}",
+            team_id=TEAM_ID,
+        )
+        return self._send(app_url, body, client, timestamp, secret), response_url
+
+    def interact(
+        self, app_url: str, payload: dict[str, Any], *, client: httpx.Client | None = None
+    ) -> httpx.Response:
+        """Send a signed interactivity payload (button click, modal submission) to the app."""
+        return self._send(app_url, interaction_body(payload), client, None, None)
+
+    def _send(
+        self,
+        app_url: str,
+        body: str,
+        client: httpx.Client | None,
+        timestamp: int | None,
+        secret: str | None,
+    ) -> httpx.Response:
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **signature_headers(secret or self.signing_secret, body, timestamp),
+        }
+        url = f"{app_url}/slack/events"
+        if client is not None:
+            return client.post(url, content=body, headers=headers)
+        with httpx.Client(timeout=10) as fresh:
+            return fresh.post(url, content=body, headers=headers)
+
+    # -- the Web API ---------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _fault_for(self, method: str) -> Fault | None:
+        now = time.time()
+        with self._lock:
+            self.faults = [f for f in self.faults if f.until is None or f.until >= now]
+            for fault in self.faults:
+                if fault.applies(method, now):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    return fault
+        return None
+
+    def _rate_limit(self, method: str, channel: str) -> int | None:
+        """Seconds to wait if this post would break the per-channel limit, else None (and count it)."""
+        if method not in RATE_LIMITED_METHODS:
+            return None
+        now = time.time()
+        with self._lock:
+            history = self.accepted_at[channel]
+            if self.channel_interval and history and now - history[-1] < self.channel_interval:
+                self.rate_limited += 1
+                return max(1, math.ceil(self.channel_interval - (now - history[-1])))
+            history.append(now)
+        return None
+
+    def handle(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        result: dict[str, Any] = handler(args)
+        return result
+
+    def _api_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://sandbox.slack.com/",
+            "team": "Switchboard Sandbox",
+            "user": "switchboard",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": "B0SWITCHBOARD",
+            "is_enterprise_install": False,
+        }
+
+    def _message_errors(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            try:
+                blocks = json.loads(blocks)
+            except ValueError:
+                return {"ok": False, "error": "invalid_blocks_format"}
+            args["blocks"] = blocks
+        if not args.get("text") and not blocks:
+            return {"ok": False, "error": "no_text"}
+        if len(args.get("text") or "") > MESSAGE_TEXT_MAX:
+            return {"ok": False, "error": "msg_too_long"}
+        if blocks is not None:
+            errors = check_blocks(blocks)
+            if errors:
+                return {"ok": False, "error": "invalid_blocks", "errors": errors,
+                        "response_metadata": {"messages": errors}}
+        return None
+
+    @staticmethod
+    def _channel_id(channel: str) -> str:
+        # Posting to a user id posts into the bot's DM with that user.
+        return "D" + channel[1:] if channel[:1] in ("U", "W") else channel
+
+    def _api_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        problem = self._message_errors(args)
+        if problem:
+            return problem
+        channel = self._channel_id(args["channel"])
+        ts = self._next_ts()
+        message = {
+            "ts": ts,
+            "user": BOT_USER_ID,
+            "text": args.get("text", ""),
+            "blocks": args.get("blocks") or [],
+            "thread_ts": args.get("thread_ts"),
+            "edits": 0,
+        }
+        with self._lock:
+            if message["thread_ts"] and not any(m["ts"] == message["thread_ts"] for m in self.messages[channel]):
+                return {"ok": False, "error": "thread_not_found"}
+            self.messages[channel].append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _api_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        problem = self._message_errors(args)
+        if problem:
+            return problem
+        channel = args["channel"]
+        with self._lock:
+            for message in self.messages.get(channel, []):
+                if message["ts"] == args.get("ts"):
+                    message["text"] = args.get("text", message["text"])
+                    if "blocks" in args:
+                        message["blocks"] = args["blocks"]
+                    message["edits"] += 1
+                    return {"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _api_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        problem = self._message_errors(args)
+        if problem:
+            return problem
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        with self._lock:
+            self.ephemerals.append(dict(args))
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _open_view(self, view: Any, view_id: str | None = None) -> dict[str, Any]:
+        if isinstance(view, str):
+            view = json.loads(view)
+        errors = check_view(view)
+        if errors:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}
+        view_id = view_id or f"V{next(self._ts):08d}"
+        stored = dict(view, id=view_id, hash=uuid.uuid4().hex[:12])
+        with self._lock:
+            self.views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _api_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        return self._open_view(args.get("view"))
+
+    def _api_views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._api_views_open(args)
+
+    def _api_views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id = args.get("view_id")
+        if not view_id and args.get("external_id"):
+            view_id = next(
+                (k for k, v in self.views.items() if v.get("external_id") == args["external_id"]), None
+            )
+        if not view_id or view_id not in self.views:
+            return {"ok": False, "error": "not_found"}
+        return self._open_view(args.get("view"), view_id)
+
+    def _api_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user_id")
+        if not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        result = self._open_view(args.get("view"))
+        if result["ok"]:
+            with self._lock:
+                self.home[user_id] = result["view"]
+        return result
+
+    def _api_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users") or "").split(",")
+        if not users or not users[0]:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        return {"ok": True, "channel": {"id": self._channel_id(users[0])}}
+
+    def _api_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": user}
+
+    def _api_users_profile_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "profile": user["profile"]}
+
+    # -- the ASGI app --------------------------------------------------------------------------
+
+    def asgi(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/{method}", self._api_endpoint, methods=["POST", "GET"]),
+                Route("/response/{key}", self._response_endpoint, methods=["POST"]),
+                Route("/_sandbox/state", self._state_endpoint, methods=["GET"]),
+            ]
+        )
+
+    async def _api_endpoint(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        args = await _request_args(request)
+        token = args.pop("token", None)
+        auth = request.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        fault = self._fault_for(method)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            self._record(method, args, fault.status, {"ok": False, "error": f"injected_{fault.status}"})
+            if fault.status == 429:
+                return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429,
+                                    headers={"Retry-After": str(fault.retry_after or 1)})
+            if fault.status >= 500:
+                return PlainTextResponse("upstream connect error", status_code=fault.status)
+        if token != self.bot_token:
+            result: dict[str, Any] = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+            self._record(method, args, 200, result)
+            return JSONResponse(result)
+        channel = str(args.get("channel") or "")
+        wait = self._rate_limit(method, self._channel_id(channel)) if channel else None
+        if wait is not None:
+            self._record(method, args, 429, {"ok": False, "error": "ratelimited"})
+            return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429,
+                                headers={"Retry-After": str(wait)})
+        result = self.handle(method, args)
+        if not result.get("ok") and method in RATE_LIMITED_METHODS and channel:
+            with self._lock:  # a refused post does not use up the channel's allowance
+                history = self.accepted_at[self._channel_id(channel)]
+                if history:
+                    history.pop()
+        self._record(method, args, 200, result)
+        return JSONResponse(result)
+
+    def _record(self, method: str, args: dict[str, Any], status: int, result: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls.append(ApiCall(method, args, time.time(), status, result))
+
+    async def _response_endpoint(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return PlainTextResponse("invalid_payload", status_code=400)
+        with self._lock:
+            if len(self.responses[key]) >= 5:  # Slack takes five responses per response_url
+                return PlainTextResponse("used_url", status_code=404)
+        if body.get("blocks") is not None:
+            errors = check_blocks(body["blocks"])
+            if errors:
+                return PlainTextResponse("invalid_blocks", status_code=400)
+        with self._lock:
+            self.responses[key].append(body)
+        return PlainTextResponse("ok")
+
+    def responses_to(self, response_url: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.responses.get(response_url.rsplit("/", 1)[-1], []))
+
+    async def _state_endpoint(self, request: Request) -> Response:
+        with self._lock:
+            return JSONResponse(
+                {
+                    "calls": len(self.calls),
+                    "messages": {ch: len(msgs) for ch, msgs in self.messages.items()},
+                    "rate_limited": self.rate_limited,
+                }
+            )
+
+
+async def _request_args(request: Request) -> dict[str, Any]:
+    """Slack methods take JSON bodies, form bodies or query strings; merge what was sent."""
+    args: dict[str, Any] = dict(request.query_params)
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "")
+    if raw:
+        if "json" in content_type:
+            try:
+                body = json.loads(raw)
+                if isinstance(body, dict):
+                    args.update(body)
+            except ValueError:
+                pass
+        else:
+            args.update(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
+    return args
+
+
+def _user(user_id: str, name: str, phone: str) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "team_id": TEAM_ID,
+        "name": name.split()[0].lower(),
+        "real_name": name,
+        "tz": "Australia/Sydney",
+        "is_bot": False,
+        "profile": {"real_name": name, "display_name": name.split()[0], "phone": phone, "email": ""},
+    }

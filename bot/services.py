@@ -1,0 +1,124 @@
+"""What a running Switchboard holds: settings, store, Slack clients, outbox, background tasks.
+
+Built by `Services.create(settings)` (no network), started and stopped by the web app's lifespan.
+Command families receive it in `register(app, services)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import UserError, correlation_id, unexpected_failure_text
+from bot.metrics import Metrics
+from bot.outbox import Outbox
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+OnFailure = Callable[[str], None]
+
+
+class BackgroundTasks:
+    """Work that runs after an ack. Holds a reference to every task (asyncio keeps only weak ones)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str, tell_user: OnFailure | None = None
+    ) -> asyncio.Task[Any]:
+        """Run `coro` in the background; a failure is logged and, if given, told to the user."""
+        task = asyncio.create_task(self._guard(coro, name, tell_user), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _guard(coro: Awaitable[Any], name: str, tell_user: OnFailure | None) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except UserError as exc:
+            if tell_user is not None:
+                tell_user(str(exc))
+        except Exception:
+            ref = correlation_id()
+            log.exception("background task %s failed [ref %s]", name, ref)
+            if tell_user is not None:
+                tell_user(unexpected_failure_text(ref))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self, timeout: float = 10.0) -> None:
+        """Wait for the tasks running now (tests and shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    slack: AsyncWebClient  # for calls that cannot wait in the outbox: views.open, users.info
+    outbox: Outbox
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    _session: aiohttp.ClientSession | None = None
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: Settings, *, channel_interval: float = 1.05) -> Services:
+        """Open the store and build the clients; nothing is sent until `start()`."""
+        store = Store(settings.db_path)
+        metrics = Metrics()
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        slack = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+        # The outbox owns retries and rate limits, so its client retries nothing by itself.
+        sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+        outbox = Outbox(store, sender, metrics, channel_interval=channel_interval)
+        return cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.settings.admins
+
+    def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register something to close when the app stops (a provider client, a scheduler)."""
+        self._closers.append(closer)
+
+    async def start(self) -> None:
+        # One aiohttp session for every Slack call: slack-sdk opens a new one per call otherwise.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=15)
+        )
+        self.slack.session = self._session
+        self.outbox.client.session = self._session
+        await self.outbox.start(self._session)
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        await self.tasks.cancel_all()
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing %r failed", closer)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self.store.close()

@@ -1,0 +1,179 @@
+"""Settings, read from the environment and `.env`, with the names of the DESIGN contract.
+
+`load_settings()` is the only entry point: it turns pydantic's validation report into one
+`SettingsError` line per problem that names the environment variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+AVANSER_DEFAULT_URL = "https://tapi-sandbox.avanser.com/v1/"  # HOST of seed 001
+EXOTEL_DEFAULT_URL = "https://leadassist.exotel.in/v1/"  # the base of every URL in seed 002
+SLACK_DEFAULT_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """A setting is missing or has a value Switchboard cannot use."""
+
+
+def _env(name: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    """Every setting Switchboard reads; the attribute names are internal, the aliases are the contract."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+    )
+
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default=SLACK_DEFAULT_URL, validation_alias=AliasChoices("SLACK_API_URL"))
+
+    avanser_api_url: str = Field(
+        default=AVANSER_DEFAULT_URL, validation_alias=AliasChoices("AVANSER_API_URL")
+    )
+    avanser_username: str | None = _env("AVANSER_USERNAME")
+    avanser_password: SecretStr | None = _env("AVANSER_PASSWORD")
+
+    exotel_api_url: str = Field(default=EXOTEL_DEFAULT_URL, validation_alias=AliasChoices("EXOTEL_API_URL"))
+    exotel_account_sid: str | None = _env("EXOTEL_ACCOUNT_SID")
+    exotel_api_key: str | None = _env("EXOTEL_API_KEY")
+    exotel_api_token: SecretStr | None = _env("EXOTEL_API_TOKEN")
+
+    dtl_api_url: str | None = _env("DTL_API_URL")
+    dtl_username: str | None = _env("DTL_USERNAME")
+    dtl_password: SecretStr | None = _env("DTL_PASSWORD")
+
+    db_path: Path = Field(default=Path("./switchboard.db"), validation_alias=AliasChoices("SWITCHBOARD_DB"))
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("SWITCHBOARD_HOST"))
+    port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("SWITCHBOARD_PORT"))
+    public_url: str | None = _env("SWITCHBOARD_PUBLIC_URL")
+    webhook_token: SecretStr | None = _env("SWITCHBOARD_WEBHOOK_TOKEN")
+    admins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_ADMINS")
+    )
+    approvals_channel: str | None = _env("SWITCHBOARD_APPROVALS_CHANNEL")
+    alerts_channel: str | None = _env("SWITCHBOARD_ALERTS_CHANNEL")
+    country: str = Field(default="AU", validation_alias=AliasChoices("SWITCHBOARD_COUNTRY"))
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("SWITCHBOARD_LOG_LEVEL"))
+
+    @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value == "" else value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+        return value
+
+    @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str | None) -> str | None:
+        # Clients join paths onto these bases; a missing slash would drop the last segment.
+        if value and not value.endswith("/"):
+            return value + "/"
+        return value
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admin_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        for user_id in value:
+            if not (user_id[:1] in ("U", "W") and user_id[1:].isalnum()):
+                raise ValueError(f"must be Slack user ids like U012AB3CD, separated by commas (got {user_id!r})")
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"must be a two-letter country code such as AU or IN (got {value!r})")
+        return code
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR (got {value!r})")
+        return level
+
+    # -- what is configured ---------------------------------------------------------------
+
+    @property
+    def avanser_configured(self) -> bool:
+        return bool(self.avanser_username and self.avanser_password)
+
+    @property
+    def exotel_configured(self) -> bool:
+        return bool(self.exotel_account_sid and self.exotel_api_key and self.exotel_api_token)
+
+    @property
+    def dtl_configured(self) -> bool:
+        return bool(self.dtl_api_url and self.dtl_username and self.dtl_password)
+
+    def require_slack(self) -> None:
+        """Raise SettingsError unless the settings needed to talk to Slack are present."""
+        missing = [
+            name
+            for name, value in (
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            )
+            if value is None or not value.get_secret_value()
+        ]
+        if missing:
+            raise SettingsError(
+                f"{', '.join(missing)}: not set. Copy them from your Slack app's 'Basic Information' "
+                "and 'OAuth & Permissions' pages into the environment or .env."
+            )
+
+
+def _alias_of(field_name: str) -> str:
+    field = Settings.model_fields[field_name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_name.upper()
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable."""
+    lines = []
+    for problem in error.errors():
+        location = problem.get("loc", ())
+        name = str(location[0]) if location else "settings"
+        if name in Settings.model_fields:
+            name = _alias_of(name)
+        message = problem.get("msg", "invalid value")
+        message = message.removeprefix("Value error, ")
+        given = problem.get("input")
+        if problem.get("type", "").startswith(("int_", "greater_than", "less_than")):
+            message = f"{message} (got {given!r})"
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Read settings from the environment and `env_file`; keyword overrides use the contract names."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

@@ -1,0 +1,66 @@
+"""The Bolt app factory: one AsyncApp, each command family registering its own listeners.
+
+process_before_response=True: Bolt's default async mode polls for the ack every 10 ms
+(`asyncio_runner.py`), which costs ~10 ms per request; with this flag the HTTP answer is the ack
+itself, so listeners ack at once and hand slow work to `services.tasks`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import BoltResponse
+from slack_bolt.async_app import AsyncApp
+
+import commands
+from bot.errors import UserError, correlation_id, unexpected_failure_text
+from bot.services import Services
+from commands import home
+
+log = logging.getLogger(__name__)
+
+
+def build_bolt_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    app = AsyncApp(
+        name="switchboard",
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        ),
+        client=services.slack,
+        process_before_response=True,
+        logger=logging.getLogger("switchboard.bolt"),
+    )
+    for module in commands.MODULES:
+        module.register(app, services)
+    home.register(app, services)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:
+        """One place for failures: a refusal is shown as it is; anything else gets a reference."""
+        if isinstance(error, UserError):
+            text = str(error)
+        else:
+            ref = correlation_id()
+            log.error(
+                "listener failed [ref %s] for %s from user %s",
+                ref,
+                body.get("command") or body.get("type"),
+                body.get("user_id") or (body.get("user") or {}).get("id"),
+                exc_info=error,
+            )
+            text = unexpected_failure_text(ref)
+        if body.get("command"):
+            # A slash command shows the HTTP answer to the user: make it the sentence.
+            return BoltResponse(
+                status=200, body={"response_type": "ephemeral", "text": text},
+                headers={"content-type": "application/json;charset=utf-8"},
+            )
+        if body.get("response_url") or body.get("response_urls"):
+            url = body.get("response_url") or body["response_urls"][0]["response_url"]
+            services.outbox.respond(url, {"response_type": "ephemeral", "text": text})
+        return BoltResponse(status=200, body="")
+
+    return app

@@ -1,0 +1,184 @@
+"""The SQLite store: one file, WAL, versioned migrations. SQLite is the truth; memory is a cache.
+
+A later issue adds its tables by appending a `Migration` to `MIGRATIONS`; a database made by an
+older version is brought forward at open, one recorded step at a time, never rebuilt.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _spine_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,           -- e.g. avanser.call, exotel.deallocation
+            dedup_key TEXT NOT NULL UNIQUE, -- source + the provider's own id for the event
+            payload TEXT NOT NULL,          -- JSON, exactly as received (unknown fields kept)
+            received_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'new',  -- new | done | unrouted | failed
+            processed_at REAL,
+            error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX inbox_status ON inbox (status, id)")
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            dedup_key TEXT UNIQUE,          -- enqueueing the same key twice posts once
+            method TEXT NOT NULL,           -- chat.postMessage | chat.update | chat.postEphemeral | response_url
+            channel TEXT NOT NULL,          -- Slack channel id, or the response_url for method=response_url
+            payload TEXT NOT NULL,          -- JSON arguments for the Web API method
+            update_of INTEGER REFERENCES outbox(id),  -- chat.update: the row whose message is edited
+            thread_of INTEGER REFERENCES outbox(id),  -- reply in the thread of that row's message
+            status TEXT NOT NULL DEFAULT 'pending',   -- pending | sent | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            ts TEXT,                        -- Slack's ts of the posted message
+            posted_channel TEXT,            -- the channel id Slack answered (a DM's D… for a user id)
+            error TEXT,
+            created_at REAL NOT NULL,
+            sent_at REAL
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (status, channel, id)")
+    db.execute(
+        """
+        CREATE TABLE routes (
+            number TEXT PRIMARY KEY,        -- E.164
+            channel TEXT NOT NULL,
+            thread_ts TEXT,
+            name TEXT,
+            options TEXT NOT NULL DEFAULT '{}',  -- JSON: report level, privacy, ...
+            updated_by TEXT,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,            -- Slack user id, or 'system' / a provider name
+            action TEXT NOT NULL,
+            subject TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            provider_ref TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX audit_at ON audit (at)")
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
+]
+
+
+class Store:
+    """The one SQLite database of a Switchboard process."""
+
+    def __init__(self, path: Path | str, migrations: list[Migration] | None = None) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Every caller runs on the event loop's thread; check_same_thread=False lets a test
+        # or the demo build the store on one thread and serve it on another.
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.migrate(MIGRATIONS if migrations is None else migrations)
+
+    def migrate(self, migrations: list[Migration]) -> list[int]:
+        """Apply the migrations not yet recorded, each in its own transaction; return their versions."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)"
+        )
+        done = {row[0] for row in self.conn.execute("SELECT version FROM _migrations")}
+        applied = []
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            with self.transaction():
+                migration.apply(self.db)
+                self.conn.execute(
+                    "INSERT INTO _migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+            applied.append(migration.version)
+        return applied
+
+    def schema_version(self) -> int:
+        row = self.conn.execute("SELECT MAX(version) FROM _migrations").fetchone()
+        return int(row[0] or 0)
+
+    def transaction(self) -> _Transaction:
+        """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
+        return _Transaction(self.conn)
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def writable(self) -> bool:
+        """True when a write transaction can be taken now (for /healthz)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: str = "{}",
+        provider_ref: str | None = None,
+    ) -> int:
+        """Append one line to the audit table."""
+        cursor = self.conn.execute(
+            "INSERT INTO audit (at, actor, action, subject, detail, provider_ref) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, action, subject, detail, provider_ref),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
