@@ -1,15 +1,16 @@
 """`switchboard` — the command line of the DESIGN contract.
 
-    switchboard serve     run the app (HTTP; also Socket Mode when SLACK_APP_TOKEN is set)
-    switchboard demo      play the story against loopback stand-ins, no credentials needed
-    switchboard check     validate settings, say which providers are configured, reach Slack
-    switchboard sandbox   run the stand-ins on their own and print their URLs
+switchboard serve     run the app (HTTP; also Socket Mode when SLACK_APP_TOKEN is set)
+switchboard demo      play the story against loopback stand-ins, no credentials needed
+switchboard check     validate settings, say which providers are configured, reach Slack
+switchboard sandbox   run the stand-ins on their own and print their URLs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -21,8 +22,13 @@ log = logging.getLogger("switchboard")
 
 def _secrets(settings: Settings) -> list[str]:
     values = [
-        settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
-        settings.avanser_password, settings.exotel_api_token, settings.dtl_password, settings.webhook_token,
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.avanser_password,
+        settings.exotel_api_token,
+        settings.dtl_password,
+        settings.webhook_token,
     ]
     return [v.get_secret_value() for v in values if v is not None]
 
@@ -42,10 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port
     app = create_app(settings)
     log.info("Switchboard listening on http://%s:%d (database %s)", host, port, settings.db_path)
-    uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
-                       log_config=None)
-    ).run()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False, log_config=None
+        )
+    )
+    # uvicorn shuts down gracefully on Ctrl-C and then re-raises it; that is a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    log.info("Switchboard stopped")
     return 0
 
 
@@ -53,17 +64,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings()
     print("Settings are valid.")
     rows = [
-        ("Slack", bool(settings.slack_bot_token and settings.slack_signing_secret),
-         "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"),
+        (
+            "Slack",
+            bool(settings.slack_bot_token and settings.slack_signing_secret),
+            "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET",
+        ),
         ("Slack Socket Mode", settings.slack_app_token is not None, "SLACK_APP_TOKEN"),
         ("AVANSER (/numbers)", settings.avanser_configured, "AVANSER_USERNAME, AVANSER_PASSWORD"),
-        ("Exotel (/vn)", settings.exotel_configured,
-         "EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN"),
+        ("Exotel (/vn)", settings.exotel_configured, "EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN"),
         ("DataTechLabs (/call)", settings.dtl_configured, "DTL_API_URL, DTL_USERNAME, DTL_PASSWORD"),
         ("Webhooks (/hooks/*)", settings.webhook_token is not None, "SWITCHBOARD_WEBHOOK_TOKEN"),
     ]
     for name, ok, needs in rows:
-        print(f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})"))
+        print(
+            f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})")
+        )
     if not settings.public_url:
         print("  note: SWITCHBOARD_PUBLIC_URL is not set; providers cannot be given callback URLs.")
     status = 0
@@ -77,8 +92,9 @@ async def _check_slack(settings: Settings) -> int:
     from slack_sdk.web.async_client import AsyncWebClient
 
     assert settings.slack_bot_token is not None
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
-                            timeout=10)
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+    )
     try:
         answer = await client.auth_test()
     except SlackApiError as exc:
@@ -132,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     sandbox = sub.add_parser("sandbox", help="run the stand-ins for Slack and the providers")
     sandbox.add_argument("--slack-port", type=int, default=0)
-    sandbox.add_argument("--slack-rate-limit", type=float, default=None, metavar="SECONDS",
-                         help="seconds between posts to one channel before answering 429")
+    sandbox.add_argument(
+        "--slack-rate-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between posts to one channel before answering 429",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
     return parser
 

@@ -23,8 +23,10 @@ def chapter_help(stack: Stack) -> None:
     _say("\n## A rep asks Switchboard what it can do\n")
     for command in ("/numbers", "/vn", "/call"):
         answer, _ = stack.slack.command(stack.url, command, "help", user_id="U0REP")
-        _say(f"Riley types `{command} help` — Slack shows (only to Riley), answered in "
-             f"{answer.elapsed.total_seconds() * 1000:.1f} ms:")
+        _say(
+            f"Riley types `{command} help` — Slack shows (only to Riley), answered in "
+            f"{answer.elapsed.total_seconds() * 1000:.1f} ms:"
+        )
         _say(boxed(f"{command} help", render_message(answer.json(), width=76)))
     answer, _ = stack.slack.command(stack.url, "/numbers", "serch mobile", user_id="U0REP")
     _say("\nA typo (`/numbers serch mobile`) is answered with the help, not silence:")
@@ -34,20 +36,39 @@ def chapter_help(stack: Stack) -> None:
 def chapter_webhooks(stack: Stack) -> None:
     _say("\n## AVANSER reports a call to Switchboard\n")
     params = {
-        "clientid": "6999", "callid": "324213111", "uniqueid": "ECS1-1923211.11", "bnum": "+61-0290081596",
-        "adname": "Tracking Service 1", "target": "+61-0401020304", "targetname": "Sydney Office",
-        "ani": "+61-0410203045", "tzdate": "2019-11-14T12:11:21+10:00", "duration": "30",
-        "callstatus": "avanser_missed_call", "callcode": "1", "clocation": "Sydney", "cstate": "MOB",
+        "clientid": "6999",
+        "callid": "324213111",
+        "uniqueid": "ECS1-1923211.11",
+        "bnum": "+61-0290081596",
+        "adname": "Tracking Service 1",
+        "target": "+61-0401020304",
+        "targetname": "Sydney Office",
+        "ani": "+61-0410203045",
+        "tzdate": "2019-11-14T12:11:21+10:00",
+        "duration": "30",
+        "callstatus": "avanser_missed_call",
+        "callcode": "1",
+        "clocation": "Sydney",
+        "cstate": "MOB",
         "ccountry": "AU",
     }
     with httpx.Client(timeout=10) as client:
         refused = client.get(stack.hook_url("/hooks/avanser/call"), params=params)
         _say(f"Without the webhook token:  HTTP {refused.status_code} — nothing stored.")
-        first = client.get(stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token})
-        _say(f"With the token:             HTTP {first.status_code} — stored as inbox event {first.json()['id']}.")
-        again = client.get(stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token})
-        _say(f"The same call sent again:   HTTP {again.status_code} — duplicate={again.json()['duplicate']}, "
-             "stored once.")
+        first = client.get(
+            stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token}
+        )
+        _say(
+            f"With the token:             HTTP {first.status_code} — "
+            f"stored as inbox event {first.json()['id']}."
+        )
+        again = client.get(
+            stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token}
+        )
+        _say(
+            f"The same call sent again:   HTTP {again.status_code} — duplicate={again.json()['duplicate']}, "
+            "stored once."
+        )
 
 
 CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks]

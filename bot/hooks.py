@@ -72,12 +72,16 @@ HOOKS: tuple[Hook, ...] = (
     Hook("/hooks/avanser/request", "POST", "avanser.request", _avanser_request_key),
     Hook("/hooks/avanser/call", "GET", "avanser.call", lambda p: _first(p, "uniqueid", "callid")),
     Hook(
-        "/hooks/avanser/sms", "GET", "avanser.sms",
+        "/hooks/avanser/sms",
+        "GET",
+        "avanser.sms",
         lambda p: _digest(p, "clientId", "to", "from", "date", "txt"),
     ),
     Hook("/hooks/exotel/call", "POST", "exotel.call", lambda p: _first(p, "call_sid")),
     Hook(
-        "/hooks/exotel/deallocation", "POST", "exotel.deallocation",
+        "/hooks/exotel/deallocation",
+        "POST",
+        "exotel.deallocation",
         lambda p: f"{_first(p, 'greenvn_id')}:{_first(p, 'connection_id')}",
     ),
     Hook("/hooks/exotel/verification", "POST", "exotel.verification", _exotel_verification_key),
@@ -145,22 +149,31 @@ def hook_routes(services: Services) -> list[Route]:
                 if services.settings.webhook_token is None and not warned:
                     warned.append(True)
                     log.warning("webhooks are refused: SWITCHBOARD_WEBHOOK_TOKEN is not set")
-                log.warning("webhook %s refused: missing or wrong token (from %s)", hook.path,
-                            request.client.host if request.client else "?")
+                log.warning(
+                    "webhook %s refused: missing or wrong token (from %s)",
+                    hook.path,
+                    request.client.host if request.client else "?",
+                )
                 metrics.labels(hook.source, "unauthorized").inc()
-                return JSONResponse({"ok": False, "error": "unauthorized"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Basic realm="switchboard"'})
+                return JSONResponse(
+                    {"ok": False, "error": "unauthorized"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Basic realm="switchboard"'},
+                )
             try:
                 payload = await _payload(hook, request)
                 key = hook.key(payload)
             except MalformedEvent as exc:
                 log.warning("webhook %s rejected: %s", hook.path, exc)
                 metrics.labels(hook.source, "malformed").inc()
-                return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"},
-                                    status_code=400)
+                return JSONResponse(
+                    {"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400
+                )
             row_id, new = store_event(services, hook.source, key, payload)
             metrics.labels(hook.source, "stored" if new else "duplicate").inc()
-            (services.metrics.inbox_events if new else services.metrics.inbox_duplicates).labels(hook.source).inc()
+            (services.metrics.inbox_events if new else services.metrics.inbox_duplicates).labels(
+                hook.source
+            ).inc()
             return JSONResponse({"ok": True, "id": row_id, "duplicate": not new})
 
         return receive

@@ -10,39 +10,51 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.slack_requests = Counter(
-            "switchboard_slack_requests", "Requests received on /slack/events, by HTTP status", ["status"],
+            "switchboard_slack_requests",
+            "Requests received on /slack/events, by HTTP status",
+            ["status"],
             registry=r,
         )
         self.hook_requests = Counter(
-            "switchboard_hook_requests", "Telco webhooks received, by route and outcome", ["route", "outcome"],
+            "switchboard_hook_requests",
+            "Telco webhooks received, by route and outcome",
+            ["route", "outcome"],
             registry=r,
         )
         self.inbox_events = Counter(
-            "switchboard_inbox_events", "Webhook events stored in the inbox (duplicates not counted)", ["source"],
+            "switchboard_inbox_events",
+            "Webhook events stored in the inbox (duplicates not counted)",
+            ["source"],
             registry=r,
         )
         self.inbox_duplicates = Counter(
-            "switchboard_inbox_duplicates", "Webhook events answered 2xx but already stored", ["source"],
+            "switchboard_inbox_duplicates",
+            "Webhook events answered 2xx but already stored",
+            ["source"],
             registry=r,
         )
         self.outbox_sent = Counter(
-            "switchboard_outbox_sent", "Slack messages delivered by the outbox, by method", ["method"],
+            "switchboard_outbox_sent",
+            "Slack messages delivered by the outbox, by method",
+            ["method"],
             registry=r,
         )
         self.outbox_failed = Counter(
-            "switchboard_outbox_failed", "Outbox rows given up on (Slack refused them for good)", ["error"],
+            "switchboard_outbox_failed",
+            "Outbox rows given up on (Slack refused them for good)",
+            ["error"],
             registry=r,
         )
         self.outbox_retries = Counter(
-            "switchboard_outbox_retries", "Transient Slack failures that were retried, by reason", ["reason"],
+            "switchboard_outbox_retries",
+            "Transient Slack failures that were retried, by reason",
+            ["reason"],
             registry=r,
         )
         self.outbox_rate_limited = Counter(
             "switchboard_outbox_rate_limited", "429 answers from Slack honoured with Retry-After", registry=r
         )
-        self.outbox_pending = Gauge(
-            "switchboard_outbox_pending", "Outbox rows not yet delivered", registry=r
-        )
+        self.outbox_pending = Gauge("switchboard_outbox_pending", "Outbox rows not yet delivered", registry=r)
         self.inbox_unrouted = Gauge(
             "switchboard_inbox_unrouted", "Events kept because no channel could be found for them", registry=r
         )

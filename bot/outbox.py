@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -131,7 +132,8 @@ class Outbox:
         if method not in METHODS:
             raise ValueError(f"unknown outbox method {method!r}")
         cursor = self.store.execute(
-            "INSERT OR IGNORE INTO outbox (dedup_key, method, channel, payload, update_of, thread_of, created_at)"
+            "INSERT OR IGNORE INTO outbox"
+            " (dedup_key, method, channel, payload, update_of, thread_of, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (dedup_key, method, channel, json.dumps(payload), update_of, thread_of, time.time()),
         )
@@ -261,10 +263,7 @@ class Outbox:
             "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at"
             " FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY channel)"
         ).fetchall()
-        return [
-            _Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8])
-            for r in rows
-        ]
+        return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     def _dispatch_ready(self) -> float:
         """Start a delivery for every channel that may post now; return seconds until the next one may."""
@@ -284,10 +283,10 @@ class Outbox:
                 continue
             task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
             self._in_flight[row.channel] = task
-            task.add_done_callback(lambda _t, ch=row.channel: self._finished(ch))
+            task.add_done_callback(functools.partial(self._finished, row.channel))
         return max(next_in, 0.0)
 
-    def _finished(self, channel: str) -> None:
+    def _finished(self, channel: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(channel, None)
         if self._wake is not None:
             self._wake.set()
@@ -399,7 +398,9 @@ class Outbox:
             return _Retry("ratelimited", _retry_after(exc.response.headers))
         if status >= 500 or error in TRANSIENT_ERRORS:
             if error in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
-                log.error("outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error)
+                log.error(
+                    "outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error
+                )
             return _Retry(error)
         detail = data.get("errors") or data.get("response_metadata", {}).get("messages") or ""
         return _Refused(f"{error} {detail}".strip())
@@ -420,7 +421,12 @@ class Outbox:
         self.metrics.outbox_retries.labels(exc.reason.split(":")[0]).inc()
         log.warning(
             "outbox: row %d (%s to %s) failed (%s), attempt %d; retrying in %.1f s",
-            row.id, row.method, row.channel, exc.reason, attempts, delay,
+            row.id,
+            row.method,
+            row.channel,
+            exc.reason,
+            attempts,
+            delay,
         )
 
     def _mark_failed(self, row: _Row, error: str) -> None:

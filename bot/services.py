@@ -23,7 +23,7 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-OnFailure = Callable[[str], None]
+OnFailure = Callable[[str], object]
 
 
 class BackgroundTasks:

@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import phonenumbers
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 AVANSER_DEFAULT_URL = "https://tapi-sandbox.avanser.com/v1/"  # HOST of seed 001
 EXOTEL_DEFAULT_URL = "https://leadassist.exotel.in/v1/"  # the base of every URL in seed 002
@@ -96,7 +95,9 @@ class Settings(BaseSettings):
     def _admin_ids(cls, value: frozenset[str]) -> frozenset[str]:
         for user_id in value:
             if not (user_id[:1] in ("U", "W") and user_id[1:].isalnum()):
-                raise ValueError(f"must be Slack user ids like U012AB3CD, separated by commas (got {user_id!r})")
+                raise ValueError(
+                    f"must be Slack user ids like U012AB3CD, separated by commas (got {user_id!r})"
+                )
         return value
 
     @field_validator("country")

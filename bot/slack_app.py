@@ -55,7 +55,8 @@ def build_bolt_app(services: Services) -> AsyncApp:
         if body.get("command"):
             # A slash command shows the HTTP answer to the user: make it the sentence.
             return BoltResponse(
-                status=200, body={"response_type": "ephemeral", "text": text},
+                status=200,
+                body={"response_type": "ephemeral", "text": text},
                 headers={"content-type": "application/json;charset=utf-8"},
             )
         if body.get("response_url") or body.get("response_urls"):

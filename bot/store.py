@@ -45,7 +45,7 @@ def _spine_tables(db: sqlite_utils.Database) -> None:
         CREATE TABLE outbox (
             id INTEGER PRIMARY KEY,
             dedup_key TEXT UNIQUE,          -- enqueueing the same key twice posts once
-            method TEXT NOT NULL,           -- chat.postMessage | chat.update | chat.postEphemeral | response_url
+            method TEXT NOT NULL,           -- chat.postMessage, chat.update, chat.postEphemeral, response_url
             channel TEXT NOT NULL,          -- Slack channel id, or the response_url for method=response_url
             payload TEXT NOT NULL,          -- JSON arguments for the Web API method
             update_of INTEGER REFERENCES outbox(id),  -- chat.update: the row whose message is edited

@@ -198,4 +198,6 @@ class CommandFamily:
             if ack.response is None:
                 await request.reply(str(exc))
             else:
-                services.outbox.respond(request.response_url, {"response_type": "ephemeral", "text": str(exc)})
+                services.outbox.respond(
+                    request.response_url, {"response_type": "ephemeral", "text": str(exc)}
+                )

@@ -14,15 +14,45 @@ MESSAGE_TEXT_MAX = 40_000
 
 _TEXT_TYPES = {"plain_text", "mrkdwn"}
 _BLOCK_TYPES = {
-    "actions", "context", "divider", "file", "header", "image", "input", "rich_text", "section",
-    "video", "markdown", "table",
+    "actions",
+    "context",
+    "divider",
+    "file",
+    "header",
+    "image",
+    "input",
+    "rich_text",
+    "section",
+    "video",
+    "markdown",
+    "table",
 }
 _ELEMENT_TYPES = {
-    "button", "checkboxes", "datepicker", "datetimepicker", "email_text_input", "image",
-    "multi_static_select", "multi_external_select", "multi_users_select", "multi_conversations_select",
-    "multi_channels_select", "number_input", "overflow", "plain_text_input", "radio_buttons",
-    "rich_text_input", "static_select", "external_select", "users_select", "conversations_select",
-    "channels_select", "timepicker", "url_text_input", "file_input", "workflow_button",
+    "button",
+    "checkboxes",
+    "datepicker",
+    "datetimepicker",
+    "email_text_input",
+    "image",
+    "multi_static_select",
+    "multi_external_select",
+    "multi_users_select",
+    "multi_conversations_select",
+    "multi_channels_select",
+    "number_input",
+    "overflow",
+    "plain_text_input",
+    "radio_buttons",
+    "rich_text_input",
+    "static_select",
+    "external_select",
+    "users_select",
+    "conversations_select",
+    "channels_select",
+    "timepicker",
+    "url_text_input",
+    "file_input",
+    "workflow_button",
 }
 
 
@@ -201,6 +231,8 @@ def check_view(view: Any) -> list[str]:
     checker.max_len(view.get("callback_id"), 255, "/view/callback_id")
     checker.max_len(view.get("external_id"), 255, "/view/external_id")
     errors = checker.errors
-    errors += [e.replace("[json-pointer:/blocks", "[json-pointer:/view/blocks") for e in
-               check_blocks(view.get("blocks", []), surface="view")]
+    errors += [
+        e.replace("[json-pointer:/blocks", "[json-pointer:/view/blocks")
+        for e in check_blocks(view.get("blocks", []), surface="view")
+    ]
     return errors

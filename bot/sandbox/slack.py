@@ -274,8 +274,12 @@ class SlackSandbox:
         if blocks is not None:
             errors = check_blocks(blocks)
             if errors:
-                return {"ok": False, "error": "invalid_blocks", "errors": errors,
-                        "response_metadata": {"messages": errors}}
+                return {
+                    "ok": False,
+                    "error": "invalid_blocks",
+                    "errors": errors,
+                    "response_metadata": {"messages": errors},
+                }
         return None
 
     @staticmethod
@@ -298,7 +302,9 @@ class SlackSandbox:
             "edits": 0,
         }
         with self._lock:
-            if message["thread_ts"] and not any(m["ts"] == message["thread_ts"] for m in self.messages[channel]):
+            if message["thread_ts"] and not any(
+                m["ts"] == message["thread_ts"] for m in self.messages[channel]
+            ):
                 return {"ok": False, "error": "thread_not_found"}
             self.messages[channel].append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -410,8 +416,11 @@ class SlackSandbox:
                 await asyncio.sleep(fault.delay)
             self._record(method, args, fault.status, {"ok": False, "error": f"injected_{fault.status}"})
             if fault.status == 429:
-                return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429,
-                                    headers={"Retry-After": str(fault.retry_after or 1)})
+                return JSONResponse(
+                    {"ok": False, "error": "ratelimited"},
+                    status_code=429,
+                    headers={"Retry-After": str(fault.retry_after or 1)},
+                )
             if fault.status >= 500:
                 return PlainTextResponse("upstream connect error", status_code=fault.status)
         if token != self.bot_token:
@@ -422,8 +431,9 @@ class SlackSandbox:
         wait = self._rate_limit(method, self._channel_id(channel)) if channel else None
         if wait is not None:
             self._record(method, args, 429, {"ok": False, "error": "ratelimited"})
-            return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429,
-                                headers={"Retry-After": str(wait)})
+            return JSONResponse(
+                {"ok": False, "error": "ratelimited"}, status_code=429, headers={"Retry-After": str(wait)}
+            )
         result = self.handle(method, args)
         if not result.get("ok") and method in RATE_LIMITED_METHODS and channel:
             with self._lock:  # a refused post does not use up the channel's allowance

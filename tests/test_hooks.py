@@ -1,0 +1,238 @@
+"""/hooks/*: token authentication, commit before 2xx, dedup on the provider's own id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.sandbox.stack import Stack
+
+# Payloads as the seeds show them.
+AVANSER_CALL = {  # seed 001, Call-URI functionality
+    "clientid": "6999",
+    "callid": "324213111",
+    "uniqueid": "ECS1-1923211.11",
+    "bnum": "+61-0290081596",
+    "adname": "Tracking Service 1",
+    "target": "+61-0401020304",
+    "targetname": "Sydney Office",
+    "ani": "+61-0410203045",
+    "tzdate": "2019-11-14T12:11:21+10:00",
+    "duration": "30",
+    "callstatus": "avanser_missed_call",
+    "callcode": "1",
+    "clocation": "Sydney",
+    "cstate": "MOB",
+    "ccountry": "AU",
+}
+AVANSER_SMS = {  # seed 001, SMS-Forward functionality
+    "clientId": "6999",
+    "to": "+61-0401020304",
+    "from": "+61-0401020305",
+    "txt": "this is a test message",
+    "date": "2016-04-12 10:10:10",
+}
+AVANSER_REQUEST = {  # seed 001, Callback-URI "Request completed"
+    "account_id": 6999,
+    "request_id": "c9220015e2f48bc7cf4b38186a7b2025",
+    "custom_id": "client desired unique id",
+    "status": "completed",
+    "message": "Request completed successfully",
+    "service_number": "611300123123",
+    "answer_point": "614201010100",
+}
+EXOTEL_CALL = {  # seed 002, Call Event
+    "start_time": "2021-01-19T19:17:03+50:30",
+    "direction": "incoming",
+    "source": "exotel",
+    "dial_call_duration": "32",
+    "connection_id": "YOUR_CONNECTION_ID",
+    "dial_call_status": "completed",
+    "greenvn": "+91804XXXX513",
+    "recording_url": "https://s3-ap-southeast-1.amazonaws.com/x/CALL_SID.mp3",
+    "on_call_duration": "27",
+    "greenvn_id": "d12638b6-28b8-488d-8cf3-c60619ac2280",
+    "call_type": "completed",
+    "call_sid": "53fa8e40bb1XXXXXXXXXX257c439151k",
+    "to": "+91776XXXX969",
+    "current_time": "2021-01-19T19:17:44+50:30",
+    "from": "+91959XXXX342",
+}
+EXOTEL_DEALLOCATION = {  # seed 002, Deallocation Callback Event
+    "connection_id": "YOUR_CONNECTION_ID",
+    "aparty_numbers": ["+917317678172"],
+    "bparty_numbers": ["+918400047000"],
+    "aparty_pins": [None],
+    "bparty_pins": [None],
+    "usage": "twoway",
+    "state": "vault",
+    "greenvn": "+91983XXXX195",
+    "greenvn_id": "fffe1797-b738-483f-a5a6-757ddfb15e78",
+}
+EXOTEL_VERIFIED = {
+    "connection_id": "c1",
+    "greenvn": "+918012345678",
+    "greenvn_id": "123456",
+    "caller": "+919876543210",
+    "pin": "1234",
+}
+EXOTEL_VERIFY_FAILED = {
+    "call_sid": "8a4d92198hy678",
+    "greenvn": "+918012345678",
+    "start_time": "2021-09-24 07:05:28",
+    "caller": "+919876543210",
+    "pin": "9999",
+}
+
+CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/hooks/avanser/call", AVANSER_CALL),
+    ("GET", "/hooks/avanser/sms", AVANSER_SMS),
+    ("POST", "/hooks/avanser/request", AVANSER_REQUEST),
+    ("POST", "/hooks/exotel/call", EXOTEL_CALL),
+    ("POST", "/hooks/exotel/deallocation", EXOTEL_DEALLOCATION),
+    ("POST", "/hooks/exotel/verification", EXOTEL_VERIFIED),
+    ("POST", "/hooks/exotel/verification", EXOTEL_VERIFY_FAILED),
+]
+
+
+def send(
+    http: httpx.Client,
+    stack: Stack,
+    method: str,
+    path: str,
+    payload: dict[str, Any],
+    token: str | None = "right",
+    auth: tuple[str, str] | None = None,
+) -> httpx.Response:
+    params = {}
+    if token == "right":
+        params["token"] = stack.webhook_token
+    elif token is not None:
+        params["token"] = token
+    if method == "GET":
+        return http.get(stack.hook_url(path), params={**payload, **params}, auth=auth)
+    return http.post(stack.hook_url(path), params=params, json=payload, auth=auth)
+
+
+def inbox(stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = stack.on_app(_rows(stack))
+    return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+
+async def _rows(stack: Stack) -> list[tuple[Any, ...]]:
+    assert stack.services is not None
+    return stack.services.store.execute("SELECT source, dedup_key, payload FROM inbox ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
+)
+def test_event_is_stored_once_with_its_payload(
+    stack: Stack, http: httpx.Client, method, path, payload
+) -> None:
+    first = send(http, stack, method, path, payload)
+    assert first.status_code == 200, first.text
+    assert first.json()["duplicate"] is False
+    for _ in range(9):
+        again = send(http, stack, method, path, payload)
+        assert again.status_code == 200
+        assert again.json() == {"ok": True, "id": first.json()["id"], "duplicate": True}
+    rows = inbox(stack)
+    assert len(rows) == 1
+    source, _, stored = rows[0]
+    assert source == path.removeprefix("/hooks/").replace("/", ".")
+    assert stored == payload  # everything kept, the token not among it
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
+)
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+def test_without_the_right_token_401_and_nothing_stored(
+    stack: Stack, http: httpx.Client, method, path, payload, token
+) -> None:
+    answer = send(http, stack, method, path, payload, token=token)
+    assert answer.status_code == 401
+    assert inbox(stack) == []
+
+
+def test_token_as_basic_auth_password(stack: Stack, http: httpx.Client) -> None:
+    ok = send(
+        http,
+        stack,
+        "POST",
+        "/hooks/exotel/call",
+        EXOTEL_CALL,
+        token=None,
+        auth=("exotel", stack.webhook_token),
+    )
+    assert ok.status_code == 200
+    bad = send(http, stack, "POST", "/hooks/exotel/call", EXOTEL_CALL, token=None, auth=("exotel", "nope"))
+    assert bad.status_code == 401
+    garbage = http.post(
+        stack.hook_url("/hooks/exotel/call"),
+        json=EXOTEL_CALL,
+        headers={"Authorization": "Basic !!!not-base64"},
+    )
+    assert garbage.status_code == 401
+    assert len(inbox(stack)) == 1
+
+
+def test_unknown_fields_are_kept(stack: Stack, http: httpx.Client) -> None:
+    payload = {**AVANSER_CALL, "uniqueid": "ECS1-new", "recording": "https://example.invalid/r.mp3"}
+    assert send(http, stack, "GET", "/hooks/avanser/call", payload).status_code == 200
+    assert inbox(stack)[0][2]["recording"] == "https://example.invalid/r.mp3"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "reason"),
+    [
+        ("POST", "/hooks/exotel/call", b"{not json", "body is not JSON"),
+        ("POST", "/hooks/exotel/call", b"[1, 2]", "body must be a JSON object"),
+        ("POST", "/hooks/exotel/call", json.dumps({"from": "+91"}).encode(), "missing call_sid"),
+        ("POST", "/hooks/avanser/request", json.dumps({"request_id": "r1"}).encode(), "missing status"),
+        ("GET", "/hooks/avanser/call", None, "missing uniqueid or callid"),
+    ],
+)
+def test_malformed_payload_is_400_with_a_reason(
+    stack: Stack, http: httpx.Client, method, path, body, reason
+) -> None:
+    if method == "GET":
+        answer = http.get(stack.hook_url(path), params={"token": stack.webhook_token, "bnum": "+61-02"})
+    else:
+        answer = http.post(
+            stack.hook_url(path),
+            params={"token": stack.webhook_token},
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 400
+    assert reason in answer.json()["error"]
+    assert inbox(stack) == []
+
+
+def test_request_callback_statuses_are_distinct_events(stack: Stack, http: httpx.Client) -> None:
+    failed = {**AVANSER_REQUEST, "status": "failed", "message": "Selected service number is not available"}
+    send(http, stack, "POST", "/hooks/avanser/request", failed)
+    send(http, stack, "POST", "/hooks/avanser/request", AVANSER_REQUEST)
+    assert [row[2]["status"] for row in inbox(stack)] == ["failed", "completed"]
+
+
+def test_no_token_configured_refuses_everything(tmp_path, http: httpx.Client) -> None:
+    with Stack(tmp_path, SWITCHBOARD_WEBHOOK_TOKEN=None) as stack:
+        answer = http.get(stack.hook_url("/hooks/avanser/call"), params={**AVANSER_CALL, "token": "anything"})
+        assert answer.status_code == 401
+        assert inbox(stack) == []
+
+
+def test_metrics_count_hooks(stack: Stack, http: httpx.Client) -> None:
+    send(http, stack, "GET", "/hooks/avanser/call", AVANSER_CALL)
+    send(http, stack, "GET", "/hooks/avanser/call", AVANSER_CALL)
+    send(http, stack, "GET", "/hooks/avanser/call", AVANSER_CALL, token=None)
+    text = http.get(f"{stack.url}/metrics").text
+    assert 'switchboard_hook_requests_total{outcome="stored",route="avanser.call"} 1.0' in text
+    assert 'switchboard_hook_requests_total{outcome="duplicate",route="avanser.call"} 1.0' in text
+    assert 'switchboard_hook_requests_total{outcome="unauthorized",route="avanser.call"} 1.0' in text

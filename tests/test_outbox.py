@@ -1,0 +1,194 @@
+"""The outbox against the Slack sandbox: order, ts, threads, edits, rate limits, retries, restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.outbox import Outbox
+from bot.sandbox.stack import Stack
+from tests.conftest import wait_for
+
+
+def on_outbox(stack: Stack, action: Callable[[Outbox], Any]) -> Any:
+    assert stack.services is not None
+    outbox = stack.services.outbox
+
+    async def run() -> Any:
+        return action(outbox)
+
+    return stack.on_app(run())
+
+
+def row(stack: Stack, row_id: int) -> dict[str, Any]:
+    async def fetch() -> dict[str, Any]:
+        assert stack.services is not None
+        cursor = stack.services.store.execute("SELECT * FROM outbox WHERE id = ?", (row_id,))
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+    return stack.on_app(fetch())
+
+
+def test_post_records_ts_and_channel(stack: Stack) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Missed call* from 0410 203 045"}}]
+    row_id = on_outbox(stack, lambda o: o.post("C0SALES", "Missed call from 0410 203 045", blocks))
+    assert stack.drain(10)
+    [message] = stack.slack.channel_messages("C0SALES")
+    assert message["text"] == "Missed call from 0410 203 045"
+    assert message["blocks"] == blocks
+    stored = row(stack, row_id)
+    assert stored["status"] == "sent"
+    assert stored["ts"] == message["ts"]
+    assert stored["posted_channel"] == "C0SALES"
+
+
+def test_replies_thread_and_edits_update_in_place(stack: Stack) -> None:
+    def queue(o: Outbox) -> tuple[int, int, int, int]:
+        parent = o.post("C0SALES", "Number requested")
+        reply = o.post("C0SALES", "first reply", thread_of=parent)
+        reply2 = o.post("C0SALES", "reply to the reply", thread_of=reply)
+        edit = o.update(parent, "Number is live")
+        return parent, reply, reply2, edit
+
+    parent, _, _, _ = on_outbox(stack, queue)
+    assert stack.drain(10)
+    messages = stack.slack.channel_messages("C0SALES")
+    root = messages[0]
+    assert root["text"] == "Number is live" and root["edits"] == 1
+    assert [m["thread_ts"] for m in messages[1:]] == [root["ts"], root["ts"]]
+    update_call = stack.slack.calls_to("chat.update")[0]
+    assert update_call.args["ts"] == row(stack, parent)["ts"]
+    assert update_call.args["channel"] == "C0SALES"
+
+
+def test_only_the_newest_pending_edit_is_sent(stack: Stack) -> None:
+    stack.slack.inject(503, seconds=0.5, methods={"chat.update"})
+
+    def queue(o: Outbox) -> None:
+        parent = o.post("C0DIGEST", "0 missed calls")
+        for n in range(1, 6):
+            o.update(parent, f"{n} missed calls")
+
+    on_outbox(stack, queue)
+    wait_for(
+        lambda: (
+            stack.slack.channel_messages("C0DIGEST")
+            and stack.slack.channel_messages("C0DIGEST")[0]["text"] == "5 missed calls"
+        ),
+        timeout=15,
+    )
+    sent_texts = [c.args["text"] for c in stack.slack.calls_to("chat.update")]
+    assert sent_texts[-1] == "5 missed calls"
+    assert len(sent_texts) < 5
+
+
+def test_direct_message_to_a_user_then_update_uses_the_dm_channel(stack: Stack) -> None:
+    def queue(o: Outbox) -> int:
+        dm = o.post("U0REP", "Your number expires in 15 minutes")
+        o.update(dm, "Extended to 17:00")
+        return dm
+
+    dm = on_outbox(stack, queue)
+    assert stack.drain(10)
+    assert row(stack, dm)["posted_channel"] == "D0REP"
+    assert stack.slack.channel_messages("D0REP")[0]["text"] == "Extended to 17:00"
+
+
+def test_same_dedup_key_posts_once(stack: Stack) -> None:
+    ids = on_outbox(stack, lambda o: [o.post("C0SALES", "once", dedup_key="alert:ECS1") for _ in range(3)])
+    assert len(set(ids)) == 1
+    assert stack.drain(10)
+    assert len(stack.slack.channel_messages("C0SALES")) == 1
+
+
+def test_refused_message_is_marked_failed_and_the_channel_moves_on(stack: Stack) -> None:
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+
+    def queue(o: Outbox) -> tuple[int, int]:
+        return o.post("C0SALES", "bad", too_long), o.post("C0SALES", "good")
+
+    bad, good = on_outbox(stack, queue)
+    assert stack.drain(10)
+    assert row(stack, bad)["status"] == "failed"
+    assert row(stack, bad)["error"].startswith("invalid_blocks")
+    assert "must be less than 3001 characters" in row(stack, bad)["error"]
+    assert row(stack, good)["status"] == "sent"
+    assert [m["text"] for m in stack.slack.channel_messages("C0SALES")] == ["good"]
+
+
+def test_server_errors_are_retried_until_slack_accepts(stack: Stack) -> None:
+    assert stack.services is not None
+    stack.services.outbox.backoff_base = 0.05
+    stack.slack.inject(503, count=3, methods={"chat.postMessage"})
+    row_id = on_outbox(stack, lambda o: o.post("C0SALES", "persistent"))
+    assert stack.drain(10)
+    assert [m["text"] for m in stack.slack.channel_messages("C0SALES")] == ["persistent"]
+    assert row(stack, row_id)["attempts"] == 3
+    assert len([c for c in stack.slack.calls if c.method == "chat.postMessage"]) == 4
+
+
+def test_429_retry_after_is_honoured(tmp_path) -> None:
+    # Slack allows one post per channel per second; the outbox here is told nothing about it.
+    with Stack(tmp_path, slack_channel_interval=1.0, outbox_channel_interval=0.0) as stack:
+        on_outbox(stack, lambda o: [o.post("C0BUSY", f"alert {n}") for n in range(4)])
+        start = time.monotonic()
+        assert stack.drain(20)
+        elapsed = time.monotonic() - start
+        assert [m["text"] for m in stack.slack.channel_messages("C0BUSY")] == [f"alert {n}" for n in range(4)]
+        assert stack.slack.peak_posts_per_second("C0BUSY") == 1
+        assert stack.slack.rate_limited >= 1
+        # After each 429 the outbox waited Retry-After (1 s) rather than hammering Slack.
+        rejected = [c for c in stack.slack.calls if c.status == 429]
+        assert len(rejected) <= 4
+        assert elapsed >= 2.5
+
+
+def test_channels_are_independent_under_rate_limits(tmp_path) -> None:
+    with Stack(tmp_path, slack_channel_interval=1.0, outbox_channel_interval=1.05) as stack:
+        on_outbox(stack, lambda o: [o.post(f"C0CH{n % 5}", f"alert {n}") for n in range(10)])
+        start = time.monotonic()
+        assert stack.drain(20)
+        elapsed = time.monotonic() - start
+        for n in range(5):
+            assert len(stack.slack.channel_messages(f"C0CH{n}")) == 2
+        assert stack.slack.peak_posts_per_second() == 1
+        assert stack.slack.rate_limited == 0
+        assert elapsed < 3.0  # five channels in parallel: ~1 s, not ~10 s
+
+
+@pytest.mark.slow
+def test_unsent_rows_are_delivered_after_a_restart(tmp_path) -> None:
+    with Stack(tmp_path) as stack:
+        stack.slack.inject(503, seconds=60)  # Slack is down
+        ids = on_outbox(stack, lambda o: [o.post("C0SALES", f"alert {n}") for n in range(5)])
+        wait_for(lambda: any(c.status == 503 for c in stack.slack.calls))
+        stack.stop_app()  # the process stops with everything unsent
+        assert stack.slack.channel_messages("C0SALES") == []
+        stack.slack.clear_faults()  # Slack is back
+        stack.start_app()  # same database
+        assert stack.drain(15)
+        assert [m["text"] for m in stack.slack.channel_messages("C0SALES")] == [
+            f"alert {n}" for n in range(5)
+        ]
+        assert all(row(stack, i)["status"] == "sent" for i in ids)
+
+
+def test_response_url_posts_go_through_the_outbox(stack: Stack) -> None:
+    url = stack.slack.new_response_url()
+    on_outbox(stack, lambda o: o.respond(url, {"response_type": "ephemeral", "text": "Done."}))
+    assert stack.drain(10)
+    assert stack.slack.responses_to(url) == [{"response_type": "ephemeral", "text": "Done."}]
+
+
+def test_bad_token_keeps_messages_for_later(tmp_path) -> None:
+    with Stack(tmp_path, SLACK_BOT_TOKEN="xoxb-wrong") as stack:
+        assert stack.services is not None
+        stack.services.outbox.backoff_base = 10
+        row_id = on_outbox(stack, lambda o: o.post("C0SALES", "kept"))
+        wait_for(lambda: row(stack, row_id)["attempts"] >= 1)
+        assert row(stack, row_id)["status"] == "pending"
+        assert row(stack, row_id)["error"] == "invalid_auth"
