@@ -21,16 +21,17 @@ from commands import home
 log = logging.getLogger(__name__)
 
 
-def build_bolt_app(services: Services) -> AsyncApp:
+def build_bolt_app(services: Services, *, process_before_response: bool = True) -> AsyncApp:
+    """The Bolt app; `process_before_response=False` exists only to measure Bolt's default mode."""
     settings = services.settings
     app = AsyncApp(
         name="switchboard",
-        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+        # The token comes from the client (services.slack), which also carries SLACK_API_URL.
         signing_secret=(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         ),
         client=services.slack,
-        process_before_response=True,
+        process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
     )
     for module in commands.MODULES:

@@ -29,10 +29,12 @@ from bot.slack_app import build_bolt_app
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings, services: Services | None = None, *, process_before_response: bool = True
+) -> Starlette:
     """Build the whole web app; the store is opened now, network clients start with the server."""
     services = services or Services.create(settings)
-    bolt = build_bolt_app(services)
+    bolt = build_bolt_app(services, process_before_response=process_before_response)
     handler = AsyncSlackRequestHandler(bolt)
     started = time.time()
 
