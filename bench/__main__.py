@@ -35,7 +35,9 @@ def start_server(kind: str, env: dict[str, str], *extra: str) -> tuple[subproces
     sock.close()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.servers", kind, str(port), *extra],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -45,7 +47,8 @@ def start_server(kind: str, env: dict[str, str], *extra: str) -> tuple[subproces
             return process, url
         except httpx.TransportError:
             if process.poll() is not None:
-                raise RuntimeError(f"{kind} server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"{kind} server exited: {stderr[-2000:]}") from None
             time.sleep(0.05)
     raise TimeoutError(f"{kind} server did not start")
 
@@ -61,9 +64,17 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 def signed_commands(url: str, secret: str, response_url: str, count: int) -> list[tuple[str, dict[str, str]]]:
     out = []
     for i in range(count):
-        body = slash_command_body("/numbers", "help", user_id="U0REP", channel_id="C0SALES",
-                                  response_url=response_url, trigger_id=f"{i}.bench")
-        out.append((body, {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(secret, body)}))
+        body = slash_command_body(
+            "/numbers",
+            "help",
+            user_id="U0REP",
+            channel_id="C0SALES",
+            response_url=response_url,
+            trigger_id=f"{i}.bench",
+        )
+        out.append(
+            (body, {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(secret, body)})
+        )
     return out
 
 
@@ -74,16 +85,19 @@ def ack_bench(requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
         slack.base_url = slack_server.url
         env = {
-            "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
-            "SLACK_API_URL": f"{slack_server.url}/api/", "SWITCHBOARD_WEBHOOK_TOKEN": "bench",
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": f"{slack_server.url}/api/",
+            "SWITCHBOARD_WEBHOOK_TOKEN": "bench",
         }
         for kind in ("baseline", "app", "app-default"):
             extra = (slack.signing_secret,) if kind == "baseline" else ()
             process, url = start_server(kind, {**env, "SWITCHBOARD_DB": f"{tmp}/{kind}.db"}, *extra)
             try:
                 for concurrency in (1, 16):
-                    bodies = signed_commands(url, slack.signing_secret, slack.new_response_url(),
-                                             requests + concurrency)
+                    bodies = signed_commands(
+                        url, slack.signing_secret, slack.new_response_url(), requests + concurrency
+                    )
 
                     def build(i: int, bodies=bodies, url=url) -> httpx.Request:
                         body, headers = bodies[i % len(bodies)]
@@ -127,8 +141,13 @@ def outbox_bench(channels: int, per_channel: int) -> dict[str, Any]:
 
 
 def summarize(result: Result) -> dict[str, Any]:
-    return {"requests": result.requests, "errors": result.errors, "rps": round(result.rps, 1),
-            "p50_ms": round(result.p50, 2), "p99_ms": round(result.p99, 2)}
+    return {
+        "requests": result.requests,
+        "errors": result.errors,
+        "rps": round(result.rps, 1),
+        "p50_ms": round(result.p50, 2),
+        "p99_ms": round(result.p99, 2),
+    }
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -136,20 +155,29 @@ def print_report(report: dict[str, Any]) -> None:
     ack = report["ack"]
     print("Ack: signed `/numbers help`, requests per run:", ack["baseline@1"]["requests"])
     print(f"{'server':<34}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>22}")
-    for kind, label in (("baseline", "bare Starlette + SignatureVerifier"),
-                        ("app", "Switchboard (as shipped)"),
-                        ("app-default", "Switchboard, Bolt default mode")):
+    for kind, label in (
+        ("baseline", "bare Starlette + SignatureVerifier"),
+        ("app", "Switchboard (as shipped)"),
+        ("app-default", "Switchboard, Bolt default mode"),
+    ):
         for concurrency in (1, 16):
             row = ack[f"{kind}@{concurrency}"]
             base = ack[f"baseline@{concurrency}"]
-            ratio = "" if kind == "baseline" else (
-                f"{row['rps'] / base['rps']:.2f}× rps, {row['p99_ms'] / base['p99_ms']:.2f}× p99")
-            print(f"{label:<34}{concurrency:>6}{row['rps']:>10.1f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{ratio:>22}")
+            ratio = (
+                ""
+                if kind == "baseline"
+                else (f"{row['rps'] / base['rps']:.2f}× rps, {row['p99_ms'] / base['p99_ms']:.2f}× p99")
+            )
+            print(
+                f"{label:<34}{concurrency:>6}{row['rps']:>10.1f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{ratio:>22}"
+            )
     out = report["outbox"]
-    print(f"\nOutbox against a sandbox enforcing 1 post/s per channel: {out['delivered']}/{out['messages']} "
-          f"delivered over {out['seconds']} s = {out['messages_per_s']} msg/s "
-          f"({out['per_channel_per_s']} per channel per s); peak {out['peak_posts_per_s_per_channel']} post/s "
-          f"in any channel; {out['sandbox_429s']} × 429")
+    print(
+        f"\nOutbox against a sandbox enforcing 1 post/s per channel: {out['delivered']}/{out['messages']} "
+        f"delivered over {out['seconds']} s = {out['messages_per_s']} msg/s "
+        f"({out['per_channel_per_s']} per channel per s); peak {out['peak_posts_per_s_per_channel']} post/s "
+        f"in any channel; {out['sandbox_429s']} × 429"
+    )
 
 
 def main() -> None:

@@ -41,8 +41,9 @@ class Result:
 Build = Callable[[int], httpx.Request]
 
 
-async def run_load(build: Build, total: int, concurrency: int, ok: Callable[[httpx.Response], bool],
-                   timeout: float = 30.0) -> Result:
+async def run_load(
+    build: Build, total: int, concurrency: int, ok: Callable[[httpx.Response], bool], timeout: float = 30.0
+) -> Result:
     """Send `total` requests made by `build(i)`, `concurrency` at a time; stop after `timeout` s."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []

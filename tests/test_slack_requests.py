@@ -161,3 +161,17 @@ def test_app_home_is_published_on_open(stack: Stack, http: httpx.Client) -> None
     home = wait_for(lambda: stack.slack.home.get("U0REP"))
     assert home["type"] == "home"
     assert "/numbers" in json.dumps(home["blocks"]) and "/call" in json.dumps(home["blocks"])
+
+
+def test_socket_mode_when_an_app_token_is_set(tmp_path) -> None:
+    from bot.sandbox.slack import SANDBOX_APP_TOKEN
+
+    with Stack(tmp_path, SLACK_APP_TOKEN=SANDBOX_APP_TOKEN) as stack:
+        wait_for(lambda: stack.slack.socket_connections == 1)
+        opened = [c for c in stack.slack.calls if c.method == "apps.connections.open"]
+        assert opened and opened[0].response["ok"] is True
+        ack = stack.slack.socket_command("/numbers", "help")
+        assert ack["response_type"] == "ephemeral"
+        assert ack["text"].startswith("/numbers — ")
+        ack = stack.slack.socket_command("/vn", "frobnicate")
+        assert ack["text"] == "I don't know `/vn frobnicate`. Here is what `/vn` can do:"

@@ -8,6 +8,9 @@ limit, and injected faults (5xx, 429, slow answers) for a given count or time.
 
 `response_url`s point back here (`POST /response/<id>`), so ephemeral answers are recorded too.
 
+Socket Mode: `apps.connections.open` (with the app-level token) hands out a WebSocket URL here;
+`socket_command()` sends a slash command envelope down it and returns the app's ack.
+
 The sandbox is also the Slack side of a conversation: `command()` and `interact()` send signed
 requests to the app, exactly as Slack would.
 """
@@ -30,13 +33,15 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.sandbox.blockkit import MESSAGE_TEXT_MAX, check_blocks, check_view
 from bot.sandbox.signing import interaction_body, signature_headers, slash_command_body
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox-token"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
+SANDBOX_APP_TOKEN = "xapp-sandbox-token"
 TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0SWITCHBOARD"
 RATE_LIMITED_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
@@ -93,6 +98,10 @@ class SlackSandbox:
         self.accepted_at: dict[str, list[float]] = defaultdict(list)  # channel -> times of accepted posts
         self.rate_limited = 0
         self.faults: list[Fault] = []
+        self.app_token = SANDBOX_APP_TOKEN
+        self.socket_acks: dict[str, dict[str, Any]] = {}
+        self._sockets: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
+        self._acked = threading.Condition(self._lock)
         self.users: dict[str, dict[str, Any]] = {
             "U0REP": _user("U0REP", "Riley Rep", "+61 412 345 678"),
             "U0ADMIN": _user("U0ADMIN", "Avery Admin", "+61 400 000 001"),
@@ -244,6 +253,10 @@ class SlackSandbox:
             return {"ok": False, "error": "unknown_method"}
         result: dict[str, Any] = handler(args)
         return result
+
+    def _api_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ws_url = self.base_url.replace("http://", "ws://", 1)
+        return {"ok": True, "url": f"{ws_url}/socket-mode?ticket={uuid.uuid4().hex}"}
 
     def _api_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -400,6 +413,7 @@ class SlackSandbox:
                 Route("/api/{method}", self._api_endpoint, methods=["POST", "GET"]),
                 Route("/response/{key}", self._response_endpoint, methods=["POST"]),
                 Route("/_sandbox/state", self._state_endpoint, methods=["GET"]),
+                WebSocketRoute("/socket-mode", self._socket_endpoint),
             ]
         )
 
@@ -423,7 +437,8 @@ class SlackSandbox:
                 )
             if fault.status >= 500:
                 return PlainTextResponse("upstream connect error", status_code=fault.status)
-        if token != self.bot_token:
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
             result: dict[str, Any] = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
             self._record(method, args, 200, result)
             return JSONResponse(result)
@@ -463,6 +478,87 @@ class SlackSandbox:
         with self._lock:
             self.responses[key].append(body)
         return PlainTextResponse("ok")
+
+    async def _socket_endpoint(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        entry = (asyncio.get_running_loop(), queue)
+        with self._lock:
+            self._sockets.append(entry)
+        await websocket.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "connection_info": {"app_id": "A0SWITCHBOARD"},
+                "debug_info": {"host": "sandbox", "approximate_connection_time": 3600},
+            }
+        )
+
+        async def pump() -> None:
+            while True:
+                await websocket.send_json(await queue.get())
+
+        sender = asyncio.create_task(pump())
+        try:
+            while True:
+                message = await websocket.receive_json()
+                envelope_id = message.get("envelope_id")
+                if envelope_id:
+                    with self._acked:
+                        self.socket_acks[envelope_id] = message.get("payload") or {}
+                        self._acked.notify_all()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            sender.cancel()
+            with self._lock:
+                self._sockets.remove(entry)
+
+    @property
+    def socket_connections(self) -> int:
+        with self._lock:
+            return len(self._sockets)
+
+    def socket_command(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        user_id: str = "U0REP",
+        channel_id: str = "C0SALES",
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Send a slash command over the app's Socket Mode connection; return the ack's payload."""
+        with self._lock:
+            if not self._sockets:
+                raise RuntimeError("no app is connected in Socket Mode")
+            loop, queue = self._sockets[-1]
+        envelope_id = uuid.uuid4().hex
+        payload = {
+            "token": "verification_token",
+            "team_id": TEAM_ID,
+            "team_domain": "sandbox",
+            "channel_id": channel_id,
+            "channel_name": "sales",
+            "user_id": user_id,
+            "user_name": "rep",
+            "command": command,
+            "text": text,
+            "api_app_id": "A0SWITCHBOARD",
+            "response_url": self.new_response_url(),
+            "trigger_id": f"{next(self._ts)}.{TEAM_ID}.socket",
+        }
+        envelope = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": "slash_commands",
+            "accepts_response_payload": True,
+        }
+        loop.call_soon_threadsafe(queue.put_nowait, envelope)
+        with self._acked:
+            if not self._acked.wait_for(lambda: envelope_id in self.socket_acks, timeout):
+                raise TimeoutError(f"no ack for {command} {text!r} within {timeout} s")
+            return self.socket_acks[envelope_id]
 
     def responses_to(self, response_url: str) -> list[dict[str, Any]]:
         with self._lock:
