@@ -20,10 +20,37 @@ from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.store import Store
+from bot.telco.avanser import AvanserClient
+from bot.telco.dtl import DtlClient
+from bot.telco.exotel import ExotelClient
 
 log = logging.getLogger(__name__)
 
 OnFailure = Callable[[str], object]
+
+
+def provider_clients(
+    settings: Settings,
+) -> tuple[AvanserClient | None, ExotelClient | None, DtlClient | None]:
+    """A client for each provider whose settings are complete."""
+    avanser = exotel = dtl = None
+    if settings.avanser_configured:
+        assert settings.avanser_username and settings.avanser_password
+        avanser = AvanserClient(
+            settings.avanser_api_url, settings.avanser_username, settings.avanser_password.get_secret_value()
+        )
+    if settings.exotel_configured:
+        assert settings.exotel_account_sid and settings.exotel_api_key and settings.exotel_api_token
+        exotel = ExotelClient(
+            settings.exotel_api_url,
+            settings.exotel_account_sid,
+            settings.exotel_api_key,
+            settings.exotel_api_token.get_secret_value(),
+        )
+    if settings.dtl_configured:
+        assert settings.dtl_api_url and settings.dtl_username and settings.dtl_password
+        dtl = DtlClient(settings.dtl_api_url, settings.dtl_username, settings.dtl_password.get_secret_value())
+    return avanser, exotel, dtl
 
 
 class BackgroundTasks:
@@ -78,6 +105,9 @@ class Services:
     metrics: Metrics
     slack: AsyncWebClient  # for calls that cannot wait in the outbox: views.open, users.info
     outbox: Outbox
+    avanser: AvanserClient | None = None  # None: AVANSER is not configured
+    exotel: ExotelClient | None = None
+    dtl: DtlClient | None = None
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -92,7 +122,12 @@ class Services:
         # The outbox owns retries and rate limits, so its client retries nothing by itself.
         sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
         outbox = Outbox(store, sender, metrics, channel_interval=channel_interval)
-        return cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
+        services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
+        services.avanser, services.exotel, services.dtl = provider_clients(settings)
+        for client in (services.avanser, services.exotel, services.dtl):
+            if client is not None:
+                services.on_stop(client.aclose)
+        return services
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.settings.admins

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bot.sandbox.avanser import AvanserSandbox
+from bot.sandbox.dtl import DtlSandbox
+from bot.sandbox.exotel import ExotelSandbox
 from bot.sandbox.server import LoopbackServer
 from bot.sandbox.slack import SlackSandbox
 from bot.services import Services
@@ -35,6 +38,10 @@ class Stack:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="switchboard-")
         self.workdir = Path(workdir if workdir is not None else self._tmp.name)  # type: ignore[union-attr]
         self.slack = SlackSandbox(channel_interval=slack_channel_interval)
+        self.avanser = AvanserSandbox()
+        self.exotel = ExotelSandbox()
+        self.dtl = DtlSandbox()
+        self.provider_servers: list[LoopbackServer] = []
         self.webhook_token = secrets.token_urlsafe(16)
         self.outbox_channel_interval = outbox_channel_interval
         self.extra_settings = settings
@@ -46,6 +53,10 @@ class Stack:
     def start(self) -> Stack:
         self.slack_server = LoopbackServer(self.slack.asgi(), name="slack-sandbox").start()
         self.slack.base_url = self.slack_server.url
+        for name, sandbox in (("avanser", self.avanser), ("exotel", self.exotel), ("dtl", self.dtl)):
+            server = LoopbackServer(sandbox.asgi(), name=f"{name}-sandbox").start()
+            sandbox.base_url = server.url
+            self.provider_servers.append(server)
         self.start_app()
         return self
 
@@ -63,6 +74,16 @@ class Stack:
             "SWITCHBOARD_ALERTS_CHANNEL": "C0ALERTS",
             "SWITCHBOARD_APPROVALS_CHANNEL": "C0APPROVALS",
             "SWITCHBOARD_COUNTRY": "AU",
+            "AVANSER_API_URL": f"{self.avanser.base_url}/v1/",
+            "AVANSER_USERNAME": self.avanser.username,
+            "AVANSER_PASSWORD": self.avanser.password,
+            "EXOTEL_API_URL": f"{self.exotel.base_url}/v1/",
+            "EXOTEL_ACCOUNT_SID": self.exotel.account_sid,
+            "EXOTEL_API_KEY": self.exotel.username,
+            "EXOTEL_API_TOKEN": self.exotel.password,
+            "DTL_API_URL": self.dtl.base_url,
+            "DTL_USERNAME": self.dtl.username,
+            "DTL_PASSWORD": self.dtl.password,
         }
         values.update(self.extra_settings)
         self.settings = load_settings(env_file=None, **values)
@@ -71,6 +92,11 @@ class Stack:
         self.app_server = LoopbackServer(app, name="switchboard").start()
         self.settings = self.settings.model_copy(update={"public_url": self.app_server.url})
         self.services.settings = self.settings
+        token = f"token={self.webhook_token}"
+        self.exotel.event_urls = {
+            kind: f"{self.app_server.url}/hooks/exotel/{kind}?{token}"
+            for kind in ("call", "deallocation", "verification")
+        }
 
     def stop_app(self) -> None:
         if self.app_server is not None:
@@ -102,10 +128,16 @@ class Stack:
         return bool(self.on_app(settle(), timeout + 5))
 
     def stop(self) -> None:
+        servers = [s for s in (self.app_server, self.slack_server, *self.provider_servers) if s is not None]
+        for server in servers:  # uvicorn takes ~0.2 s to wind down: let them all do it at once
+            server.request_stop()
         self.stop_app()
         if self.slack_server is not None:
             self.slack_server.stop()
             self.slack_server = None
+        for server in self.provider_servers:
+            server.stop()
+        self.provider_servers.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -1,0 +1,829 @@
+"""A stand-in for the AVANSER Telco API v1 (seed 001) on loopback.
+
+It checks HTTP Basic auth, validates request bodies as the seed describes (required fields, enums,
+number forms), keeps state (inventory, reserved numbers, services, requests pending → completed /
+failed, templates, accounts), POSTs the callback-URI after `callback_delay` seconds, and makes calls
+and texts on demand (`place_call`, `send_sms`) by calling a service's call-URI / SMS-forward URI as
+AVANSER would. Faults are injected with `inject()` (bot.sandbox.common).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import phonenumbers
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.sandbox.common import SandboxBase
+
+ACCOUNT_ID = 6999
+PAGE = 100
+SEARCH_TYPES = {"location", "coordinates", "prefix", "number_type", "number", "szu"}
+NUMBER_TYPES = {"GEO", "TOLLFREE", "FREECALL", "MOBILE"}
+REPORT_LEVELS = {"none", "missed", "missed-voicemail", "all-calls"}
+CALL_STATUSES = {
+    "avanser_abandoned_call",
+    "avanser_answered_call",
+    "avanser_busy_call",
+    "avanser_unanswered_call",
+    "avanser_fax_call",
+    "avanser_missed_call",
+}
+
+# (name, state, lat, lng, szu) — enough geography for searches and one ambiguous address.
+PLACES = [
+    ("Sydney, NSW, AU", "NSW", -33.8688197, 151.2092955, "sydney"),
+    ("Melbourne, VIC, AU", "VIC", -37.8136276, 144.9630576, "melbourne"),
+    ("Brisbane, QLD, AU", "QLD", -27.4697707, 153.0251235, "brisbane"),
+    ("Perth, WA, AU", "WA", -31.9505269, 115.8604572, "perth"),
+    ("Richmond, NSW, AU", "NSW", -33.5997, 150.7514, "richmond"),
+    ("Richmond, VIC, AU", "VIC", -37.8230, 144.9980, "melbourne"),
+]
+
+
+def _inventory() -> list[dict[str, Any]]:
+    numbers: list[dict[str, Any]] = []
+
+    def add(e164: str, region: str, kind: str, lat: float | None, lng: float | None, szu: str | None) -> None:
+        numbers.append({"e164": e164, "region": region, "type": kind, "lat": lat, "lng": lng, "szu": szu})
+
+    for i in range(12):
+        add(f"+6129008{1590 + i:04d}", "NSW: Sydney", "GEO", -33.87, 151.21, "sydney")
+        add(f"+6139081{2010 + i:04d}", "VIC: Melbourne", "GEO", -37.81, 144.96, "melbourne")
+    for i in range(6):
+        add(f"+6173004{5010 + i:04d}", "QLD: Brisbane", "GEO", -27.47, 153.03, "brisbane")
+        add(f"+6189004{7010 + i:04d}", "WA: Perth", "GEO", -31.95, 115.86, "perth")
+        add(f"+6124570{1100 + i:04d}", "NSW: Richmond", "GEO", -33.60, 150.75, "richmond")
+        add(f"+611300{123120 + i:06d}", "AU: National", "TOLLFREE", None, None, None)
+        add(f"+611800{555120 + i:06d}", "AU: National", "FREECALL", None, None, None)
+        add(f"+614120{100 + i:05d}", "AU: Mobile", "MOBILE", None, None, None)
+    return numbers
+
+
+def _digits(e164: str) -> str:
+    return e164.lstrip("+")
+
+
+def _national(e164: str) -> str:
+    number = phonenumbers.parse(e164, None)
+    return (
+        "0" + str(number.national_number)
+        if not str(number.national_number).startswith("1")
+        else str(number.national_number)
+    )
+
+
+def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371 * 2 * math.asin(math.sqrt(a))
+
+
+def _valid_digits(value: Any) -> bool:
+    if not isinstance(value, str) or not value.isdigit():
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + value, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _url_ok(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+class AvanserSandbox(SandboxBase):
+    def __init__(
+        self,
+        username: str = "switchboard",
+        password: str = "avanser-sandbox-password",
+        *,
+        callback_delay: float = 0.2,
+    ) -> None:
+        super().__init__(username, password)
+        self.callback_delay = callback_delay
+        self.send_callbacks = True  # False: requests complete but the callback-URI is never called
+        self.fail_provisioning: set[str] = set()  # E.164 numbers whose provisioning fails
+        self.accounts = {6999: "Test Account", 7001: "Agency Client B"}
+        self.account_id = ACCOUNT_ID
+        self.inventory = _inventory()
+        self.reserved: set[str] = set()
+        self.services: dict[str, dict[str, Any]] = {}  # E.164 -> service detail
+        self.requests: list[dict[str, Any]] = []
+        self.templates: dict[tuple[str, str, str], str] = {
+            ("html_email_template", "AU", "email"): "<p>Call for __adsource__ from __ani__</p>",
+            ("text_sms_template", "AU", "sms"): "Missed call __ani__ on __bnum__",
+        }
+        self.callbacks_sent: list[tuple[str, dict[str, Any], int]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- helpers for tests and the demo --------------------------------------------------------
+
+    def posts_for(self, custom_id: str) -> int:
+        """How many new-service requests AVANSER accepted for one custom_id (numbers bought)."""
+        with self.lock:
+            return sum(
+                1 for r in self.requests if r["request_type"] == "create" and r["custom_id"] == custom_id
+            )
+
+    def place_call(
+        self,
+        service_e164: str,
+        caller_e164: str,
+        *,
+        status: str = "avanser_missed_call",
+        duration: int = 0,
+        uniqueid: str | None = None,
+        recording: str | None = None,
+    ) -> httpx.Response:
+        """A call to a tracking number: GET its call-URI with the seed's parameters."""
+        if status not in CALL_STATUSES:
+            raise ValueError(f"call status must be one of {sorted(CALL_STATUSES)}")
+        with self.lock:
+            service = self.services[service_e164]
+        params = {
+            "clientid": str(self.account_id),
+            "callid": str(int(time.time() * 1000) % 10**9),
+            "uniqueid": uniqueid or f"ECS1-{time.time():.6f}",
+            "bnum": _avanser_display(service_e164),
+            "adname": service["name"],
+            "target": _avanser_display("+" + service["service"].get("answer_point", "")),
+            "targetname": service["service"].get("answer_point_name", ""),
+            "ani": _avanser_display(caller_e164),
+            "tzdate": time.strftime("%Y-%m-%dT%H:%M:%S+10:00", time.gmtime(time.time() + 36000)),
+            "duration": str(duration),
+            "callstatus": status,
+            "callcode": "1" if status != "avanser_answered_call" else "0",
+            "clocation": "Sydney",
+            "cstate": "MOB" if caller_e164.startswith("+614") else "NSW",
+            "ccountry": "AU",
+            "custom_id": service.get("custom_id", ""),
+            "custom_group": service.get("custom_group", ""),
+        }
+        if recording:
+            params["recording"] = recording
+        return httpx.get(_with_query(service["call_uri"], params), timeout=10)
+
+    def send_sms(self, service_e164: str, sender_e164: str, text: str) -> httpx.Response:
+        """An inbound SMS: GET the service's SMS-forward URI with the seed's parameters."""
+        with self.lock:
+            service = self.services[service_e164]
+        params = {
+            "clientId": str(self.account_id),
+            "to": _avanser_display(service_e164),
+            "from": _avanser_display(sender_e164),
+            "txt": text,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        return httpx.get(_with_query(service["sms_forward_uri"], params), timeout=10)
+
+    # -- wire format ---------------------------------------------------------------------------
+
+    def _transaction(self, received: Any) -> dict[str, Any]:
+        return {
+            "id": uuid.uuid4().hex,
+            "account-id": self.account_id,
+            "request": {
+                "api-version": "v1",
+                "method": received.method,
+                "path": received.path + ("?" + urlencode(received.query) if received.query else ""),
+            },
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S+10:00"),
+            "ms": 0.039,
+        }
+
+    def _ok(self, received: Any, response: Any, status: int = 200, **extra: Any) -> JSONResponse:
+        return JSONResponse(
+            {"@transaction": self._transaction(received), **extra, "response": response}, status_code=status
+        )
+
+    def _error(
+        self, received: Any, status: int, message: str, errors: dict[str, Any] | None = None
+    ) -> JSONResponse:
+        body: dict[str, Any] = {
+            "@transaction": self._transaction(received),
+            "error": {"message": message, "code": status},
+        }
+        if errors:
+            body["errors"] = errors
+        return JSONResponse(body, status_code=status)
+
+    def asgi(self) -> Starlette:
+        return Starlette(
+            routes=[Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"])]
+        )
+
+    async def _endpoint(self, request: Request) -> Response:
+        received = await self.record(request)
+        fault = self.take_fault(received)
+        if fault is not None and fault.kind != "after_commit":
+            answer = await self.fault_response(fault)
+            if answer is not None:
+                return answer
+        if not self.authorized(received):
+            return self._error(received, 401, "Unauthorized")
+        path = request.path_params["path"].strip("/")
+        response = await self._route(received, request.method, path)
+        if fault is not None and fault.kind == "after_commit":
+            return await self.after_commit_response(fault)
+        return response
+
+    async def _route(self, received: Any, method: str, path: str) -> Response:
+        parts = path.split("/")
+        if parts[0] == "accounts":
+            return self._accounts(received, method, parts[1:])
+        if parts[0] == "numbers" and method == "GET":
+            return self._search(received)
+        if parts[0] == "requests":
+            if method == "POST" and len(parts) == 1:
+                return self._new_service(received)
+            if method == "GET" and (len(parts) == 1 or parts[1].isdigit()):
+                return self._page(received, "requests", self.requests, int(parts[1]) if len(parts) > 1 else 1)
+            if method == "GET" and len(parts) == 3:
+                return self._request_raw(received, parts[1], parts[2])
+        if parts[0] == "services":
+            if method == "GET" and (len(parts) == 1 or (parts[1].isdigit() and len(parts[1]) < 6)):
+                services = sorted(self.services.values(), key=lambda s: s["name"])
+                return self._page(received, "services", services, int(parts[1]) if len(parts) > 1 else 1)
+            if len(parts) == 2 and method in ("POST", "DELETE"):
+                return self._change_service(received, method, parts[1])
+        if parts[0] == "templates":
+            return self._templates(received, method)
+        return self._error(received, 404, "Not Found")
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    def _accounts(self, received: Any, method: str, rest: list[str]) -> Response:
+        if method == "POST" and not rest:
+            raw = received.query.get("account-id") or dict(_form(received.body)).get("account-id")
+            if not raw or not str(raw).isdigit() or int(raw) not in self.accounts:
+                return self._error(received, 400, "Bad Request", {"account-id": "invalid account"})
+            self.account_id = int(raw)
+            return self._ok(received, {"message": "Success", "code": 200})
+        if method != "GET":
+            return self._error(received, 405, "Method Not Allowed")
+        if not rest:
+            kind = received.query.get("type", "configuration")
+            if kind not in ("configuration", "billing"):
+                return self._error(received, 400, "Bad Request", {"type": "must be configuration or billing"})
+            return self._ok(received, [{"account-id": k, "account": v} for k, v in self.accounts.items()])
+        fixtures: dict[str, list[dict[str, Any]]] = {
+            "details": [
+                {
+                    "client_name": self.accounts[self.account_id],
+                    "client_id": str(self.account_id),
+                    "abn": "11 223 491 505",
+                    "primary_contact": {"name": "AVANSER", "email": "test@email.com", "phone": "0412345678"},
+                    "billing_contact": {"name": "AVANSER", "email": "test@email.com"},
+                    "invoice_address": {
+                        "client_name": "AVANSER test EDB",
+                        "address_line_1": "Level 2, 152 Elizabeth St",
+                        "address_line_2": "",
+                        "suburb": "Sydney",
+                        "state": "NSW",
+                        "post_code": "2000",
+                    },
+                }
+            ],
+            "packages": [
+                {
+                    "package_code": "corporate",
+                    "start_date": "2016-12-07",
+                    "end_date": "2017-01-07",
+                    "setup_charge": "250.00",
+                    "monthly_charge": "1.00",
+                    "email": "test@email.com",
+                    "fixed_call_rate": {"included": "0", "perMinute": "1.50"},
+                    "rates": [{"callType": "default", "price": "0.25", "usage": "100"}],
+                }
+            ],
+            "number_rates": [
+                {
+                    "rate_code": "GEO",
+                    "description": "Local number",
+                    "setup_date": "2017-01-07",
+                    "setup_charge": "0.00",
+                    "rental_charge": "10.00",
+                },
+                {
+                    "rate_code": "MOBILE",
+                    "description": "Virtual mobile",
+                    "setup_date": "2017-01-07",
+                    "setup_charge": "5.00",
+                    "rental_charge": "15.00",
+                },
+                {
+                    "rate_code": "TOLLFREE",
+                    "description": "1300 number",
+                    "setup_date": "2017-01-07",
+                    "setup_charge": "25.00",
+                    "rental_charge": "30.00",
+                },
+                {
+                    "rate_code": "FREECALL",
+                    "description": "1800 number",
+                    "setup_date": "2017-01-07",
+                    "setup_charge": "25.00",
+                    "rental_charge": "35.00",
+                },
+            ],
+            "call_rates": [
+                {
+                    "rate_code": "61",
+                    "call_type": "L",
+                    "cost_per_minute": "0.39",
+                    "free_seconds": "0.00",
+                    "minimum_seconds": "0.00",
+                }
+            ],
+            "transcription_rates": [{"setup_date": "2020-09-08", "rate": "0.1"}],
+            "features": [
+                {
+                    "feature_code": "TBR",
+                    "description": "Time Based Routing",
+                    "start_date": "2017-08-01",
+                    "end_date": "2017-10-01",
+                    "setup_charge": "350.00",
+                    "monthly_charge": "250.00",
+                    "change_charge": "0.00",
+                    "charging_method": "usage",
+                    "charge_term": "advance",
+                }
+            ],
+        }
+        if rest[0] in fixtures:
+            return self._ok(received, fixtures[rest[0]])
+        return self._error(received, 404, "Not Found")
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _available(self) -> list[dict[str, Any]]:
+        with self.lock:
+            taken = self.reserved | set(self.services)
+            return [n for n in self.inventory if n["e164"] not in taken]
+
+    def _search(self, received: Any) -> Response:
+        q = received.query
+        pool = self._available()
+        if "szu" in q:
+            found = [n for n in pool if n["szu"] == q["szu"].lower()]
+            return self._numbers(received, found)
+        if not q.get("country"):
+            return self._error(received, 400, "Bad Request", {"country": "required"})
+        pool = [n for n in pool if q["country"].upper() == "AU"]
+        try:
+            radius = float(q.get("radius", 20))
+        except ValueError:
+            return self._error(received, 400, "Bad Request", {"radius": "must be a number"})
+        if "location" in q:
+            word = q["location"].split(",")[0].strip().lower()
+            places = [p for p in PLACES if p[0].lower().startswith(word)]
+            if not places:
+                return self._error(received, 400, "Bad Request", {"location": "address not found"})
+            if len(places) > 1:
+                candidates = [
+                    {"name": p[0], "state": p[1], "country": "AU", "lat_lng": [p[2], p[3]]} for p in places
+                ]
+                return JSONResponse(
+                    {
+                        "@transaction": self._transaction(received),
+                        "error": {"message": "Multiple Choices", "code": 300},
+                        "errors": {"location": candidates},
+                    },
+                    status_code=300,
+                )
+            lat, lng = places[0][2], places[0][3]
+            return self._numbers(received, _near(pool, lat, lng, radius))
+        if "lat" in q:
+            try:
+                lat, lng = float(q["lat"]), float(q.get("lng", q.get("long", "x")))
+            except ValueError:
+                return self._error(received, 400, "Bad Request", {"lng": "lat and lng must be numbers"})
+            return self._numbers(received, _near(pool, lat, lng, radius))
+        if "number" in q:
+            if not _valid_digits(q["number"]):
+                return self._error(received, 400, "Bad Request", {"number": "invalid number"})
+            return self._numbers(received, _prefix(pool, q["number"]))
+        if "number_type" in q:
+            kind = q["number_type"].upper()
+            if kind not in NUMBER_TYPES:
+                return self._error(received, 400, "Bad Request", {"number_type": "invalid number type"})
+            return self._numbers(received, [n for n in pool if n["type"] == kind])
+        return self._error(
+            received, 400, "Bad Request", {"search": "give location, lat/lng, number or number_type"}
+        )
+
+    def _numbers(self, received: Any, numbers: list[dict[str, Any]]) -> Response:
+        body = {
+            _digits(n["e164"]): {
+                "country": "AU",
+                "region": n["region"],
+                "type": n["type"],
+                "national": _national(n["e164"]),
+                "calling_code": "+61",
+            }
+            for n in numbers[:20]
+        }
+        return self._ok(received, body)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _validate_request(self, body: Any) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if not isinstance(body, dict):
+            return {"body": "must be a JSON object"}
+        if not isinstance(body.get("name"), str) or not body["name"].strip():
+            errors["name"] = "required"
+        for key in ("custom_id", "custom_group"):
+            if key in body and (not isinstance(body[key], str) or len(body[key]) > 50):
+                errors[key] = "must be a string of at most 50 characters"
+        rule = body.get("service_number")
+        if not isinstance(rule, dict):
+            errors["service_number"] = "required"
+        else:
+            errors.update(_validate_rule(rule))
+        service = body.get("service")
+        if not isinstance(service, dict):
+            errors["service"] = "required"
+        else:
+            kind = service.get("type")
+            if kind not in ("transfer", "voicemail", "prompt"):
+                errors["type"] = "must be transfer, voicemail or prompt"
+            if kind == "transfer":
+                if not _valid_digits(service.get("answer_point")):
+                    errors["answer_point"] = "invalid number"
+                if not isinstance(service.get("record_call"), bool):
+                    errors["record_call"] = "required for transfer (true or false)"
+            for key in ("call_greeting", "call_whisper", "voicemail"):
+                if key in service and not _url_ok(service[key]):
+                    errors[key] = "must be an http(s) URL"
+        reporting = (service or {}).get("call_reporting") if isinstance(service, dict) else None
+        reporting = reporting if reporting is not None else body.get("call_reporting")
+        if reporting is not None:
+            errors.update(_validate_reporting(reporting))
+        for key in ("call_uri", "sms_forward_uri", "callback_uri"):
+            if key in body and not _url_ok(body[key]):
+                errors[key] = "must be an http(s) URL"
+        return errors
+
+    def _pick(self, rule: dict[str, Any]) -> str | None:
+        pool = self._available()
+        kind = rule.get("search_type")
+        if kind == "number":
+            exact = [n for n in pool if _digits(n["e164"]) == rule.get("number")]
+            candidates = exact or _prefix(pool, str(rule.get("number")))
+        elif kind == "prefix":
+            candidates = _prefix(pool, str(rule.get("number")))
+        elif kind == "number_type":
+            candidates = [n for n in pool if n["type"] == str(rule.get("number_type")).upper()]
+        elif kind == "szu":
+            candidates = [n for n in pool if n["szu"] == str(rule.get("szu")).lower()]
+        elif kind == "location" and "location" in rule:
+            word = str(rule["location"]).split(",")[0].strip().lower()
+            places = [p for p in PLACES if p[0].lower().startswith(word)]
+            candidates = (
+                _near(pool, places[0][2], places[0][3], float(rule.get("radius") or 20)) if places else []
+            )
+        else:  # coordinates (or "location" with lat/lng, as the seed's example has it)
+            lng = float(rule.get("long", rule.get("lng")) or 0)
+            candidates = _near(pool, float(rule["lat"]), lng, float(rule.get("radius") or 20))
+        return candidates[0]["e164"] if candidates else None
+
+    def _new_service(self, received: Any) -> Response:
+        try:
+            body = received.json
+        except ValueError:
+            return self._error(received, 400, "Bad Request", {"body": "must be JSON"})
+        errors = self._validate_request(body)
+        if errors:
+            return self._error(received, 400, "Bad Request", errors)
+        with self.lock:
+            number = self._pick(body["service_number"])
+            if number is None:
+                return self._error(
+                    received,
+                    400,
+                    "Bad Request",
+                    {"service_number": "no available number matches the search rules"},
+                )
+            self.reserved.add(number)
+            record = self._add_request("create", body, number)
+        ack = {
+            "service_number": _digits(number),
+            "request_id": record["id"],
+            "message": "Success",
+            "code": 200,
+        }
+        record["acknowledgment_body"] = {"response": ack}
+        self._complete_later(record)
+        return self._ok(received, ack)
+
+    def _add_request(self, kind: str, body: dict[str, Any], number: str) -> dict[str, Any]:
+        record = {
+            "id": uuid.uuid4().hex,
+            "request_type": kind,
+            "custom_id": body.get("custom_id"),
+            "custom_group": body.get("custom_group"),
+            "request_date": _now(),
+            "callback_date": None,
+            "request_status": "pending",
+            "message": "Request is pending completion",
+            "service_number": _digits(number),
+            "answer_point": (body.get("service") or {}).get("answer_point"),
+            "callback_url": body.get("callback_uri"),
+            "request_body": body,
+            "acknowledgment_body": None,
+            "callback_body": None,
+            "callback": {"last_update": None, "status": "pending", "http_reply": 0},
+        }
+        self.requests.append(record)
+        return record
+
+    def _complete_later(self, record: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._complete(record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _complete(self, record: dict[str, Any]) -> None:
+        await asyncio.sleep(self.callback_delay)
+        number = "+" + record["service_number"]
+        body = record["request_body"]
+        with self.lock:
+            if record["request_type"] == "create" and number in self.fail_provisioning:
+                record.update(request_status="failed", message="Selected service number is not available")
+                self.reserved.discard(number)
+            else:
+                record.update(request_status="completed", message="Request completed successfully")
+                self._apply(record["request_type"], number, body)
+        callback = {
+            "account_id": self.account_id,
+            "request_id": record["id"],
+            "custom_id": record["custom_id"],
+            "status": record["request_status"],
+            "message": record["message"],
+            "service_number": record["service_number"],
+            "answer_point": record["answer_point"],
+        }
+        record["callback_body"] = callback
+        url = record.get("callback_url") or (self.services.get(number) or {}).get("callback_uri")
+        if not url or not self.send_callbacks:
+            return
+        for attempt in (1, 2):  # the seed's callback statuses: retry once, then failed
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    answer = await client.post(url, json=callback)
+                status = answer.status_code
+            except httpx.HTTPError:
+                status = 0
+            with self.lock:
+                record["callback"] = {
+                    "last_update": _now(),
+                    "status": "success" if 200 <= status < 300 else ("retry" if attempt == 1 else "failed"),
+                    "http_reply": status,
+                }
+                record["callback_date"] = _now()
+                self.callbacks_sent.append((url, callback, status))
+            if 200 <= status < 300:
+                return
+            await asyncio.sleep(self.callback_delay)
+
+    def _apply(self, kind: str, number: str, body: dict[str, Any]) -> None:
+        if kind == "create":
+            self.reserved.discard(number)
+            service = dict(body.get("service") or {})
+            if "call_reporting" in body and "call_reporting" not in service:
+                service["call_reporting"] = body["call_reporting"]
+            self.services[number] = {
+                "name": body["name"],
+                "service_number": _digits(number),
+                "service": service,
+                "call_uri": body.get("call_uri"),
+                "sms_forward_uri": body.get("sms_forward_uri"),
+                "callback_uri": body.get("callback_uri"),
+                "custom_id": body.get("custom_id"),
+                "custom_group": body.get("custom_group"),
+                "@links": {"service_uri": f"/services/{_digits(number)}"},
+            }
+        elif kind == "update" and number in self.services:
+            service = self.services[number]
+            for key, value in body.items():
+                if key == "service" and isinstance(value, dict):
+                    service["service"].update(value)
+                elif key == "call_reporting":
+                    service["service"]["call_reporting"] = value
+                else:
+                    service[key] = value
+        elif kind == "delete":
+            self.services.pop(number, None)  # the number goes to quarantine, not back to the pool
+
+    def _page(self, received: Any, name: str, items: list[dict[str, Any]], page: int) -> Response:
+        with self.lock:
+            chunk = items[(page - 1) * PAGE : page * PAGE]
+            more = len(items) > page * PAGE
+        public = [_public(item, name) for item in chunk]
+        extra = {"@next": f"/{name}/{page + 1}"} if more else {}
+        return self._ok(received, public, **extra)
+
+    def _request_raw(self, received: Any, request_id: str, which: str) -> Response:
+        with self.lock:
+            record = next((r for r in self.requests if r["id"] == request_id), None)
+        if record is None or which not in ("request_body", "acknowledgment_body", "callback_body"):
+            return self._error(received, 404, "Not Found", {"request_id": "unknown request"})
+        value = record[which]
+        if value is None:
+            return self._error(received, 404, "Not Found", {which: "not available yet"})
+        return Response(json.dumps(value), media_type="text/plain")
+
+    def _change_service(self, received: Any, method: str, digits: str) -> Response:
+        number = "+" + digits
+        with self.lock:
+            if number not in self.services:
+                return self._error(received, 400, "Bad Request", {"service_number": "service not found"})
+        if method == "POST":
+            try:
+                body = received.json
+            except ValueError:
+                return self._error(received, 400, "Bad Request", {"body": "must be JSON"})
+            if not isinstance(body, dict) or not body:
+                return self._error(received, 400, "Bad Request", {"body": "nothing to update"})
+            errors: dict[str, str] = {}
+            service = body.get("service")
+            if (
+                isinstance(service, dict)
+                and "answer_point" in service
+                and not _valid_digits(service["answer_point"])
+            ):
+                errors["answer_point"] = "invalid number"
+            if "call_reporting" in body:
+                errors.update(_validate_reporting(body["call_reporting"]))
+            if errors:
+                return self._error(received, 400, "Bad Request", errors)
+            kind = "update"
+        else:
+            body, kind = {}, "delete"
+        with self.lock:
+            record = self._add_request(kind, body, number)
+            record["callback_url"] = self.services[number].get("callback_uri")
+        ack = {"request_id": record["id"], "message": "Success", "code": 200}
+        record["acknowledgment_body"] = {"response": ack}
+        self._complete_later(record)
+        return self._ok(received, ack)
+
+    # -- templates -----------------------------------------------------------------------------
+
+    def _templates(self, received: Any, method: str) -> Response:
+        q = received.query
+        if method == "GET" and "name" not in q:
+            listed = [{"name": n, "type": t, "country": c} for (n, c, t) in sorted(self.templates)]
+            return self._ok(received, listed)
+        name, country, kind = q.get("name"), q.get("country"), q.get("type", "email")
+        if not name or not country:
+            return self._error(received, 400, "Bad Request", {"name": "name and country are required"})
+        if kind not in ("email", "sms"):
+            return self._error(received, 400, "Bad Request", {"type": "must be email or sms"})
+        key = (name, country, kind)
+        if method == "GET":
+            matches = [k for k in self.templates if k[0] == name and k[1] == country]
+            if not matches:
+                return self._error(received, 400, "Bad Request", {"name": "template not found"})
+            return self._ok(
+                received,
+                {
+                    "name": name,
+                    "country": country,
+                    "type": matches[0][2],
+                    "content": self.templates[matches[0]],
+                    "message": "Success",
+                    "code": 200,
+                },
+            )
+        if method == "POST":
+            content = received.body.decode()
+            if not content.strip():
+                return self._error(received, 400, "Bad Request", {"body": "template content is empty"})
+            with self.lock:
+                self.templates[key] = content
+            return self._ok(received, {"message": "Success", "code": 200})
+        if method == "DELETE":
+            if key not in self.templates:
+                return self._error(received, 400, "Bad Request", {"name": "template not found"})
+            in_use = any(_uses_template(s, name) for s in self.services.values())
+            if in_use:
+                return self._error(received, 400, "Template is in use")
+            with self.lock:
+                del self.templates[key]
+            return self._ok(received, {"message": "Success", "code": 200})
+        return self._error(received, 405, "Method Not Allowed")
+
+
+def _validate_rule(rule: dict[str, Any]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    kind = rule.get("search_type")
+    if not rule.get("country"):
+        errors["country"] = "required"
+    if kind not in SEARCH_TYPES:
+        return {**errors, "search_type": f"must be one of {', '.join(sorted(SEARCH_TYPES))}"}
+    if kind == "location" and "location" not in rule and "lat" not in rule:
+        errors["location"] = "required when search_type is location"
+    if kind == "coordinates" or (kind == "location" and "lat" in rule):
+        if not isinstance(rule.get("lat"), int | float):
+            errors["lat"] = "required when search_type is coordinates"
+        if not isinstance(rule.get("long", rule.get("lng")), int | float):
+            errors["long"] = "required when search_type is coordinates"
+    if (
+        kind in ("location", "coordinates")
+        and "radius" in rule
+        and not isinstance(rule["radius"], int | float)
+    ):
+        errors["radius"] = "must be a number"
+    if kind in ("prefix", "number") and not _valid_digits(rule.get("number")):
+        errors["number"] = "invalid number"
+    if kind == "number_type" and str(rule.get("number_type", "")).upper() not in NUMBER_TYPES:
+        errors["number_type"] = "must be tollfree, freecall, mobile or geo"
+    if kind == "szu" and not rule.get("szu"):
+        errors["szu"] = "required when search_type is szu"
+    return errors
+
+
+def _validate_reporting(reporting: Any) -> dict[str, str]:
+    if not isinstance(reporting, dict):
+        return {"call_reporting": "must be an object"}
+    errors: dict[str, str] = {}
+    if reporting.get("report", "none") not in REPORT_LEVELS:
+        errors["report"] = "must be none, missed, missed-voicemail or all-calls"
+    email = reporting.get("email")
+    if email is not None:
+        if not isinstance(email, dict) or not email.get("subject"):
+            errors["subject"] = "required"
+        recipients = email.get("email_to") if isinstance(email, dict) else None
+        if not isinstance(recipients, list) or not recipients or not all("@" in str(r) for r in recipients):
+            errors["email_to"] = "must be a list of email addresses"
+    sms = reporting.get("sms")
+    if sms is not None and (not isinstance(sms, dict) or not _valid_digits(sms.get("mobile"))):
+        errors["mobile"] = "invalid number"
+    return errors
+
+
+def _uses_template(service: dict[str, Any], name: str) -> bool:
+    reporting = service.get("service", {}).get("call_reporting") or {}
+    return any((reporting.get(k) or {}).get("template") == name for k in ("email", "sms"))
+
+
+def _near(pool: list[dict[str, Any]], lat: float, lng: float, radius: float) -> list[dict[str, Any]]:
+    located = [(n, _km(lat, lng, n["lat"], n["lng"])) for n in pool if n["lat"] is not None]
+    return [n for n, d in sorted(located, key=lambda x: x[1]) if d <= radius]
+
+
+def _prefix(pool: list[dict[str, Any]], digits: str) -> list[dict[str, Any]]:
+    # Seed: a perfect match first, then one digit shorter at a time, down to 6 digits.
+    for length in range(len(digits), 5, -1):
+        found = [n for n in pool if _digits(n["e164"]).startswith(digits[:length])]
+        if found:
+            return found
+    return []
+
+
+def _public(item: dict[str, Any], kind: str) -> dict[str, Any]:
+    if kind == "services":
+        return {k: v for k, v in item.items() if k not in ("custom_id", "custom_group", "callback_uri")}
+    public = {
+        k: v
+        for k, v in item.items()
+        if k not in ("request_body", "acknowledgment_body", "callback_body", "callback")
+    }
+    public["@links"] = {
+        "request_body": f"/requests/{item['id']}/request_body",
+        "acknowledgment_body": f"/requests/{item['id']}/acknowledgment_body",
+        "callback_body": f"/requests/{item['id']}/callback_body" if item["callback_body"] else None,
+    }
+    public["@callback"] = item["callback"]
+    return public
+
+
+def _avanser_display(e164: str) -> str:
+    """`+61-0290081596`: the form the seed's call-URI and SMS-forward examples use."""
+    number = phonenumbers.parse(e164, None)
+    return f"+{number.country_code}-0{number.national_number}"
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _form(body: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(body.decode(), keep_blank_values=True)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+10:00")

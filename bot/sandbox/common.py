@@ -1,0 +1,147 @@
+"""What the provider sandboxes share: a record of every request, Basic auth, and injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+# How a sandbox can misbehave, as a real provider does.
+FAULT_KINDS = ("status", "timeout", "malformed", "reset", "after_commit")
+
+
+@dataclass
+class Received:
+    """One request as the sandbox received it, for tests to compare with the seed's examples."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.time)
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        scheme, _, value = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user, password
+
+
+@dataclass
+class Fault:
+    """Misbehave on the next `count` matching requests.
+
+    kind: status (answer `status` with `body`), timeout (answer after `delay` s), malformed (200 with
+    a body that is not JSON), after_commit (do the work, then answer `status` — the ambiguous case).
+    """
+
+    kind: str
+    count: int = 1
+    status: int = 500
+    delay: float = 30.0
+    body: str = ""
+    path: str | None = None  # only requests whose path starts with this
+    method: str | None = None
+    retry_after: int | None = None
+
+
+class SandboxBase:
+    """Request log, credentials and faults, shared by the AVANSER, Exotel and DataTechLabs sandboxes."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.lock = threading.RLock()
+        self.received: list[Received] = []
+        self.faults: list[Fault] = []
+        self.base_url = ""
+
+    def inject(self, kind: str, **options: Any) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
+        fault = Fault(kind=kind, **options)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def requests_to(self, method: str, path_prefix: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.method == method and r.path.startswith(path_prefix)]
+
+    async def record(self, request: Request) -> Received:
+        received = Received(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+        )
+        with self.lock:
+            self.received.append(received)
+        return received
+
+    def authorized(self, received: Received) -> bool:
+        return received.basic_auth == (self.username, self.password)
+
+    def take_fault(self, received: Received) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.count <= 0:
+                    continue
+                if fault.path and not received.path.startswith(fault.path):
+                    continue
+                if fault.method and fault.method != received.method:
+                    continue
+                fault.count -= 1
+                return fault
+        return None
+
+    async def fault_response(self, fault: Fault) -> Response | None:
+        """The answer a fault gives before any work is done (None for after_commit)."""
+        if fault.kind == "timeout":
+            await asyncio.sleep(fault.delay)
+            return PlainTextResponse("late", status_code=504)
+        if fault.kind == "malformed":
+            return PlainTextResponse(
+                "<html><body>Bad Gateway</body></html>", status_code=200, media_type="application/json"
+            )
+        if fault.kind == "status":
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            return PlainTextResponse(
+                fault.body or f"fault {fault.status}",
+                status_code=fault.status,
+                headers=headers,
+                media_type="application/json" if fault.body.startswith(("{", "[")) else None,
+            )
+        return None
+
+    async def after_commit_response(self, fault: Fault) -> Response:
+        if fault.delay and fault.status == 504:
+            await asyncio.sleep(fault.delay)
+        return PlainTextResponse(fault.body or "upstream error", status_code=fault.status)

@@ -1,0 +1,735 @@
+"""AVANSER Telco API v1 client (seed 001): accounts, number search, service requests, templates.
+
+    TelcoError (bot.telco.base)
+     ├── ProviderUnavailable / ProviderTimeout / ProviderRateLimited / ProviderAuthFailed
+     ├── ProviderBadResponse
+     └── ProviderRejected
+          └── AvanserRejected          400 Error Detail: `.fields` maps a field to AVANSER's reason
+               └── TemplateInUse       DELETE /templates refused: the template is used by a service
+
+Every answer carries the `@transaction` object; errors come as
+`{"error": {"message", "code"}, "errors": {field: reason}}` (Error Detail / Error Response).
+A location search that matches several addresses answers HTTP 300 with the candidates: returned as
+`SearchResult.addresses`, not raised.
+
+Where the seed contradicts itself the client sends what the endpoint's own example shows, and reads
+both forms (see `NumberRule.to_body` and `service_request_body`):
+- coordinates search: `search_type` "coordinates" (the enum) with `lat` and both `long` (the
+  schema) and `lng` (the example and the GET search);
+- number types: upper case (`MOBILE`, the example; the schema lists lower case);
+- `call_reporting`: inside `service` on create (schema, transfer and voicemail examples; the prompt
+  example has it at the top level), at the top level on update (the update example);
+- the callback URL is sent as `callback_uri` (request schema); `call_callback_uri` is only prose.
+
+A new-service request is never sent twice for one Slack request: `custom_id` is the idempotency
+key, and after an ambiguous failure the request list is searched for it before anything is re-sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import httpx
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from bot.phone import from_avanser, to_avanser
+from bot.telco.base import (
+    HttpProvider,
+    ProviderAuthFailed,
+    ProviderBadResponse,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RetryPolicy,
+)
+
+log = logging.getLogger("switchboard.telco.avanser")
+
+NumberType = Literal["GEO", "TOLLFREE", "FREECALL", "MOBILE"]
+ServiceType = Literal["transfer", "voicemail", "prompt"]
+ReportLevel = Literal["none", "missed", "missed-voicemail", "all-calls"]
+RequestStatus = Literal["pending", "completed", "pending_confirmation", "failed", "reported"]
+FINAL_STATUSES = frozenset({"completed", "failed", "reported"})
+
+
+class AvanserRejected(ProviderRejected):
+    """AVANSER refused the request; `.fields` says which field and why."""
+
+    def __init__(self, message: str, *, fields: dict[str, str], status: int | None, detail: str = "") -> None:
+        super().__init__(message, provider="AVANSER", status=status, detail=detail)
+        self.fields = fields
+
+
+class TemplateInUse(AvanserRejected):
+    """The template is used by a service and cannot be deleted."""
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Transaction(_Model):
+    id: str | None = None
+    account_id: int | None = Field(default=None, validation_alias=AliasChoices("account-id", "account_id"))
+    request: dict[str, Any] | None = None
+
+
+class Account(_Model):
+    account_id: int = Field(validation_alias=AliasChoices("account-id", "account_id"))
+    account: str = ""
+
+
+class NumberCandidate(_Model):
+    """A number AVANSER has available; `e164` is Switchboard's form of the response's key."""
+
+    e164: str
+    country: str = ""
+    region: str = ""
+    type: str = ""
+    national: str = ""
+    calling_code: str = ""
+
+
+class AddressCandidate(_Model):
+    name: str
+    state: str = ""
+    country: str = ""
+    lat_lng: list[float] = Field(default_factory=list)
+
+    @field_validator("lat_lng", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.replace("`", "").split(",")
+        return [float(str(v).strip().strip("`")) for v in value or []]
+
+
+class SearchResult(_Model):
+    numbers: list[NumberCandidate] = Field(default_factory=list)
+    addresses: list[AddressCandidate] = Field(default_factory=list)  # HTTP 300: pick one and search again
+
+    @property
+    def ambiguous(self) -> bool:
+        return bool(self.addresses)
+
+
+class Acknowledgment(_Model):
+    request_id: str
+    message: str = ""
+    code: int | None = None
+    service_number: str | None = None  # the reserved number, on a new-service request
+
+    @property
+    def service_e164(self) -> str | None:
+        return from_avanser(self.service_number) if self.service_number else None
+
+
+class CallbackInfo(_Model):
+    last_update: str | None = None
+    status: str | None = None
+    http_reply: int | None = None
+
+
+class RequestRecord(_Model):
+    id: str
+    request_type: Literal["create", "update", "delete"] | str = "create"
+    custom_id: str | None = None
+    custom_group: str | None = None
+    request_date: str | None = None
+    callback_date: str | None = None
+    request_status: str = "pending"
+    message: str | None = None
+    service_number: str | None = None
+    answer_point: str | None = None
+    callback_url: str | None = None
+    links: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices("@links", "links"))
+    callback: CallbackInfo | None = Field(
+        default=None, validation_alias=AliasChoices("@callback", "callback")
+    )
+
+    @property
+    def final(self) -> bool:
+        return self.request_status in FINAL_STATUSES
+
+
+class CallbackBody(_Model):
+    """What AVANSER POSTs to the callback URI when a request is completed or failed."""
+
+    request_id: str
+    status: Literal["completed", "failed"] | str
+    custom_id: str | None = None
+    account_id: int | None = None
+    message: str = ""
+    service_number: str | None = None
+    answer_point: str | None = None
+
+
+class EmailReport(_Model):
+    subject: str
+    email_to: list[str]
+    email_cc: list[str] = Field(default_factory=list)
+    email_bcc: list[str] = Field(default_factory=list)
+    template: str | None = None
+
+
+class SmsReport(_Model):
+    mobile: str  # E.164 inside Switchboard; sent in AVANSER's form
+    sms_id: str | None = None
+    template: str | None = None
+
+
+class CallReporting(_Model):
+    report: ReportLevel = "none"
+    email: EmailReport | None = None
+    sms: SmsReport | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"report": self.report}
+        if self.email is not None:
+            body["email"] = self.email.model_dump(exclude_none=True)
+        if self.sms is not None:
+            sms = self.sms.model_dump(exclude_none=True)
+            sms["mobile"] = to_avanser(self.sms.mobile)
+            body["sms"] = sms
+        return body
+
+
+class ServiceConfig(_Model):
+    type: ServiceType | None = None
+    answer_point: str | None = None  # E.164
+    answer_point_name: str | None = None
+    record_call: bool | None = None
+    call_greeting: str | None = None
+    call_whisper: str | None = None
+    voicemail: str | None = None
+    call_reporting: CallReporting | None = None
+
+    @field_validator("answer_point", mode="before")
+    @classmethod
+    def _answer_point(cls, value: Any) -> Any:
+        return from_avanser(str(value)) if value not in (None, "") else None
+
+    def to_body(self, *, with_reporting: bool = True) -> dict[str, Any]:
+        body = self.model_dump(exclude_none=True, exclude={"call_reporting"})
+        for key in list(body):
+            if key not in ServiceConfig.model_fields:
+                body.pop(key)
+        if self.answer_point:
+            body["answer_point"] = to_avanser(self.answer_point)
+        if with_reporting and self.call_reporting is not None:
+            body["call_reporting"] = self.call_reporting.to_body()
+        return body
+
+
+class NumberRule(_Model):
+    """The `service_number` search rule of a new-service request: how AVANSER picks the number."""
+
+    search_type: Literal["location", "coordinates", "prefix", "number_type", "number", "szu"]
+    country: str = "AU"
+    location: str | None = None
+    radius: float | None = None
+    lat: float | None = None
+    lng: float | None = None
+    number_type: NumberType | None = None
+    number: str | None = None  # E.164
+    szu: str | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"country": self.country, "search_type": self.search_type}
+        if self.search_type == "location":
+            body.update(location=self.location, radius=self.radius if self.radius is not None else 20)
+        elif self.search_type == "coordinates":
+            body.update(lat=self.lat, long=self.lng, lng=self.lng, radius=self.radius if self.radius else 20)
+        elif self.search_type in ("prefix", "number"):
+            body["number"] = to_avanser(self.number or "")
+        elif self.search_type == "number_type":
+            body["number_type"] = self.number_type
+        elif self.search_type == "szu":
+            body["szu"] = self.szu
+        return body
+
+
+class ServiceRequest(_Model):
+    """A new service: its name, how to pick its number, what it does, where its events go."""
+
+    name: str
+    custom_id: str
+    service_number: NumberRule
+    service: ServiceConfig
+    custom_group: str | None = None
+    call_uri: str | None = None
+    sms_forward_uri: str | None = None
+    callback_uri: str | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "custom_id": self.custom_id,
+            "service_number": self.service_number.to_body(),
+            "service": self.service.to_body(),
+        }
+        if self.custom_group:
+            body["custom_group"] = self.custom_group
+        for key in ("call_uri", "sms_forward_uri", "callback_uri"):
+            value = getattr(self, key)
+            if value:
+                body[key] = value
+        return body
+
+
+class ServiceDetail(_Model):
+    name: str = ""
+    service_number: str | None = None
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    call_reporting: CallReporting | None = None
+    call_uri: str | None = None
+    sms_forward_uri: str | None = None
+    links: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices("@links", "links"))
+
+    @property
+    def e164(self) -> str | None:
+        return from_avanser(self.service_number) if self.service_number else None
+
+    @property
+    def reporting(self) -> CallReporting | None:
+        return self.service.call_reporting or self.call_reporting
+
+
+class ServiceUpdate(_Model):
+    """A partial change to a service: only the fields set are sent (seed: 'only the required changes')."""
+
+    name: str | None = None
+    service: ServiceConfig | None = None
+    call_reporting: CallReporting | None = None
+    call_uri: str | None = None
+    sms_forward_uri: str | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.name is not None:
+            body["name"] = self.name
+        if self.service is not None:
+            service = self.service.to_body(with_reporting=False)
+            if service:
+                body["service"] = service
+        reporting = self.call_reporting or (self.service.call_reporting if self.service else None)
+        if reporting is not None:
+            body["call_reporting"] = reporting.to_body()
+        for key in ("call_uri", "sms_forward_uri"):
+            if getattr(self, key) is not None:
+                body[key] = getattr(self, key)
+        return body
+
+
+class Template(_Model):
+    name: str
+    type: Literal["email", "sms"] | str = "email"
+    country: str = "AU"
+
+
+class AccountDetails(_Model):
+    client_name: str | None = None
+    client_id: str | int | None = None
+    abn: str | None = None
+    primary_contact: dict[str, Any] | None = None
+    billing_contact: dict[str, Any] | None = None
+    invoice_address: dict[str, Any] | None = None
+
+
+class Package(_Model):
+    package_code: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    setup_charge: str | None = None
+    monthly_charge: str | None = None
+    email: str | None = None
+    fixed_call_rate: dict[str, Any] | None = None
+    rates: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class NumberRate(_Model):
+    rate_code: str | None = None
+    description: str | None = None
+    setup_date: str | None = None
+    setup_charge: str | None = None
+    rental_charge: str | None = None
+
+
+class CallRate(_Model):
+    rate_code: str | None = None
+    call_type: str | None = None
+    cost_per_minute: str | None = None
+    free_seconds: str | None = None
+    minimum_seconds: str | None = None
+
+
+class TranscriptionRate(_Model):
+    setup_date: str | None = None
+    rate: str | None = None
+
+
+class Feature(_Model):
+    feature_code: str | None = None
+    description: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    setup_charge: str | None = None
+    monthly_charge: str | None = None
+    change_charge: str | None = None
+    charging_method: str | None = None
+    charge_term: str | None = None
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+class AvanserClient(HttpProvider):
+    name = "AVANSER"
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, username, password, timeout=timeout, retry=retry, transport=transport)
+        self.last_transaction: Transaction | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        content: str | None = None,
+        headers: dict[str, str] | None = None,
+        form: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[httpx.Response, Any]:
+        idempotent = method in ("GET", "PUT", "DELETE")
+        response = await self.send(
+            method,
+            path,
+            idempotent=idempotent,
+            params=params,
+            json_body=json_body,
+            content=content,
+            headers=headers,
+            form=form,
+        )
+        body = self.decode(response)
+        if isinstance(body, dict) and isinstance(body.get("@transaction"), dict):
+            self.last_transaction = Transaction.model_validate(body["@transaction"])
+        if response.status_code in ok:
+            return response, body
+        raise self._error(response, body)
+
+    def _error(self, response: httpx.Response, body: Any) -> Exception:
+        status = response.status_code
+        error = body.get("error") if isinstance(body, dict) else None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        message = ""
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+        fields: dict[str, str] = {}
+        if isinstance(errors, dict):
+            for key, value in errors.items():
+                if key in ("description", "code"):
+                    continue
+                fields[str(key)] = value if isinstance(value, str) else str(value)
+            message = str(errors.get("description") or message)
+        detail = f"HTTP {status}: {message} {fields}".strip()
+        log.warning("AVANSER %s %s refused: %s", response.request.method, response.request.url.path, detail)
+        if status in (401, 403):
+            return ProviderAuthFailed(self.auth_text(), provider=self.name, status=status, detail=detail)
+        if status >= 500:
+            return ProviderUnavailable(
+                f"AVANSER had a problem on its side ({message or 'unexpected error'}). "
+                "Please try again later.",
+                provider=self.name,
+                status=status,
+                detail=detail,
+            )
+        sentence = _sentence(message, fields)
+        cls = TemplateInUse if "in use" in message.lower() else AvanserRejected
+        return cls(sentence, fields=fields, status=status, detail=detail)
+
+    @staticmethod
+    def _response(body: Any) -> Any:
+        if not isinstance(body, dict) or "response" not in body:
+            raise ProviderBadResponse(
+                "AVANSER sent back something Switchboard didn't understand. An admin has the details.",
+                provider="AVANSER",
+                detail=f"no 'response' in {str(body)[:200]}",
+            )
+        return body["response"]
+
+    def _list(self, model: type[Any], response: httpx.Response, body: Any) -> list[Any]:
+        data = self._response(body)
+        if not isinstance(data, list):
+            raise ProviderBadResponse(
+                self.bad_response_text(),
+                provider=self.name,
+                detail=f"expected a list, got {type(data).__name__}",
+            )
+        return [self.parse(model, item, response) for item in data]
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def list_accounts(
+        self, type: Literal["configuration", "billing"] = "configuration"
+    ) -> list[Account]:
+        response, body = await self._call("GET", "accounts", params={"type": type})
+        return self._list(Account, response, body)
+
+    async def switch_account(self, account_id: int) -> None:
+        await self._call(
+            "POST", "accounts", params={"account-id": account_id}, form={"account-id": account_id}
+        )
+
+    async def account_details(self) -> list[AccountDetails]:
+        response, body = await self._call("GET", "accounts/details")
+        return self._list(AccountDetails, response, body)
+
+    async def packages(self) -> list[Package]:
+        response, body = await self._call("GET", "accounts/packages")
+        return self._list(Package, response, body)
+
+    async def number_rates(self) -> list[NumberRate]:
+        response, body = await self._call("GET", "accounts/number_rates")
+        return self._list(NumberRate, response, body)
+
+    async def call_rates(self) -> list[CallRate]:
+        response, body = await self._call("GET", "accounts/call_rates")
+        return self._list(CallRate, response, body)
+
+    async def transcription_rates(self) -> list[TranscriptionRate]:
+        response, body = await self._call("GET", "accounts/transcription_rates")
+        return self._list(TranscriptionRate, response, body)
+
+    async def features(self) -> list[Feature]:
+        response, body = await self._call("GET", "accounts/features")
+        return self._list(Feature, response, body)
+
+    # -- number search -----------------------------------------------------------------------
+
+    async def _search(self, params: dict[str, Any]) -> SearchResult:
+        response, body = await self._call("GET", "numbers", params=params, ok=(200, 300))
+        if response.status_code == 300:
+            errors = body.get("errors", {}) if isinstance(body, dict) else {}
+            candidates = errors.get("location") if isinstance(errors, dict) else None
+            if not isinstance(candidates, list):
+                raise ProviderBadResponse(
+                    self.bad_response_text(), provider=self.name, detail="HTTP 300 without errors.location"
+                )
+            return SearchResult(addresses=[self.parse(AddressCandidate, c, response) for c in candidates])
+        data = self._response(body)
+        if isinstance(data, list) and not data:
+            data = {}
+        if not isinstance(data, dict):
+            raise ProviderBadResponse(
+                self.bad_response_text(),
+                provider=self.name,
+                detail=f"search response is {type(data).__name__}",
+            )
+        numbers = []
+        for key, value in data.items():
+            item = dict(value) if isinstance(value, dict) else {}
+            item["e164"] = from_avanser(str(key))
+            numbers.append(self.parse(NumberCandidate, item, response))
+        return SearchResult(numbers=numbers)
+
+    async def search_by_location(self, country: str, location: str, radius: float = 20) -> SearchResult:
+        return await self._search({"country": country, "location": location, "radius": _num(radius)})
+
+    async def search_by_coordinates(
+        self, country: str, lat: float, lng: float, radius: float = 20
+    ) -> SearchResult:
+        return await self._search({"country": country, "lat": lat, "lng": lng, "radius": _num(radius)})
+
+    async def search_by_prefix(self, country: str, number: str) -> SearchResult:
+        return await self._search({"country": country, "number": to_avanser(number)})
+
+    async def search_by_type(self, country: str, number_type: NumberType) -> SearchResult:
+        return await self._search({"country": country, "number_type": number_type})
+
+    async def search_by_szu(self, szu: str) -> SearchResult:
+        return await self._search({"szu": szu})
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def list_requests_page(self, path: str = "requests") -> tuple[list[RequestRecord], str | None]:
+        response, body = await self._call("GET", path)
+        records = self._list(RequestRecord, response, body)
+        next_path = body.get("@next") if isinstance(body, dict) else None
+        return records, (str(next_path) if next_path else None)
+
+    async def list_requests(self, *, max_pages: int = 50) -> list[RequestRecord]:
+        """Every request, following `@next` (batches of 100)."""
+        records, next_path = await self.list_requests_page()
+        pages = 1
+        while next_path and pages < max_pages:
+            page, next_path = await self.list_requests_page(next_path)
+            records.extend(page)
+            pages += 1
+        return records
+
+    async def find_request(self, custom_id: str) -> RequestRecord | None:
+        """The newest request carrying `custom_id`, if AVANSER has one."""
+        matches = [r for r in await self.list_requests() if r.custom_id == custom_id]
+        return matches[-1] if matches else None
+
+    async def request_service(self, request: ServiceRequest) -> Acknowledgment:
+        """Ask for a new service. Sent at most once per `custom_id`, even when the answer is lost."""
+        body = request.to_body()
+        try:
+            response, answer = await self._call("POST", "requests", json_body=body)
+        except (ProviderTimeout, ProviderUnavailable) as exc:
+            # Ambiguous: AVANSER may have taken it. Look before doing anything else.
+            log.warning(
+                "AVANSER new-service request %s: no clear answer (%s); checking the request list",
+                request.custom_id,
+                exc.detail,
+            )
+            try:
+                existing = await self.find_request(request.custom_id)
+            except (ProviderTimeout, ProviderUnavailable):
+                raise ProviderUnavailable(
+                    "AVANSER didn't answer, and I couldn't check whether it took the request. "
+                    "Nothing will be "
+                    "sent again automatically; look at `/numbers requests` in a few minutes before retrying.",
+                    provider=self.name,
+                    detail=exc.detail,
+                ) from exc
+            if existing is not None:
+                log.info(
+                    "AVANSER had request %s for %s; not sending it again", existing.id, request.custom_id
+                )
+                return Acknowledgment(
+                    request_id=existing.id,
+                    message=existing.message or "",
+                    service_number=existing.service_number,
+                )
+            if isinstance(exc, ProviderTimeout):
+                raise ProviderTimeout(
+                    "AVANSER took too long to answer. It has no record of the request, so no number was "
+                    "bought; please try again.",
+                    provider=self.name,
+                    detail=exc.detail,
+                ) from exc
+            raise
+        return self.parse(Acknowledgment, self._response(answer), response)
+
+    async def request_body(self, request_id: str) -> dict[str, Any]:
+        return await self._raw(f"requests/{request_id}/request_body")
+
+    async def acknowledgment_body(self, request_id: str) -> dict[str, Any]:
+        return await self._raw(f"requests/{request_id}/acknowledgment_body")
+
+    async def callback_body(self, request_id: str) -> dict[str, Any]:
+        return await self._raw(f"requests/{request_id}/callback_body")
+
+    async def _raw(self, path: str) -> dict[str, Any]:
+        # The seed says these come back "as plain text": the text is the JSON that was exchanged.
+        _, body = await self._call("GET", path)
+        if not isinstance(body, dict):
+            raise ProviderBadResponse(
+                self.bad_response_text(), provider=self.name, detail=f"{path}: not an object"
+            )
+        return body
+
+    # -- services ----------------------------------------------------------------------------
+
+    async def list_services_page(self, path: str = "services") -> tuple[list[ServiceDetail], str | None]:
+        response, body = await self._call("GET", path)
+        services = self._list(ServiceDetail, response, body)
+        next_path = body.get("@next") if isinstance(body, dict) else None
+        return services, (str(next_path) if next_path else None)
+
+    async def list_services(self, *, max_pages: int = 50) -> list[ServiceDetail]:
+        services, next_path = await self.list_services_page()
+        pages = 1
+        while next_path and pages < max_pages:
+            page, next_path = await self.list_services_page(next_path)
+            services.extend(page)
+            pages += 1
+        return services
+
+    async def update_service(self, number: str, update: ServiceUpdate) -> Acknowledgment:
+        response, body = await self._call(
+            "POST", f"services/{to_avanser(number)}", json_body=update.to_body()
+        )
+        return self.parse(Acknowledgment, self._response(body), response)
+
+    async def decommission_service(self, number: str) -> Acknowledgment:
+        response, body = await self._call("DELETE", f"services/{to_avanser(number)}")
+        return self.parse(Acknowledgment, self._response(body), response)
+
+    # -- templates ---------------------------------------------------------------------------
+
+    async def list_templates(self) -> list[Template]:
+        response, body = await self._call("GET", "templates")
+        return self._list(Template, response, body)
+
+    async def preview_template(self, name: str, country: str = "AU") -> dict[str, Any]:
+        _, body = await self._call("GET", "templates", params={"name": name, "country": country})
+        data = self._response(body)
+        return data if isinstance(data, dict) else {"content": data}
+
+    async def save_template(
+        self, name: str, content: str, *, country: str = "AU", type: Literal["email", "sms"] = "email"
+    ) -> None:
+        await self._call(
+            "POST",
+            "templates",
+            params={"type": type, "name": name, "country": country},
+            content=content,
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+
+    async def delete_template(
+        self, name: str, *, country: str = "AU", type: Literal["email", "sms"] = "email"
+    ) -> None:
+        await self._call(
+            "DELETE",
+            "templates",
+            params={"type": type, "name": name, "country": country},
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+
+
+_FIELD_NAMES = {
+    "answer_point": "the answer point",
+    "account-id": "the account",
+    "service_number": "the number",
+    "location": "the address",
+    "number": "the number",
+    "email_to": "the email recipients",
+    "mobile": "the SMS mobile",
+    "template": "the template",
+}
+
+
+def _sentence(message: str, fields: dict[str, str]) -> str:
+    """AVANSER's refusal as a sentence: 'AVANSER says the answer point is an invalid number.'"""
+    if fields:
+        parts = [f"{_FIELD_NAMES.get(k, k.replace('_', ' '))}: {v}" for k, v in fields.items()]
+        return "AVANSER refused the request — " + "; ".join(parts) + "."
+    if message and message.lower() not in ("bad request",):
+        return f"AVANSER refused the request: {message.rstrip('.')}."
+    return "AVANSER refused the request without saying why. An admin can find the details in the log."
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
