@@ -203,9 +203,9 @@ class AvanserSandbox(SandboxBase):
             "ms": 0.039,
         }
 
-    def _ok(self, received: Any, response: Any, status: int = 200, **extra: Any) -> JSONResponse:
+    def _ok(self, received: Any, response: Any, extra: dict[str, Any] | None = None) -> JSONResponse:
         return JSONResponse(
-            {"@transaction": self._transaction(received), **extra, "response": response}, status_code=status
+            {"@transaction": self._transaction(received), **(extra or {}), "response": response}
         )
 
     def _error(
@@ -633,7 +633,7 @@ class AvanserSandbox(SandboxBase):
             more = len(items) > page * PAGE
         public = [_public(item, name) for item in chunk]
         extra = {"@next": f"/{name}/{page + 1}"} if more else {}
-        return self._ok(received, public, **extra)
+        return self._ok(received, public, extra)
 
     def _request_raw(self, received: Any, request_id: str, which: str) -> Response:
         with self.lock:
