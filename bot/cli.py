@@ -81,9 +81,47 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     if not settings.public_url:
         print("  note: SWITCHBOARD_PUBLIC_URL is not set; providers cannot be given callback URLs.")
+    if args.offline:
+        return 0
     status = 0
-    if settings.slack_bot_token is not None and not args.offline:
-        status = asyncio.run(_check_slack(settings))
+    if settings.slack_bot_token is not None:
+        status |= asyncio.run(_check_slack(settings))
+    status |= asyncio.run(_check_providers(settings))
+    return status
+
+
+async def _check_providers(settings: Settings) -> int:
+    """Reach each configured provider with a call that changes nothing."""
+    from bot.services import provider_clients
+    from bot.telco.base import ProviderAuthFailed, TelcoError
+    from bot.telco.exotel import ExotelNotFound
+
+    avanser, exotel, dtl = provider_clients(settings)
+    status = 0
+    if avanser is not None:
+        try:
+            accounts = await avanser.list_accounts()
+            names = ", ".join(f"{a.account} ({a.account_id})" for a in accounts) or "none"
+            print(f"  AVANSER: reachable; accounts: {names}")
+        except TelcoError as exc:
+            print(f"  AVANSER: {exc}")
+            status = 1
+        finally:
+            await avanser.aclose()
+    if exotel is not None:
+        try:
+            await exotel.get_allocation("switchboard-check")
+            print("  Exotel: reachable, credentials accepted")
+        except ExotelNotFound:  # the probe id does not exist: the credentials were accepted
+            print("  Exotel: reachable, credentials accepted")
+        except (ProviderAuthFailed, TelcoError) as exc:
+            print(f"  Exotel: {exc}")
+            status = 1
+        finally:
+            await exotel.aclose()
+    if dtl is not None:
+        print("  DataTechLabs: configured; not called (its API has no request that places no call)")
+        await dtl.aclose()
     return status
 
 
@@ -114,23 +152,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.avanser import AvanserSandbox
+    from bot.sandbox.dtl import DtlSandbox
+    from bot.sandbox.exotel import ExotelSandbox
     from bot.sandbox.server import LoopbackServer
     from bot.sandbox.slack import SlackSandbox
 
     slack = SlackSandbox(channel_interval=args.slack_rate_limit)
-    server = LoopbackServer(slack.asgi(), port=args.slack_port, name="slack-sandbox").start()
-    slack.base_url = server.url
-    print("Sandboxes running on loopback (Ctrl-C to stop):")
-    print(f"  SLACK_API_URL={server.url}/api/")
-    print(f"  SLACK_BOT_TOKEN={slack.bot_token}")
-    print(f"  SLACK_SIGNING_SECRET={slack.signing_secret}")
+    avanser, exotel, dtl = AvanserSandbox(), ExotelSandbox(), DtlSandbox()
+    servers = []
+    for name, sandbox, port in (
+        ("slack", slack, args.slack_port),
+        ("avanser", avanser, 0),
+        ("exotel", exotel, 0),
+        ("dtl", dtl, 0),
+    ):
+        server = LoopbackServer(sandbox.asgi(), port=port, name=f"{name}-sandbox").start()
+        sandbox.base_url = server.url
+        servers.append(server)
+    if args.app_url:
+        token = f"token={args.webhook_token}" if args.webhook_token else ""
+        exotel.event_urls = {
+            k: f"{args.app_url}/hooks/exotel/{k}?{token}" for k in ("call", "deallocation", "verification")
+        }
+    print("Sandboxes running on loopback (Ctrl-C to stop). Settings that point Switchboard at them:")
+    print(f"SLACK_API_URL={slack.base_url}/api/")
+    print(f"SLACK_BOT_TOKEN={slack.bot_token}")
+    print(f"SLACK_SIGNING_SECRET={slack.signing_secret}")
+    print(f"AVANSER_API_URL={avanser.base_url}/v1/")
+    print(f"AVANSER_USERNAME={avanser.username}")
+    print(f"AVANSER_PASSWORD={avanser.password}")
+    print(f"EXOTEL_API_URL={exotel.base_url}/v1/")
+    print(f"EXOTEL_ACCOUNT_SID={exotel.account_sid}")
+    print(f"EXOTEL_API_KEY={exotel.username}")
+    print(f"EXOTEL_API_TOKEN={exotel.password}")
+    print(f"DTL_API_URL={dtl.base_url}")
+    print(f"DTL_USERNAME={dtl.username}")
+    print(f"DTL_PASSWORD={dtl.password}", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        for server in servers:
+            server.request_stop()
+        for server in servers:
+            server.stop()
     return 0
 
 
@@ -155,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between posts to one channel before answering 429",
     )
+    sandbox.add_argument("--app-url", help="where Exotel events are sent (a running Switchboard)")
+    sandbox.add_argument("--webhook-token", help="SWITCHBOARD_WEBHOOK_TOKEN of that Switchboard")
     sandbox.set_defaults(func=cmd_sandbox)
     return parser
 

@@ -32,3 +32,65 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+class Providers:
+    """The three provider sandboxes on loopback, and a client for each (fast retries)."""
+
+    def __init__(self) -> None:
+        from bot.sandbox.avanser import AvanserSandbox
+        from bot.sandbox.dtl import DtlSandbox
+        from bot.sandbox.exotel import ExotelSandbox
+        from bot.sandbox.server import LoopbackServer
+
+        self.avanser = AvanserSandbox(callback_delay=0.05)
+        self.exotel = ExotelSandbox()
+        self.dtl = DtlSandbox()
+        self.servers = []
+        for name, sandbox in (("avanser", self.avanser), ("exotel", self.exotel), ("dtl", self.dtl)):
+            server = LoopbackServer(sandbox.asgi(), name=name).start()
+            sandbox.base_url = server.url
+            self.servers.append(server)
+
+    def avanser_client(self, **options):
+        from bot.telco.avanser import AvanserClient
+        from bot.telco.base import RetryPolicy
+
+        options.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01))
+        return AvanserClient(
+            f"{self.avanser.base_url}/v1/", self.avanser.username, self.avanser.password, **options
+        )
+
+    def exotel_client(self, **options):
+        from bot.telco.base import RetryPolicy
+        from bot.telco.exotel import ExotelClient
+
+        options.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01))
+        return ExotelClient(
+            f"{self.exotel.base_url}/v1/",
+            self.exotel.account_sid,
+            self.exotel.username,
+            self.exotel.password,
+            **options,
+        )
+
+    def dtl_client(self, **options):
+        from bot.telco.base import RetryPolicy
+        from bot.telco.dtl import DtlClient
+
+        options.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01))
+        return DtlClient(self.dtl.base_url, self.dtl.username, self.dtl.password, **options)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.request_stop()
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture
+def providers() -> Iterator[Providers]:
+    """Fresh sandboxes for tests that change or count their state."""
+    running = Providers()
+    yield running
+    running.stop()

@@ -387,8 +387,7 @@ class AvanserSandbox(SandboxBase):
         except ValueError:
             return self._error(received, 400, "Bad Request", {"radius": "must be a number"})
         if "location" in q:
-            word = q["location"].split(",")[0].strip().lower()
-            places = [p for p in PLACES if p[0].lower().startswith(word)]
+            places = _places(q["location"])
             if not places:
                 return self._error(received, 400, "Bad Request", {"location": "address not found"})
             if len(places) > 1:
@@ -490,8 +489,7 @@ class AvanserSandbox(SandboxBase):
         elif kind == "szu":
             candidates = [n for n in pool if n["szu"] == str(rule.get("szu")).lower()]
         elif kind == "location" and "location" in rule:
-            word = str(rule["location"]).split(",")[0].strip().lower()
-            places = [p for p in PLACES if p[0].lower().startswith(word)]
+            places = _places(str(rule["location"]))
             candidates = (
                 _near(pool, places[0][2], places[0][3], float(rule.get("radius") or 20)) if places else []
             )
@@ -778,6 +776,17 @@ def _validate_reporting(reporting: Any) -> dict[str, str]:
 def _uses_template(service: dict[str, Any], name: str) -> bool:
     reporting = service.get("service", {}).get("call_reporting") or {}
     return any((reporting.get(k) or {}).get("template") == name for k in ("email", "sms"))
+
+
+def _places(text: str) -> list[tuple[str, str, float, float, str]]:
+    """Places an address may mean: by town name, else by the state's capital (a tiny geocoder)."""
+    words = text.lower().replace(",", " ").split()
+    by_town = [p for p in PLACES if p[0].split(",")[0].lower() in words]
+    if by_town:
+        return by_town
+    capitals = {"nsw": "Sydney", "vic": "Melbourne", "qld": "Brisbane", "wa": "Perth"}
+    towns = {capitals[w] for w in words if w in capitals}
+    return [p for p in PLACES if p[0].split(",")[0] in towns and p[1] == p[0].split(", ")[1]][:1]
 
 
 def _near(pool: list[dict[str, Any]], lat: float, lng: float, radius: float) -> list[dict[str, Any]]:

@@ -171,8 +171,8 @@ class CallbackBody(_Model):
 class EmailReport(_Model):
     subject: str
     email_to: list[str]
-    email_cc: list[str] = Field(default_factory=list)
-    email_bcc: list[str] = Field(default_factory=list)
+    email_cc: list[str] | None = None  # the schema calls cc/bcc required; the examples leave them out
+    email_bcc: list[str] | None = None
     template: str | None = None
 
 
