@@ -94,3 +94,12 @@ def providers() -> Iterator[Providers]:
     running = Providers()
     yield running
     running.stop()
+
+
+def stack_client(stack: Stack, provider: str):
+    """A client of the stack's provider sandbox for the test's own event loop (the app's stays on its own)."""
+    from bot.services import provider_clients
+
+    assert stack.settings is not None
+    avanser, exotel, dtl = provider_clients(stack.settings)
+    return {"avanser": avanser, "exotel": exotel, "dtl": dtl}[provider]

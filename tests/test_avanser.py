@@ -28,7 +28,7 @@ from bot.telco.base import (
     ProviderUnavailable,
     RetryPolicy,
 )
-from tests.conftest import Providers, wait_for
+from tests.conftest import Providers, stack_client, wait_for
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_c5f96eabcc7f1588.readable.md"
 
@@ -401,7 +401,7 @@ async def test_update_and_decommission(providers: Providers) -> None:
 async def test_callback_reaches_the_app_inbox(stack) -> None:
     from tests.test_hooks import inbox
 
-    client = stack.services.avanser
+    client = stack_client(stack, "avanser")
     callback_uri = f"{stack.url}/hooks/avanser/request?token={stack.webhook_token}"
     request = ServiceRequest(
         name="Callback",
@@ -423,6 +423,7 @@ async def test_callback_reaches_the_app_inbox(stack) -> None:
         "service_number": ack.service_number,
         "answer_point": None,
     }
+    wait_for(lambda: stack.avanser.callbacks_sent, timeout=5)
     assert stack.avanser.callbacks_sent[-1][2] == 200
 
 
@@ -616,3 +617,43 @@ async def test_httpx_errors_never_escape(providers: Providers) -> None:
         await providers.avanser_client(timeout=0.2).list_services()
     assert not isinstance(info.value, httpx.HTTPError)
     assert isinstance(info.value.__cause__, httpx.TimeoutException)
+
+
+async def test_calls_and_texts_reach_the_app_inbox(stack) -> None:
+    from tests.test_hooks import inbox
+
+    hooks = f"{stack.url}/hooks/avanser"
+    token = f"token={stack.webhook_token}"
+    ack = await stack_client(stack, "avanser").request_service(
+        ServiceRequest(
+            name="Spring sale ad",
+            custom_id="ad-1",
+            custom_group="spring",
+            service_number=NumberRule(search_type="number_type", number_type="MOBILE"),
+            service=ServiceConfig(
+                type="transfer",
+                answer_point="+61401020304",
+                answer_point_name="Sydney Office",
+                record_call=True,
+            ),
+            call_uri=f"{hooks}/call?{token}",
+            sms_forward_uri=f"{hooks}/sms?{token}",
+        )
+    )
+    number = ack.service_e164
+    wait_for(lambda: number in stack.avanser.services, timeout=5)
+    assert stack.avanser.place_call(number, "+61410203045", uniqueid="ECS1-42.1").status_code == 200
+    assert stack.avanser.send_sms(number, "+61410203045", "Is the sale still on?").status_code == 200
+    rows = wait_for(lambda: len(inbox(stack)) == 2 and inbox(stack), timeout=5)
+    call = next(r[2] for r in rows if r[0] == "avanser.call")
+    assert call["uniqueid"] == "ECS1-42.1" and call["callstatus"] == "avanser_missed_call"
+    assert call["bnum"] == "+61-0" + number[3:] and call["ani"] == "+61-0410203045"
+    assert call["adname"] == "Spring sale ad" and call["targetname"] == "Sydney Office"
+    assert call["target"] == "+61-0401020304"
+    assert (call["custom_id"], call["custom_group"]) == ("ad-1", "spring")
+    sms = next(r[2] for r in rows if r[0] == "avanser.sms")
+    assert (
+        sms["txt"] == "Is the sale still on?"
+        and sms["from"] == "+61-0410203045"
+        and sms["clientId"] == "6999"
+    )

@@ -19,7 +19,7 @@ from bot.telco.exotel import (
     PartiesUpdate,
     Preferences,
 )
-from tests.conftest import Providers, wait_for
+from tests.conftest import Providers, stack_client, wait_for
 
 SEED_ALLOCATION = {  # seed 002, 'Create an Allocation', the curl example
     "aparty_numbers": ["+919176226528", "+911234567891"],
@@ -244,7 +244,7 @@ async def test_get_is_retried_and_malformed_json_is_typed(providers: Providers) 
 async def test_events_reach_the_app_inbox(stack) -> None:
     from tests.test_hooks import inbox
 
-    client = stack.services.exotel
+    client = stack_client(stack, "exotel")
     allocation = await client.allocate(seed_request(deallocation_duration="1s"))
     assert stack.exotel.fire_call(allocation.greenvn_id, "+919176226528", insights=True).status_code == 200
     assert (
