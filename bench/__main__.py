@@ -72,9 +72,7 @@ def signed_commands(url: str, secret: str, response_url: str, count: int) -> lis
             response_url=response_url,
             trigger_id=f"{i}.bench",
         )
-        out.append(
-            (body, {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(secret, body)})
-        )
+        out.append((body, {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(secret, body)}))
     return out
 
 

@@ -39,9 +39,7 @@ def insert_app(path: str) -> Starlette:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE, payload TEXT, at REAL)"
-    )
+    conn.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE, payload TEXT, at REAL)")
 
     async def hook(request: Request) -> Response:
         params = dict(request.query_params)

@@ -76,9 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         ("Webhooks (/hooks/*)", settings.webhook_token is not None, "SWITCHBOARD_WEBHOOK_TOKEN"),
     ]
     for name, ok, needs in rows:
-        print(
-            f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})")
-        )
+        print(f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})"))
     if not settings.public_url:
         print("  note: SWITCHBOARD_PUBLIC_URL is not set; providers cannot be given callback URLs.")
     if args.offline:

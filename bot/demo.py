@@ -55,16 +55,9 @@ def chapter_webhooks(stack: Stack) -> None:
     with httpx.Client(timeout=10) as client:
         refused = client.get(stack.hook_url("/hooks/avanser/call"), params=params)
         _say(f"Without the webhook token:  HTTP {refused.status_code} — nothing stored.")
-        first = client.get(
-            stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token}
-        )
-        _say(
-            f"With the token:             HTTP {first.status_code} — "
-            f"stored as inbox event {first.json()['id']}."
-        )
-        again = client.get(
-            stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token}
-        )
+        first = client.get(stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token})
+        _say(f"With the token:             HTTP {first.status_code} — stored as inbox event {first.json()['id']}.")
+        again = client.get(stack.hook_url("/hooks/avanser/call"), params={**params, "token": stack.webhook_token})
         _say(
             f"The same call sent again:   HTTP {again.status_code} — duplicate={again.json()['duplicate']}, "
             "stored once."

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import logging
@@ -19,11 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.services import Services
+from notifiers.events import (
+    AvanserCall,
+    AvanserRequestUpdate,
+    AvanserSms,
+    Event,
+    ExotelCall,
+    ExotelDeallocation,
+    ExotelVerification,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,60 +42,36 @@ class MalformedEvent(ValueError):
     """The payload cannot be an event of this route; the message says why."""
 
 
-def _first(payload: dict[str, Any], *names: str) -> str:
-    for name in names:
-        value = payload.get(name)
-        if value not in (None, ""):
-            return str(value)
-    raise MalformedEvent(f"missing {' or '.join(names)}")
-
-
-def _digest(payload: dict[str, Any], *names: str) -> str:
-    """A stable key for events the provider gives no id of their own (SMS, PIN verification)."""
-    if not any(payload.get(n) not in (None, "") for n in names):
-        raise MalformedEvent(f"missing {', '.join(names)}")
-    canonical = json.dumps([payload.get(n) for n in names], sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-def _avanser_request_key(p: dict[str, Any]) -> str:
-    # One request reports each status once; completed after failed is a new event.
-    return f"{_first(p, 'request_id')}:{_first(p, 'status')}"
-
-
-def _exotel_verification_key(p: dict[str, Any]) -> str:
-    # The failure event carries call_sid; the success event does not (seed 002).
-    if p.get("call_sid"):
-        return f"failed:{p['call_sid']}"
-    return "ok:" + _digest(p, "connection_id", "greenvn_id", "caller", "pin")
-
-
 @dataclass(frozen=True)
 class Hook:
     path: str
     method: str  # GET: query parameters; POST: a JSON object
-    source: str
-    key: Callable[[dict[str, Any]], str]
+    event: type[Event]
+
+    @property
+    def source(self) -> str:
+        return self.event.source
 
 
 HOOKS: tuple[Hook, ...] = (
-    Hook("/hooks/avanser/request", "POST", "avanser.request", _avanser_request_key),
-    Hook("/hooks/avanser/call", "GET", "avanser.call", lambda p: _first(p, "uniqueid", "callid")),
-    Hook(
-        "/hooks/avanser/sms",
-        "GET",
-        "avanser.sms",
-        lambda p: _digest(p, "clientId", "to", "from", "date", "txt"),
-    ),
-    Hook("/hooks/exotel/call", "POST", "exotel.call", lambda p: _first(p, "call_sid")),
-    Hook(
-        "/hooks/exotel/deallocation",
-        "POST",
-        "exotel.deallocation",
-        lambda p: f"{_first(p, 'greenvn_id')}:{_first(p, 'connection_id')}",
-    ),
-    Hook("/hooks/exotel/verification", "POST", "exotel.verification", _exotel_verification_key),
+    Hook("/hooks/avanser/request", "POST", AvanserRequestUpdate),
+    Hook("/hooks/avanser/call", "GET", AvanserCall),
+    Hook("/hooks/avanser/sms", "GET", AvanserSms),
+    Hook("/hooks/exotel/call", "POST", ExotelCall),
+    Hook("/hooks/exotel/deallocation", "POST", ExotelDeallocation),
+    Hook("/hooks/exotel/verification", "POST", ExotelVerification),
 )
+
+
+def _reason(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error.get("loc", ())) or "payload"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(
+            f"{message}" if error.get("type") == "value_error" and not error.get("loc") else f"{where}: {message}"
+        )
+    return "; ".join(problems)
 
 
 def presented_token(request: Request) -> str | None:
@@ -133,9 +119,7 @@ def store_event(services: Services, source: str, dedup_key: str, payload: dict[s
     )
     if cursor.rowcount:
         return int(cursor.lastrowid or 0), True
-    row = services.store.execute(
-        "SELECT id FROM inbox WHERE dedup_key = ?", (f"{source}:{dedup_key}",)
-    ).fetchone()
+    row = services.store.execute("SELECT id FROM inbox WHERE dedup_key = ?", (f"{source}:{dedup_key}",)).fetchone()
     return int(row[0]), False
 
 
@@ -162,18 +146,21 @@ def hook_routes(services: Services) -> list[Route]:
                 )
             try:
                 payload = await _payload(hook, request)
-                key = hook.key(payload)
-            except MalformedEvent as exc:
+                key = parse_event(hook.source, payload).dedup_key()
+            except ValidationError as exc:
+                reason = _reason(exc)
+                log.warning("webhook %s rejected: %s", hook.path, reason)
+                metrics.labels(hook.source, "malformed").inc()
+                return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {reason}"}, status_code=400)
+            except (MalformedEvent, ValueError) as exc:
                 log.warning("webhook %s rejected: %s", hook.path, exc)
                 metrics.labels(hook.source, "malformed").inc()
-                return JSONResponse(
-                    {"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400
-                )
+                return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400)
             row_id, new = store_event(services, hook.source, key, payload)
+            if new:
+                services.inbox.wake()
             metrics.labels(hook.source, "stored" if new else "duplicate").inc()
-            (services.metrics.inbox_events if new else services.metrics.inbox_duplicates).labels(
-                hook.source
-            ).inc()
+            (services.metrics.inbox_events if new else services.metrics.inbox_duplicates).labels(hook.source).inc()
             return JSONResponse({"ok": True, "id": row_id, "duplicate": not new})
 
         return receive

@@ -176,9 +176,7 @@ class Outbox:
             payload["blocks"] = blocks
         return self.enqueue(UPDATE, row[0], payload, dedup_key=dedup_key, update_of=message_row)
 
-    def ephemeral(
-        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> int:
+    def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> int:
         """Queue a chat.postEphemeral: only `user` sees it."""
         payload: dict[str, Any] = {"user": user, "text": text}
         if blocks is not None:
@@ -308,8 +306,7 @@ class Outbox:
             self._schedule_retry(row, _Retry(type(exc).__name__))
         else:
             self.store.execute(
-                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL"
-                " WHERE id = ?",
+                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL WHERE id = ?",
                 (ts, channel_id, time.time(), row.id),
             )
             self.metrics.outbox_sent.labels(row.method).inc()
@@ -357,9 +354,7 @@ class Outbox:
             return None
         if status[0] != "sent":
             # Normally the target is earlier in the same channel and already sent; if not, wait for it.
-            self.store.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (time.time() + 0.2, row.id)
-            )
+            self.store.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (time.time() + 0.2, row.id))
             return None
         return (status[1], status[2])
 
@@ -398,9 +393,7 @@ class Outbox:
             return _Retry("ratelimited", _retry_after(exc.response.headers))
         if status >= 500 or error in TRANSIENT_ERRORS:
             if error in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
-                log.error(
-                    "outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error
-                )
+                log.error("outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error)
             return _Retry(error)
         detail = data.get("errors") or data.get("response_metadata", {}).get("messages") or ""
         return _Refused(f"{error} {detail}".strip())

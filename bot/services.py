@@ -16,6 +16,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import UserError, correlation_id, unexpected_failure_text
+from bot.inbox import InboxProcessor
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.settings import Settings
@@ -109,6 +110,7 @@ class Services:
     exotel: ExotelClient | None = None
     dtl: DtlClient | None = None
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    inbox: InboxProcessor = field(init=False)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -123,6 +125,7 @@ class Services:
         sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
         outbox = Outbox(store, sender, metrics, channel_interval=channel_interval)
         services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
+        services.inbox = InboxProcessor(services)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
         for client in (services.avanser, services.exotel, services.dtl):
             if client is not None:
@@ -144,8 +147,10 @@ class Services:
         self.slack.session = self._session
         self.outbox.client.session = self._session
         await self.outbox.start(self._session)
+        await self.inbox.start()
 
     async def stop(self) -> None:
+        await self.inbox.stop()
         await self.outbox.stop()
         await self.tasks.cancel_all()
         for closer in reversed(self._closers):

@@ -38,9 +38,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=SLACK_DEFAULT_URL, validation_alias=AliasChoices("SLACK_API_URL"))
 
-    avanser_api_url: str = Field(
-        default=AVANSER_DEFAULT_URL, validation_alias=AliasChoices("AVANSER_API_URL")
-    )
+    avanser_api_url: str = Field(default=AVANSER_DEFAULT_URL, validation_alias=AliasChoices("AVANSER_API_URL"))
     avanser_username: str | None = _env("AVANSER_USERNAME")
     avanser_password: SecretStr | None = _env("AVANSER_PASSWORD")
 
@@ -95,9 +93,7 @@ class Settings(BaseSettings):
     def _admin_ids(cls, value: frozenset[str]) -> frozenset[str]:
         for user_id in value:
             if not (user_id[:1] in ("U", "W") and user_id[1:].isalnum()):
-                raise ValueError(
-                    f"must be Slack user ids like U012AB3CD, separated by commas (got {user_id!r})"
-                )
+                raise ValueError(f"must be Slack user ids like U012AB3CD, separated by commas (got {user_id!r})")
         return value
 
     @field_validator("country")

@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 import commands
 from bot.errors import UserError, correlation_id, unexpected_failure_text
 from bot.services import Services
-from commands import home
+from commands import alerts, home
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,7 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
     app = AsyncApp(
         name="switchboard",
         # The token comes from the client (services.slack), which also carries SLACK_API_URL.
-        signing_secret=(
-            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-        ),
+        signing_secret=(settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None),
         client=services.slack,
         process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
@@ -37,6 +35,7 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
     for module in commands.MODULES:
         module.register(app, services)
     home.register(app, services)
+    alerts.register(app, services)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:

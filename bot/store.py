@@ -91,8 +91,62 @@ def _spine_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_at ON audit (at)")
 
 
+def _alert_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE group_routes (
+            custom_group TEXT PRIMARY KEY,  -- AVANSER custom_group of a tracking number
+            channel TEXT NOT NULL,
+            updated_by TEXT,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE threads (
+            key TEXT PRIMARY KEY,           -- request:<id>, allocation:<greenvn_id>, sms:<number>:<sender>
+            outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            inbox_id INTEGER NOT NULL UNIQUE REFERENCES inbox(id),
+            outbox_id INTEGER REFERENCES outbox(id),  -- the message that shows it (NULL inside a digest)
+            digest_id INTEGER REFERENCES digests(id),
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,             -- missed, voicemail, answered, sms, allocation_call, ...
+            caller TEXT,                    -- E.164, the full number even when the message masks it
+            tracking TEXT,                  -- E.164 of the number that was called or texted
+            claimed_by TEXT,
+            claimed_at REAL,
+            called_back_by TEXT,
+            called_back_at REAL,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+            opened_at REAL NOT NULL,
+            lines TEXT NOT NULL DEFAULT '[]'  -- JSON list of one-line summaries, oldest first
+        )
+        """
+    )
+    db.execute("CREATE INDEX digests_channel ON digests (channel, opened_at)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
+    Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
 ]
 
 

@@ -138,9 +138,7 @@ class CommandFamily:
         blocks.append(HeaderBlock(text=f"{self.command} — {self.title}"))
         body = "\n".join(self.line(sub) for sub in self.entries())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body[:3000])))
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"`{self.command} help` shows this list again.")])
-        )
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"`{self.command} help` shows this list again.")]))
         return [b.to_dict() for b in blocks]
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -162,9 +160,7 @@ class CommandFamily:
             return self.default, "", text
         return None, word, rest
 
-    async def dispatch(
-        self, services: Services, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
+    async def dispatch(self, services: Services, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         text = str(body.get("text") or "")
         if text.strip().lower() in ("", "help", "-h", "--help", "?"):
             await ack(text=self.help_text(), blocks=self.help_blocks(), response_type="ephemeral")
@@ -198,6 +194,4 @@ class CommandFamily:
             if ack.response is None:
                 await request.reply(str(exc))
             else:
-                services.outbox.respond(
-                    request.response_url, {"response_type": "ephemeral", "text": str(exc)}
-                )
+                services.outbox.respond(request.response_url, {"response_type": "ephemeral", "text": str(exc)})

@@ -57,9 +57,7 @@ class Providers:
         from bot.telco.base import RetryPolicy
 
         options.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01))
-        return AvanserClient(
-            f"{self.avanser.base_url}/v1/", self.avanser.username, self.avanser.password, **options
-        )
+        return AvanserClient(f"{self.avanser.base_url}/v1/", self.avanser.username, self.avanser.password, **options)
 
     def exotel_client(self, **options):
         from bot.telco.base import RetryPolicy

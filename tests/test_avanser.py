@@ -245,9 +245,7 @@ async def test_prompt_request_puts_reporting_inside_service(providers: Providers
     ("rule", "body"),
     [
         (
-            NumberRule(
-                search_type="location", location="LEVEL 2 150-152 Elizabeth St, 2000 NSW Australia", radius=20
-            ),
+            NumberRule(search_type="location", location="LEVEL 2 150-152 Elizabeth St, 2000 NSW Australia", radius=20),
             {
                 "country": "AU",
                 "search_type": "location",
@@ -375,16 +373,12 @@ async def test_update_and_decommission(providers: Providers) -> None:
     number = ack.service_e164
     assert number is not None
     wait_for(lambda: number in providers.avanser.services, timeout=5)
-    await client.update_service(
-        number, ServiceUpdate(service=ServiceConfig(answer_point_name="Sidney Office New"))
-    )
+    await client.update_service(number, ServiceUpdate(service=ServiceConfig(answer_point_name="Sidney Office New")))
     sent = last(providers, "POST", "/v1/services/")
     assert sent.path == f"/v1/services/{number[1:]}"
     assert sent.json == {"service": {"answer_point_name": "Sidney Office New"}}  # the seed's example
     await client.update_service(number, ServiceUpdate(call_reporting=CallReporting(report="none")))
-    assert last(providers, "POST", "/v1/services/").json == {
-        "call_reporting": {"report": "none"}
-    }  # seed example
+    assert last(providers, "POST", "/v1/services/").json == {"call_reporting": {"report": "none"}}  # seed example
     wait_for(
         lambda: providers.avanser.services[number]["service"].get("call_reporting") == {"report": "none"},
         timeout=5,
@@ -513,8 +507,7 @@ async def test_get_gives_up_after_the_attempts(providers: Providers) -> None:
     with pytest.raises(ProviderUnavailable) as info:
         await providers.avanser_client().list_accounts()
     assert (
-        str(info.value)
-        == "AVANSER isn't answering right now. Nothing was changed; please try again in a few minutes."
+        str(info.value) == "AVANSER isn't answering right now. Nothing was changed; please try again in a few minutes."
     )
     assert len(providers.avanser.received) == 3
 
@@ -536,10 +529,7 @@ async def test_malformed_json_is_a_typed_error(providers: Providers) -> None:
     providers.avanser.inject("malformed")
     with pytest.raises(ProviderBadResponse) as info:
         await providers.avanser_client().list_templates()
-    assert (
-        str(info.value)
-        == "AVANSER sent back something Switchboard didn't understand. An admin has the details."
-    )
+    assert str(info.value) == "AVANSER sent back something Switchboard didn't understand. An admin has the details."
 
 
 async def test_unexpected_shape_is_a_typed_error(providers: Providers) -> None:
@@ -561,9 +551,7 @@ async def test_connection_refused_is_a_typed_error() -> None:
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    client = AvanserClient(
-        f"http://127.0.0.1:{port}/v1/", "u", "p", retry=RetryPolicy(attempts=2, backoff=0.01)
-    )
+    client = AvanserClient(f"http://127.0.0.1:{port}/v1/", "u", "p", retry=RetryPolicy(attempts=2, backoff=0.01))
     with pytest.raises(ProviderUnavailable):
         await client.list_accounts()
 
@@ -652,8 +640,4 @@ async def test_calls_and_texts_reach_the_app_inbox(stack) -> None:
     assert call["target"] == "+61-0401020304"
     assert (call["custom_id"], call["custom_group"]) == ("ad-1", "spring")
     sms = next(r[2] for r in rows if r[0] == "avanser.sms")
-    assert (
-        sms["txt"] == "Is the sale still on?"
-        and sms["from"] == "+61-0410203045"
-        and sms["clientId"] == "6999"
-    )
+    assert sms["txt"] == "Is the sale still on?" and sms["from"] == "+61-0410203045" and sms["clientId"] == "6999"

@@ -54,11 +54,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert code is not None
     commands = [line.split("#")[0].strip() for line in code.group(1).splitlines()]
     assert commands == ["make demo", "make test"]
-    assert (
-        README.index("```")
-        < README.index("## Install into a real Slack workspace")
-        < README.index("## Settings")
-    )
+    assert README.index("```") < README.index("## Install into a real Slack workspace") < README.index("## Settings")
 
 
 def test_readme_settings_table_names_every_setting() -> None:

@@ -40,9 +40,7 @@ async def test_refusal_is_a_sentence(providers: Providers) -> None:
 async def test_wrong_credentials(providers: Providers) -> None:
     client = DtlClient(providers.dtl.base_url, "switchboard", "wrong")
     with pytest.raises(ProviderAuthFailed):
-        await client.callback_call(
-            Leg(to=REP_PHONE, caller_id=CUSTOMER), Leg(to=CUSTOMER, caller_id=TRACKING)
-        )
+        await client.callback_call(Leg(to=REP_PHONE, caller_id=CUSTOMER), Leg(to=CUSTOMER, caller_id=TRACKING))
     assert providers.dtl.calls == []
 
 

@@ -176,9 +176,7 @@ async def test_sandbox_refusals_map_to_sentences(providers: Providers) -> None:
     assert overlap.value.code == 14
     with pytest.raises(ExotelError) as invalid:
         await client.allocate(seed_request(connection_id="X9", aparty_numbers=["+91123"]))
-    assert (
-        invalid.value.code == 16 and str(invalid.value) == "Exotel says one of the phone numbers is invalid."
-    )
+    assert invalid.value.code == 16 and str(invalid.value) == "Exotel says one of the phone numbers is invalid."
     await client.allocate(seed_request())
     with pytest.raises(ExotelDuplicate) as duplicate:
         await client.allocate(seed_request())
@@ -248,24 +246,16 @@ async def test_events_reach_the_app_inbox(stack) -> None:
     allocation = await client.allocate(seed_request(deallocation_duration="1s"))
     assert stack.exotel.fire_call(allocation.greenvn_id, "+919176226528", insights=True).status_code == 200
     assert (
-        stack.exotel.fire_verification(
-            allocation.greenvn_id, "+919000000001", "1234", success=True
-        ).status_code
-        == 200
+        stack.exotel.fire_verification(allocation.greenvn_id, "+919000000001", "1234", success=True).status_code == 200
     )
     assert (
-        stack.exotel.fire_verification(
-            allocation.greenvn_id, "+919000000001", "9999", success=False
-        ).status_code
-        == 200
+        stack.exotel.fire_verification(allocation.greenvn_id, "+919000000001", "9999", success=False).status_code == 200
     )
     rows = wait_for(lambda: len(inbox(stack)) == 4 and inbox(stack), timeout=10)
     sources = [r[0] for r in rows]
     assert sources == ["exotel.call", "exotel.verification", "exotel.verification", "exotel.deallocation"]
     call = rows[0][2]
-    assert (
-        call["greenvn_id"] == allocation.greenvn_id and call["insights"]["DetailedStatus"] == "CALL_COMPLETED"
-    )
+    assert call["greenvn_id"] == allocation.greenvn_id and call["insights"]["DetailedStatus"] == "CALL_COMPLETED"
     dealloc = rows[3][2]
     assert dealloc["state"] == "vault" and dealloc["connection_id"] == "X1"
     assert stack.exotel.allocations[allocation.greenvn_id]["state"] == "vault"

@@ -127,12 +127,8 @@ async def _rows(stack: Stack) -> list[tuple[Any, ...]]:
     return stack.services.store.execute("SELECT source, dedup_key, payload FROM inbox ORDER BY id").fetchall()
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
-)
-def test_event_is_stored_once_with_its_payload(
-    stack: Stack, http: httpx.Client, method, path, payload
-) -> None:
+@pytest.mark.parametrize(("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+def test_event_is_stored_once_with_its_payload(stack: Stack, http: httpx.Client, method, path, payload) -> None:
     first = send(http, stack, method, path, payload)
     assert first.status_code == 200, first.text
     assert first.json()["duplicate"] is False
@@ -147,9 +143,7 @@ def test_event_is_stored_once_with_its_payload(
     assert stored == payload  # everything kept, the token not among it
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
-)
+@pytest.mark.parametrize(("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
 @pytest.mark.parametrize("token", [None, "wrong-token", ""])
 def test_without_the_right_token_401_and_nothing_stored(
     stack: Stack, http: httpx.Client, method, path, payload, token
@@ -192,14 +186,23 @@ def test_unknown_fields_are_kept(stack: Stack, http: httpx.Client) -> None:
     [
         ("POST", "/hooks/exotel/call", b"{not json", "body is not JSON"),
         ("POST", "/hooks/exotel/call", b"[1, 2]", "body must be a JSON object"),
-        ("POST", "/hooks/exotel/call", json.dumps({"from": "+91"}).encode(), "missing call_sid"),
-        ("POST", "/hooks/avanser/request", json.dumps({"request_id": "r1"}).encode(), "missing status"),
+        ("POST", "/hooks/exotel/call", json.dumps({"from": "+91"}).encode(), "call_sid: Field required"),
+        (
+            "POST",
+            "/hooks/avanser/request",
+            json.dumps({"request_id": "r1"}).encode(),
+            "status: Field required",
+        ),
+        (
+            "POST",
+            "/hooks/exotel/deallocation",
+            json.dumps({"greenvn_id": "g", "connection_id": "c", "aparty_numbers": "+91"}).encode(),
+            "aparty_numbers: Input should be a valid list",
+        ),
         ("GET", "/hooks/avanser/call", None, "missing uniqueid or callid"),
     ],
 )
-def test_malformed_payload_is_400_with_a_reason(
-    stack: Stack, http: httpx.Client, method, path, body, reason
-) -> None:
+def test_malformed_payload_is_400_with_a_reason(stack: Stack, http: httpx.Client, method, path, body, reason) -> None:
     if method == "GET":
         answer = http.get(stack.hook_url(path), params={"token": stack.webhook_token, "bnum": "+61-02"})
     else:
@@ -211,6 +214,13 @@ def test_malformed_payload_is_400_with_a_reason(
         )
     assert answer.status_code == 400
     assert reason in answer.json()["error"]
+    assert inbox(stack) == []
+
+
+def test_unknown_call_status_is_400(stack: Stack, http: httpx.Client) -> None:
+    answer = send(http, stack, "GET", "/hooks/avanser/call", {**AVANSER_CALL, "callstatus": "avanser_party_call"})
+    assert answer.status_code == 400
+    assert "callstatus must be one of avanser_missed_call" in answer.json()["error"]
     assert inbox(stack) == []
 
 

@@ -171,9 +171,7 @@ def test_unsent_rows_are_delivered_after_a_restart(tmp_path) -> None:
         stack.slack.clear_faults()  # Slack is back
         stack.start_app()  # same database
         assert stack.drain(15)
-        assert [m["text"] for m in stack.slack.channel_messages("C0SALES")] == [
-            f"alert {n}" for n in range(5)
-        ]
+        assert [m["text"] for m in stack.slack.channel_messages("C0SALES")] == [f"alert {n}" for n in range(5)]
         assert all(row(stack, i)["status"] == "sent" for i in ids)
 
 

@@ -56,9 +56,7 @@ def test_serve_starts_answers_healthz_and_slack(tmp_path: Path) -> None:
             assert health.json()["ok"] is True and health.json()["store"] == "writable"
             answer, _ = slack.command(url, "/numbers", "help")
             assert answer.status_code == 200 and answer.json()["text"].startswith("/numbers")
-            refused = httpx.get(
-                f"{url}/hooks/avanser/call", params={"uniqueid": "u1", "token": "hook-secret-valuX"}
-            )
+            refused = httpx.get(f"{url}/hooks/avanser/call", params={"uniqueid": "u1", "token": "hook-secret-valuX"})
             assert refused.status_code == 401
             assert (tmp_path / "serve.db").exists()
         finally:

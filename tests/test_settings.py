@@ -84,9 +84,7 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ("SWITCHBOARD_PUBLIC_URL", "ftp://x", "SWITCHBOARD_PUBLIC_URL: must be an http:// or https:// URL"),
     ],
 )
-def test_bad_value_names_the_setting(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
-) -> None:
+def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as info:
         load_settings(env_file=None)

@@ -61,16 +61,12 @@ def test_stale_timestamp_is_rejected(stack: Stack, http: httpx.Client) -> None:
     six_minutes_ago = int(time.time()) - 360
     answer, _ = stack.slack.command(stack.url, "/numbers", "help", client=http, timestamp=six_minutes_ago)
     assert answer.status_code == 401
-    fresh, _ = stack.slack.command(
-        stack.url, "/numbers", "help", client=http, timestamp=int(time.time()) - 60
-    )
+    fresh, _ = stack.slack.command(stack.url, "/numbers", "help", client=http, timestamp=int(time.time()) - 60)
     assert fresh.status_code == 200
 
 
 def test_body_changed_after_signing_is_rejected(stack: Stack, http: httpx.Client) -> None:
-    body = slash_command_body(
-        "/numbers", "help", user_id="U0REP", channel_id="C1", response_url="x", trigger_id="t"
-    )
+    body = slash_command_body("/numbers", "help", user_id="U0REP", channel_id="C1", response_url="x", trigger_id="t")
     headers = signature_headers(stack.slack.signing_secret, body)
     answer = http.post(
         f"{stack.url}/slack/events",
@@ -128,9 +124,7 @@ def test_background_failure_reaches_the_user_through_response_url(stack: Stack, 
     answer, response_url = stack.slack.command(stack.url, "/slow", "go", client=http)
     assert answer.json()["text"] == "Working on it…"
     responses = wait_for(lambda: stack.slack.responses_to(response_url))
-    assert responses == [
-        {"response_type": "ephemeral", "text": "AVANSER has no free numbers in Perth right now."}
-    ]
+    assert responses == [{"response_type": "ephemeral", "text": "AVANSER has no free numbers in Perth right now."}]
 
 
 def test_app_home_is_published_on_open(stack: Stack, http: httpx.Client) -> None:

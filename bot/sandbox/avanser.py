@@ -133,9 +133,7 @@ class AvanserSandbox(SandboxBase):
     def posts_for(self, custom_id: str) -> int:
         """How many new-service requests AVANSER accepted for one custom_id (numbers bought)."""
         with self.lock:
-            return sum(
-                1 for r in self.requests if r["request_type"] == "create" and r["custom_id"] == custom_id
-            )
+            return sum(1 for r in self.requests if r["request_type"] == "create" and r["custom_id"] == custom_id)
 
     def place_call(
         self,
@@ -173,7 +171,7 @@ class AvanserSandbox(SandboxBase):
         }
         if recording:
             params["recording"] = recording
-        return httpx.get(_with_query(service["call_uri"], params), timeout=10)
+        return self.client().get(_with_query(service["call_uri"], params))
 
     def send_sms(self, service_e164: str, sender_e164: str, text: str) -> httpx.Response:
         """An inbound SMS: GET the service's SMS-forward URI with the seed's parameters."""
@@ -186,7 +184,7 @@ class AvanserSandbox(SandboxBase):
             "txt": text,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        return httpx.get(_with_query(service["sms_forward_uri"], params), timeout=10)
+        return self.client().get(_with_query(service["sms_forward_uri"], params))
 
     # -- wire format ---------------------------------------------------------------------------
 
@@ -204,13 +202,9 @@ class AvanserSandbox(SandboxBase):
         }
 
     def _ok(self, received: Any, response: Any, extra: dict[str, Any] | None = None) -> JSONResponse:
-        return JSONResponse(
-            {"@transaction": self._transaction(received), **(extra or {}), "response": response}
-        )
+        return JSONResponse({"@transaction": self._transaction(received), **(extra or {}), "response": response})
 
-    def _error(
-        self, received: Any, status: int, message: str, errors: dict[str, Any] | None = None
-    ) -> JSONResponse:
+    def _error(self, received: Any, status: int, message: str, errors: dict[str, Any] | None = None) -> JSONResponse:
         body: dict[str, Any] = {
             "@transaction": self._transaction(received),
             "error": {"message": message, "code": status},
@@ -220,9 +214,7 @@ class AvanserSandbox(SandboxBase):
         return JSONResponse(body, status_code=status)
 
     def asgi(self) -> Starlette:
-        return Starlette(
-            routes=[Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"])]
-        )
+        return Starlette(routes=[Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"])])
 
     async def _endpoint(self, request: Request) -> Response:
         received = await self.record(request)
@@ -391,9 +383,7 @@ class AvanserSandbox(SandboxBase):
             if not places:
                 return self._error(received, 400, "Bad Request", {"location": "address not found"})
             if len(places) > 1:
-                candidates = [
-                    {"name": p[0], "state": p[1], "country": "AU", "lat_lng": [p[2], p[3]]} for p in places
-                ]
+                candidates = [{"name": p[0], "state": p[1], "country": "AU", "lat_lng": [p[2], p[3]]} for p in places]
                 return JSONResponse(
                     {
                         "@transaction": self._transaction(received),
@@ -419,9 +409,7 @@ class AvanserSandbox(SandboxBase):
             if kind not in NUMBER_TYPES:
                 return self._error(received, 400, "Bad Request", {"number_type": "invalid number type"})
             return self._numbers(received, [n for n in pool if n["type"] == kind])
-        return self._error(
-            received, 400, "Bad Request", {"search": "give location, lat/lng, number or number_type"}
-        )
+        return self._error(received, 400, "Bad Request", {"search": "give location, lat/lng, number or number_type"})
 
     def _numbers(self, received: Any, numbers: list[dict[str, Any]]) -> Response:
         body = {
@@ -490,9 +478,7 @@ class AvanserSandbox(SandboxBase):
             candidates = [n for n in pool if n["szu"] == str(rule.get("szu")).lower()]
         elif kind == "location" and "location" in rule:
             places = _places(str(rule["location"]))
-            candidates = (
-                _near(pool, places[0][2], places[0][3], float(rule.get("radius") or 20)) if places else []
-            )
+            candidates = _near(pool, places[0][2], places[0][3], float(rule.get("radius") or 20)) if places else []
         else:  # coordinates (or "location" with lat/lng, as the seed's example has it)
             lng = float(rule.get("long", rule.get("lng")) or 0)
             candidates = _near(pool, float(rule["lat"]), lng, float(rule.get("radius") or 20))
@@ -657,11 +643,7 @@ class AvanserSandbox(SandboxBase):
                 return self._error(received, 400, "Bad Request", {"body": "nothing to update"})
             errors: dict[str, str] = {}
             service = body.get("service")
-            if (
-                isinstance(service, dict)
-                and "answer_point" in service
-                and not _valid_digits(service["answer_point"])
-            ):
+            if isinstance(service, dict) and "answer_point" in service and not _valid_digits(service["answer_point"]):
                 errors["answer_point"] = "invalid number"
             if "call_reporting" in body:
                 errors.update(_validate_reporting(body["call_reporting"]))
@@ -739,11 +721,7 @@ def _validate_rule(rule: dict[str, Any]) -> dict[str, str]:
             errors["lat"] = "required when search_type is coordinates"
         if not isinstance(rule.get("long", rule.get("lng")), int | float):
             errors["long"] = "required when search_type is coordinates"
-    if (
-        kind in ("location", "coordinates")
-        and "radius" in rule
-        and not isinstance(rule["radius"], int | float)
-    ):
+    if kind in ("location", "coordinates") and "radius" in rule and not isinstance(rule["radius"], int | float):
         errors["radius"] = "must be a number"
     if kind in ("prefix", "number") and not _valid_digits(rule.get("number")):
         errors["number"] = "invalid number"
@@ -807,9 +785,7 @@ def _public(item: dict[str, Any], kind: str) -> dict[str, Any]:
     if kind == "services":
         return {k: v for k, v in item.items() if k not in ("custom_id", "custom_group", "callback_uri")}
     public = {
-        k: v
-        for k, v in item.items()
-        if k not in ("request_body", "acknowledgment_body", "callback_body", "callback")
+        k: v for k, v in item.items() if k not in ("request_body", "acknowledgment_body", "callback_body", "callback")
     }
     public["@links"] = {
         "request_body": f"/requests/{item['id']}/request_body",

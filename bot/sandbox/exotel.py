@@ -149,7 +149,7 @@ class ExotelSandbox(SandboxBase):
 
     def _post_event_sync(self, kind: str, event: dict[str, Any]) -> httpx.Response:
         url = self.event_urls[kind]
-        response = httpx.post(url, json=event, timeout=10)
+        response = self.client().post(url, json=event)
         with self.lock:
             self.events_sent.append((kind, event, response.status_code))
         return response
@@ -263,9 +263,7 @@ class ExotelSandbox(SandboxBase):
         if not ranked:
             return None
         best = ranked[0]
-        if strict and (
-            (wanted and best[0] != wanted) or (region and best[1] != region) or (kind and best[2] != kind)
-        ):
+        if strict and ((wanted and best[0] != wanted) or (region and best[1] != region) or (kind and best[2] != kind)):
             return None
         return best
 
@@ -382,9 +380,7 @@ class ExotelSandbox(SandboxBase):
             return self._fail(3)
         a = body.get("aparty_numbers", allocation["aparty_numbers"])
         b = body.get("bparty_numbers", allocation["bparty_numbers"])
-        problem = self._check_parties(
-            a, b, body.get("aparty_pins"), body.get("bparty_pins"), body.get("usage")
-        )
+        problem = self._check_parties(a, b, body.get("aparty_pins"), body.get("bparty_pins"), body.get("usage"))
         if problem:
             return problem
         with self.lock:

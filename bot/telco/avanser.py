@@ -147,9 +147,7 @@ class RequestRecord(_Model):
     answer_point: str | None = None
     callback_url: str | None = None
     links: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices("@links", "links"))
-    callback: CallbackInfo | None = Field(
-        default=None, validation_alias=AliasChoices("@callback", "callback")
-    )
+    callback: CallbackInfo | None = Field(default=None, validation_alias=AliasChoices("@callback", "callback"))
 
     @property
     def final(self) -> bool:
@@ -455,8 +453,7 @@ class AvanserClient(HttpProvider):
             return ProviderAuthFailed(self.auth_text(), provider=self.name, status=status, detail=detail)
         if status >= 500:
             return ProviderUnavailable(
-                f"AVANSER had a problem on its side ({message or 'unexpected error'}). "
-                "Please try again later.",
+                f"AVANSER had a problem on its side ({message or 'unexpected error'}). Please try again later.",
                 provider=self.name,
                 status=status,
                 detail=detail,
@@ -487,16 +484,12 @@ class AvanserClient(HttpProvider):
 
     # -- accounts ----------------------------------------------------------------------------
 
-    async def list_accounts(
-        self, type: Literal["configuration", "billing"] = "configuration"
-    ) -> list[Account]:
+    async def list_accounts(self, type: Literal["configuration", "billing"] = "configuration") -> list[Account]:
         response, body = await self._call("GET", "accounts", params={"type": type})
         return self._list(Account, response, body)
 
     async def switch_account(self, account_id: int) -> None:
-        await self._call(
-            "POST", "accounts", params={"account-id": account_id}, form={"account-id": account_id}
-        )
+        await self._call("POST", "accounts", params={"account-id": account_id}, form={"account-id": account_id})
 
     async def account_details(self) -> list[AccountDetails]:
         response, body = await self._call("GET", "accounts/details")
@@ -553,9 +546,7 @@ class AvanserClient(HttpProvider):
     async def search_by_location(self, country: str, location: str, radius: float = 20) -> SearchResult:
         return await self._search({"country": country, "location": location, "radius": _num(radius)})
 
-    async def search_by_coordinates(
-        self, country: str, lat: float, lng: float, radius: float = 20
-    ) -> SearchResult:
+    async def search_by_coordinates(self, country: str, lat: float, lng: float, radius: float = 20) -> SearchResult:
         return await self._search({"country": country, "lat": lat, "lng": lng, "radius": _num(radius)})
 
     async def search_by_prefix(self, country: str, number: str) -> SearchResult:
@@ -613,9 +604,7 @@ class AvanserClient(HttpProvider):
                     detail=exc.detail,
                 ) from exc
             if existing is not None:
-                log.info(
-                    "AVANSER had request %s for %s; not sending it again", existing.id, request.custom_id
-                )
+                log.info("AVANSER had request %s for %s; not sending it again", existing.id, request.custom_id)
                 return Acknowledgment(
                     request_id=existing.id,
                     message=existing.message or "",
@@ -644,9 +633,7 @@ class AvanserClient(HttpProvider):
         # The seed says these come back "as plain text": the text is the JSON that was exchanged.
         _, body = await self._call("GET", path)
         if not isinstance(body, dict):
-            raise ProviderBadResponse(
-                self.bad_response_text(), provider=self.name, detail=f"{path}: not an object"
-            )
+            raise ProviderBadResponse(self.bad_response_text(), provider=self.name, detail=f"{path}: not an object")
         return body
 
     # -- services ----------------------------------------------------------------------------
@@ -667,9 +654,7 @@ class AvanserClient(HttpProvider):
         return services
 
     async def update_service(self, number: str, update: ServiceUpdate) -> Acknowledgment:
-        response, body = await self._call(
-            "POST", f"services/{to_avanser(number)}", json_body=update.to_body()
-        )
+        response, body = await self._call("POST", f"services/{to_avanser(number)}", json_body=update.to_body())
         return self.parse(Acknowledgment, self._response(body), response)
 
     async def decommission_service(self, number: str) -> Acknowledgment:
@@ -698,9 +683,7 @@ class AvanserClient(HttpProvider):
             headers={"Content-Type": "text/html; charset=utf-8"},
         )
 
-    async def delete_template(
-        self, name: str, *, country: str = "AU", type: Literal["email", "sms"] = "email"
-    ) -> None:
+    async def delete_template(self, name: str, *, country: str = "AU", type: Literal["email", "sms"] = "email") -> None:
         await self._call(
             "DELETE",
             "templates",

@@ -113,9 +113,7 @@ class HttpProvider:
     # -- sentences -------------------------------------------------------------------------
 
     def unavailable_text(self) -> str:
-        return (
-            f"{self.name} isn't answering right now. Nothing was changed; please try again in a few minutes."
-        )
+        return f"{self.name} isn't answering right now. Nothing was changed; please try again in a few minutes."
 
     def timeout_text(self) -> str:
         return f"{self.name} took too long to answer. Please try again in a few minutes."
@@ -184,9 +182,7 @@ class HttpProvider:
             status = response.status_code
             retry_safe = idempotent or status == 429
             if status in RETRYABLE_STATUS and retry_safe and attempt < self.retry.attempts:
-                await self._sleep(
-                    attempt, response.headers.get("Retry-After"), method, path, f"HTTP {status}"
-                )
+                await self._sleep(attempt, response.headers.get("Retry-After"), method, path, f"HTTP {status}")
                 continue
             if status == 429:
                 self._log_failure(method, path, started, "rate limited (429)")

@@ -267,9 +267,7 @@ class ExotelClient(HttpProvider):
         detail = f"HTTP {response.status_code}, status {status}, code {code}: {message}"
         log.warning("Exotel %s %s refused: %s", response.request.method, response.request.url.path, detail)
         if code == 7 or (code is None and response.status_code in (401, 402)):
-            return ProviderAuthFailed(
-                self.auth_text(), provider=self.name, status=response.status_code, detail=detail
-            )
+            return ProviderAuthFailed(self.auth_text(), provider=self.name, status=response.status_code, detail=detail)
         if code in APPENDIX_1:
             cls, sentence, _ = APPENDIX_1[code]
             return cls(sentence, code=code, http_status=response.status_code, detail=detail)

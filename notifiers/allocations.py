@@ -1,0 +1,95 @@
+"""Exotel allocation events → the allocation's thread: calls, PIN verifications, deallocation."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.phone import national
+from bot.routing import Route
+from notifiers.events import ExotelCall, ExotelDeallocation, ExotelVerification, exotel_number
+from notifiers.message import (
+    AlertState,
+    Message,
+    alert_actions,
+    alert_status_line,
+    duration_text,
+    number_text,
+)
+
+
+def allocation_keys(greenvn_id: str | None, greenvn: str | None) -> tuple[str, ...]:
+    keys = []
+    if greenvn_id:
+        keys.append(f"allocation:{greenvn_id}")
+    number = exotel_number(greenvn)
+    if number:
+        keys.append(f"allocation-number:{number}")
+    return tuple(keys)
+
+
+def _vn(greenvn: str | None) -> str:
+    number = exotel_number(greenvn)
+    return national(number) if number else (greenvn or "the virtual number")
+
+
+def render_allocation_call(event: ExotelCall, route: Route, state: AlertState) -> Message:
+    caller = number_text(exotel_number(event.caller), event.caller, mask=route.mask_callers)
+    callee = number_text(exotel_number(event.to), event.to, mask=route.mask_callers)
+    status = event.dial_call_status or event.call_type or "ended"
+    facts = [f"{status}"]
+    if event.dial_call_duration:
+        facts.append(duration_text(event.dial_call_duration))
+    if event.insights and event.insights.get("DisconnectedBy"):
+        facts.append(f"hung up by {str(event.insights['DisconnectedBy']).lower()}")
+    lines = [f"📞 *Call on {_vn(event.greenvn)}*: {caller} → {callee}"]
+    blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text="\n".join(lines))).to_dict()]
+    if event.recording_url:
+        blocks.append(
+            SectionBlock(
+                block_id="recording",
+                text=MarkdownTextObject(text=f"<{event.recording_url}|▶ Play the recording>"),
+            ).to_dict()
+        )
+    blocks.append(
+        ContextBlock(
+            block_id="facts",
+            elements=[MarkdownTextObject(text=" · ".join([*facts, event.start_time or ""]).strip(" ·"))],
+        ).to_dict()
+    )
+    line = alert_status_line(state)
+    if line:
+        blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=line)]).to_dict())
+    blocks.append(alert_actions(state))
+    return Message(
+        text=f"Call on {_vn(event.greenvn)}: {caller} → {callee} ({status})",
+        blocks=blocks,
+        summary=f"📞 call on {_vn(event.greenvn)} from {caller}",
+        thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
+    )
+
+
+def render_verification(event: ExotelVerification, route: Route) -> Message:
+    caller = number_text(exotel_number(event.caller), event.caller, mask=route.mask_callers)
+    if event.succeeded:
+        text = f"🔑 {caller} entered the right PIN and was connected through {_vn(event.greenvn)}."
+    else:
+        text = f"🚫 {caller} entered a wrong PIN on {_vn(event.greenvn)} and was not connected."
+    return Message(
+        text=text,
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+        summary=text,
+        thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
+    )
+
+
+def render_deallocation(event: ExotelDeallocation) -> Message:
+    text = (
+        f"🔚 {_vn(event.greenvn)} was released: its time ran out, so Exotel ended the allocation "
+        f"(connection `{event.connection_id}`)."
+    )
+    return Message(
+        text=text,
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+        summary=text,
+        thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
+    )

@@ -1,0 +1,76 @@
+"""AVANSER calls → Slack: missed, abandoned, busy, unanswered, voicemail, and answered when asked."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.phone import national
+from bot.routing import Route
+from notifiers.events import AvanserCall
+from notifiers.message import (
+    AlertState,
+    Message,
+    alert_actions,
+    alert_status_line,
+    duration_text,
+    local_time,
+    number_text,
+)
+
+HEADLINES = {
+    "missed": ("📞", "Missed call"),
+    "abandoned": ("📞", "Abandoned call"),
+    "busy": ("📞", "Busy — call not taken"),
+    "unanswered": ("📞", "Unanswered call"),
+    "answered": ("✅", "Answered call"),
+    "fax": ("📠", "Fax call"),
+    "voicemail": ("📼", "Voicemail"),
+}
+
+
+def kind_of(call: AvanserCall) -> str:
+    return "voicemail" if call.is_voicemail else call.status
+
+
+def wanted(call: AvanserCall, route: Route) -> bool:
+    """Answered calls (and faxes) are posted only where the route asks for all calls."""
+    return kind_of(call) not in ("answered", "fax") or route.report == "all"
+
+
+def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
+    kind = kind_of(call)
+    icon, headline = HEADLINES[kind]
+    caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
+    where = ", ".join(p for p in (call.clocation, call.cstate if call.cstate not in ("MOB",) else "mobile") if p)
+    tracking = national(call.tracking_e164) if call.tracking_e164 else call.bnum
+    name = call.adname or route.name or "tracking number"
+    answer_point = call.targetname or ""
+    if call.answer_point_e164:
+        answer_point = (
+            f"{answer_point} ({national(call.answer_point_e164)})" if answer_point else national(call.answer_point_e164)
+        )
+    lines = [f"{icon} *{headline}* from *{caller}*" + (f" ({where})" if where else "")]
+    lines.append(f"to *{name}* · {tracking}" + (f" → {answer_point}" if answer_point else ""))
+    blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text="\n".join(lines))).to_dict()]
+    if kind == "voicemail" and call.recording_url:
+        blocks.append(
+            SectionBlock(
+                block_id="recording",
+                text=MarkdownTextObject(text=f"<{call.recording_url}|▶ Play the voicemail>"),
+            ).to_dict()
+        )
+    facts = [local_time(call.at, call.tzdate)]
+    if call.duration:
+        facts.append(("talked " if kind == "answered" else "rang ") + duration_text(call.duration))
+    if call.uniqueid:
+        facts.append(f"ref {call.uniqueid}")
+    blocks.append(
+        ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=" · ".join(f for f in facts if f))]).to_dict()
+    )
+    status = alert_status_line(state, call.at)
+    if status:
+        blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=status)]).to_dict())
+    blocks.append(alert_actions(state))
+    text = f"{headline} from {caller} to {name} ({tracking})"
+    summary = f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}"
+    return Message(text=text, blocks=blocks, summary=summary)

@@ -1,0 +1,100 @@
+"""What a notifier returns, and the formatting every notifier shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+
+from bot.phone import national
+
+CALL_BACK_ACTION = "alert_call_back"
+CLAIM_ACTION = "alert_claim"
+
+
+@dataclass
+class AlertState:
+    """What people did about an alert (stored in the alerts table)."""
+
+    id: int
+    claimed_by: str | None = None
+    claimed_at: float | None = None
+    called_back_by: str | None = None
+    called_back_at: float | None = None
+
+
+@dataclass
+class Message:
+    """A Slack message a notifier wants shown: post it, reply in a thread, or edit an earlier one."""
+
+    text: str  # the notification and screen-reader fallback
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""  # one line for a storm digest
+    thread_keys: tuple[str, ...] = ()  # reply under the first registered thread among these
+    starts_thread: str | None = None  # register this message as the root of this thread key
+    update_key: str | None = None  # edit the message registered under this key instead of posting
+
+
+def number_text(e164: str | None, raw: str = "", *, mask: bool = False) -> str:
+    """`0410 203 045`, or `•••• ••• 045` when masked, or what the provider sent when it isn't a number."""
+    if not e164:
+        return raw or "a private number"
+    shown = national(e164)
+    if mask:
+        digits = [c for c in shown if c.isdigit()]
+        keep = len(digits) - 3
+        out, seen = [], 0
+        for c in shown:
+            if c.isdigit():
+                out.append(c if seen >= keep else "•")
+                seen += 1
+            else:
+                out.append(c)
+        return "".join(out)
+    return shown
+
+
+def local_time(at: datetime | None, fallback: str = "") -> str:
+    """`12:11 pm, Thu 14 Nov` in the time zone the provider reported the call in."""
+    if at is None:
+        return fallback
+    hour = at.strftime("%I").lstrip("0") or "12"
+    return f"{hour}:{at.strftime('%M')} {at.strftime('%p').lower()}, {at.strftime('%a %d %b').replace(' 0', ' ')}"
+
+
+def clock(epoch: float, like: datetime | None = None) -> str:
+    """`10:42` in the time zone of `like` (the event's own), else UTC."""
+    tz = like.tzinfo if like is not None and like.tzinfo is not None else None
+    return datetime.fromtimestamp(epoch, tz).strftime("%H:%M")
+
+
+def duration_text(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def alert_actions(state: AlertState) -> dict[str, Any]:
+    """Call back (always) and Claim (until someone has)."""
+    elements = [ButtonElement(text="Call back", action_id=CALL_BACK_ACTION, value=str(state.id), style="primary")]
+    if state.claimed_by is None:
+        elements.append(ButtonElement(text="Claim", action_id=CLAIM_ACTION, value=str(state.id)))
+    return ActionsBlock(block_id=f"alert-{state.id}", elements=elements).to_dict()
+
+
+def alert_status_line(state: AlertState, like: datetime | None = None) -> str | None:
+    parts = []
+    if state.claimed_by:
+        parts.append(
+            f"🙋 Claimed by <@{state.claimed_by}>"
+            + (f" at {clock(state.claimed_at, like)}" if state.claimed_at else "")
+        )
+    if state.called_back_by:
+        parts.append(
+            f"📲 Called back by <@{state.called_back_by}>"
+            + (f" at {clock(state.called_back_at, like)}" if state.called_back_at else "")
+        )
+    return " · ".join(parts) or None

@@ -1,0 +1,285 @@
+"""Telco webhooks → the right Slack message, once: routing, rendering, threads, claims, storms."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.routing import remember_thread, set_group_route, set_route
+from bot.sandbox.stack import Stack
+from tests.conftest import wait_for
+from tests.test_hooks import AVANSER_CALL, AVANSER_REQUEST, AVANSER_SMS, EXOTEL_CALL, send
+
+TRACKING = "+61290081596"  # AVANSER_CALL's bnum
+
+
+def on_app(stack: Stack, action):
+    async def run():
+        return action(stack.services)
+
+    return stack.on_app(run())
+
+
+def route(stack: Stack, number: str = TRACKING, channel: str = "C0SALES", **options: Any) -> None:
+    on_app(stack, lambda s: set_route(s.store, number, channel, by="U0ADMIN", **options))
+
+
+def messages(stack: Stack, channel: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+    wait_for(lambda: len(stack.slack.channel_messages(channel)) >= count, timeout=timeout)
+    assert stack.drain(10)
+    return stack.slack.channel_messages(channel)
+
+
+def flat(message: dict[str, Any]) -> str:
+    return json.dumps(message["blocks"], ensure_ascii=False)
+
+
+def call(n: int = 0, **changes: str) -> dict[str, str]:
+    return {**AVANSER_CALL, "uniqueid": f"ECS1-{n}", "callid": str(1000 + n), **changes}
+
+
+def test_missed_call_alert(stack: Stack, http: httpx.Client) -> None:
+    route(stack, name="Spring sale ad")
+    assert send(http, stack, "GET", "/hooks/avanser/call", call()).status_code == 200
+    [message] = messages(stack, "C0SALES")
+    assert message["text"] == "Missed call from 0410 203 045 to Tracking Service 1 ((02) 9008 1596)"
+    section = message["blocks"][0]["text"]["text"]
+    assert section == (
+        "📞 *Missed call* from *0410 203 045* (Sydney, mobile)\n"
+        "to *Tracking Service 1* · (02) 9008 1596 → Sydney Office (0401 020 304)"
+    )
+    assert message["blocks"][1]["elements"][0]["text"] == "12:11 pm, Thu 14 Nov · rang 30 s · ref ECS1-0"
+    buttons = message["blocks"][-1]["elements"]
+    assert [(b["text"]["text"], b["action_id"]) for b in buttons] == [
+        ("Call back", "alert_call_back"),
+        ("Claim", "alert_claim"),
+    ]
+    assert buttons[0]["value"] == buttons[1]["value"]  # the alert id, not the caller's number
+
+
+@pytest.mark.parametrize(
+    ("status", "headline"),
+    [
+        ("avanser_abandoned_call", "Abandoned call"),
+        ("avanser_busy_call", "Busy — call not taken"),
+        ("avanser_unanswered_call", "Unanswered call"),
+    ],
+)
+def test_other_missed_kinds(stack: Stack, http: httpx.Client, status: str, headline: str) -> None:
+    route(stack)
+    send(http, stack, "GET", "/hooks/avanser/call", call(callstatus=status))
+    assert messages(stack, "C0SALES")[0]["text"].startswith(f"{headline} from 0410 203 045")
+
+
+def test_voicemail_has_the_recording(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    send(http, stack, "GET", "/hooks/avanser/call", call(recording="https://recordings.example/vm1.mp3"))
+    [message] = messages(stack, "C0SALES")
+    assert message["text"].startswith("Voicemail from 0410 203 045")
+    assert "<https://recordings.example/vm1.mp3|▶ Play the voicemail>" in flat(message)
+
+
+def test_answered_calls_only_where_the_route_asks(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    route(stack, "+61290081597", "C0ALL", report="all")
+    send(http, stack, "GET", "/hooks/avanser/call", call(1, callstatus="avanser_answered_call"))
+    send(
+        http,
+        stack,
+        "GET",
+        "/hooks/avanser/call",
+        call(2, callstatus="avanser_answered_call", bnum="+61-0290081597"),
+    )
+    [message] = messages(stack, "C0ALL")
+    assert message["text"].startswith("Answered call from 0410 203 045")
+    assert "talked 30 s" in flat(message)
+    assert stack.slack.channel_messages("C0SALES") == []
+
+
+def test_routing_order_number_then_group_then_default(stack: Stack, http: httpx.Client) -> None:
+    on_app(stack, lambda s: set_group_route(s.store, "spring", "C0SPRING", by="U0ADMIN"))
+    send(http, stack, "GET", "/hooks/avanser/call", call(1, custom_group="spring"))
+    send(http, stack, "GET", "/hooks/avanser/call", call(2, custom_group="other"))
+    messages(stack, "C0SPRING")
+    messages(stack, "C0ALERTS")
+    route(stack, channel="C0NUMBER")
+    send(http, stack, "GET", "/hooks/avanser/call", call(3, custom_group="spring"))
+    assert "ref ECS1-1" in flat(messages(stack, "C0SPRING")[0])
+    assert "ref ECS1-2" in flat(messages(stack, "C0ALERTS")[0])
+    assert "ref ECS1-3" in flat(messages(stack, "C0NUMBER")[0])
+
+
+def test_no_route_and_no_default_is_kept_and_counted(tmp_path, http: httpx.Client) -> None:
+    with Stack(tmp_path, SWITCHBOARD_ALERTS_CHANNEL=None, outbox_channel_interval=0) as stack:
+        assert send(http, stack, "GET", "/hooks/avanser/call", call()).status_code == 200
+        metrics = wait_for(
+            lambda: "switchboard_inbox_unrouted 1.0" in (t := http.get(f"{stack.url}/metrics").text) and t
+        )
+        assert metrics
+        assert stack.slack.all_messages() == []
+
+
+def test_replayed_ten_times_posts_once(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    for _ in range(10):
+        send(http, stack, "GET", "/hooks/avanser/call", call(7))
+    messages(stack, "C0SALES")
+    time.sleep(0.3)
+    assert len(stack.slack.channel_messages("C0SALES")) == 1
+
+
+def test_texts_thread_per_sender(stack: Stack, http: httpx.Client) -> None:
+    route(stack, "+61401020304", "C0SMS", name="Sale mobile")
+    for n, (sender, text) in enumerate(
+        [
+            ("+61-0401020305", "Hi, is the sale on?"),
+            ("+61-0401020305", "Hello?"),
+            ("+61-0411111111", "Different person"),
+            ("+61-0401020305", "Found it, thanks"),
+        ]
+    ):
+        send(
+            http,
+            stack,
+            "GET",
+            "/hooks/avanser/sms",
+            {**AVANSER_SMS, "from": sender, "txt": text, "date": f"2016-04-12 10:10:1{n}"},
+        )
+    all_messages = messages(stack, "C0SMS", 4)
+    roots = [m for m in all_messages if not m["thread_ts"]]
+    assert [r["text"] for r in roots] == [
+        "Text from 0401 020 305 to Sale mobile: Hi, is the sale on?",
+        "Text from 0411 111 111 to Sale mobile: Different person",
+    ]
+    replies = [m for m in all_messages if m["thread_ts"] == roots[0]["ts"]]
+    assert [r["blocks"][0]["text"]["text"] for r in replies] == ["> Hello?", "> Found it, thanks"]
+    assert "alert_call_back" in flat(roots[0]) and "alert_call_back" not in flat(replies[0])
+
+
+def test_request_callback_updates_the_request_message(stack: Stack, http: httpx.Client) -> None:
+    request_message = on_app(stack, lambda s: s.outbox.post("C0SALES", "Requesting a number…"))
+    on_app(stack, lambda s: remember_thread(s.store, f"request:{AVANSER_REQUEST['request_id']}", request_message))
+    messages(stack, "C0SALES")
+    send(http, stack, "POST", "/hooks/avanser/request", AVANSER_REQUEST)
+    wait_for(lambda: stack.slack.channel_messages("C0SALES")[0]["edits"] == 1)
+    [message] = stack.slack.channel_messages("C0SALES")
+    assert message["text"] == "✅ 1300 123 123 is live. Calls and texts to it will be posted here."
+    failed = {
+        **AVANSER_REQUEST,
+        "request_id": "other",
+        "status": "failed",
+        "message": "Selected service number is not available",
+    }
+    send(http, stack, "POST", "/hooks/avanser/request", failed)
+    [posted] = messages(stack, "C0ALERTS")
+    assert posted["text"] == (
+        "❌ The request for 1300 123 123 failed: Selected service number is not available. Nothing was bought."
+    )
+
+
+def test_allocation_events_thread_under_the_allocation(stack: Stack, http: httpx.Client) -> None:
+    from tests.test_hooks import EXOTEL_DEALLOCATION
+
+    root = on_app(stack, lambda s: s.outbox.post("C0FIELD", "Virtual number 080 4XXX 513 for the Acme visit"))
+    on_app(stack, lambda s: remember_thread(s.store, f"allocation:{EXOTEL_CALL['greenvn_id']}", root))
+    messages(stack, "C0FIELD")
+    send(
+        http,
+        stack,
+        "POST",
+        "/hooks/exotel/call",
+        {**EXOTEL_CALL, "greenvn": "+918041234513", "from": "+919590012342", "to": "+917760012969"},
+    )
+    send(http, stack, "POST", "/hooks/exotel/deallocation", EXOTEL_DEALLOCATION)  # another allocation
+    thread = messages(stack, "C0FIELD", 2)
+    assert thread[1]["thread_ts"] == thread[0]["ts"]
+    assert thread[1]["text"] == "Call on 080 4123 4513: 095900 12342 → 077600 12969 (completed)"
+    assert "alert_claim" in flat(thread[1])
+    [unthreaded] = messages(stack, "C0ALERTS")
+    assert unthreaded["text"].startswith("🔚 +91983XXXX195 was released")
+
+
+def test_claim_updates_the_alert_and_second_claim_is_told(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    send(http, stack, "GET", "/hooks/avanser/call", call())
+    [message] = messages(stack, "C0SALES")
+    alert_id = message["blocks"][-1]["elements"][1]["value"]
+    click = block_action("alert_claim", alert_id, "U0REP", message, stack)
+    assert stack.slack.interact(stack.url, click).status_code == 200
+    wait_for(lambda: stack.slack.channel_messages("C0SALES")[0]["edits"] == 1)
+    claimed = stack.slack.channel_messages("C0SALES")[0]
+    assert "🙋 Claimed by <@U0REP> at" in flat(claimed)
+    assert [b["action_id"] for b in claimed["blocks"][-1]["elements"]] == ["alert_call_back"]
+    late = block_action("alert_claim", alert_id, "U0ADMIN", message, stack)
+    stack.slack.interact(stack.url, late)
+    responses = wait_for(lambda: stack.slack.responses_to(late["response_url"]))
+    assert responses[0]["text"] == "<@U0REP> already claimed this one."
+
+
+def test_masked_route_hides_the_caller(stack: Stack, http: httpx.Client) -> None:
+    route(stack, mask_callers=True)
+    send(http, stack, "GET", "/hooks/avanser/call", call())
+    [message] = messages(stack, "C0SALES")
+    assert "•••• ••• 045" in message["text"]
+    assert "203" not in json.dumps(message)
+
+
+def block_action(action_id: str, value: str, user: str, message: dict[str, Any], stack: Stack) -> dict[str, Any]:
+    """A block_actions payload shaped like shared/slack-samples/block_actions_payload.json."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
+        "api_app_id": "A0SWITCHBOARD",
+        "token": "verification_token",
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": "C0SALES",
+            "is_ephemeral": False,
+        },
+        "trigger_id": "111.222.xxx",
+        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
+        "channel": {"id": "C0SALES", "name": "sales"},
+        "message": message,
+        "response_url": stack.slack.new_response_url(),
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": message["blocks"][-1]["block_id"],
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+                "text": {"type": "plain_text", "text": "Claim", "emoji": True},
+            }
+        ],
+    }
+
+
+@pytest.mark.slow
+def test_storm_of_300_to_one_channel(tmp_path, http: httpx.Client) -> None:
+    with Stack(tmp_path, slack_channel_interval=1.0) as stack:
+        route(stack)
+        callers = [f"+61-04102{n:05d}" for n in range(300)]
+        start = time.monotonic()
+        for n, caller in enumerate(callers):
+            assert send(http, stack, "GET", "/hooks/avanser/call", call(n, ani=caller)).status_code == 200
+        last_webhook = time.monotonic()
+
+        def all_visible() -> bool:
+            text = json.dumps(stack.slack.channel_messages("C0SALES"), ensure_ascii=False)
+            return all(f"0410 2{n:05d}"[:4] + " " + f"2{n:05d}"[:3] + " " + f"{n:05d}"[2:] in text for n in range(300))
+
+        wait_for(all_visible, timeout=30)
+        visible_after = time.monotonic() - last_webhook
+        assert stack.drain(10)
+        shown = [json.dumps(m, ensure_ascii=False) for m in stack.slack.channel_messages("C0SALES")]
+        for n in range(300):
+            national = f"0410 2{n:05d}"[:4] + " " + f"2{n:05d}"[:3] + " " + f"{n:05d}"[2:]
+            assert sum(national in m for m in shown) == 1, national  # in exactly one message
+        assert stack.slack.peak_posts_per_second("C0SALES") <= 1
+        assert len(stack.slack.channel_messages("C0SALES")) < 10
+        print(f"storm: 300 webhooks in {last_webhook - start:.2f} s; all visible {visible_after:.2f} s later")
