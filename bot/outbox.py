@@ -76,15 +76,17 @@ class _Row:
     attempts: int
     next_attempt_at: float
     created_at: float
+    sending_at: float | None = None  # set while a post may have reached Slack without our knowing
 
 
 class _Retry(Exception):
     """A delivery attempt failed in a way that a later attempt may not."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_posted: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.maybe_posted = maybe_posted  # the request may have reached Slack: check before re-posting
 
 
 class _Refused(Exception):
@@ -258,10 +260,10 @@ class Outbox:
     def _heads(self) -> list[_Row]:
         """The oldest pending row of every channel: a channel's messages go out in order."""
         rows = self.store.execute(
-            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at"
+            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at, sending_at"
             " FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY channel)"
         ).fetchall()
-        return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
 
     def _dispatch_ready(self) -> float:
         """Start a delivery for every channel that may post now; return seconds until the next one may."""
@@ -294,10 +296,21 @@ class Outbox:
             kwargs = self._resolve(row)
             if kwargs is None:
                 return
-            if row.method != RESPONSE_URL:
-                self._ready_at[row.channel] = time.monotonic() + self.channel_interval
-            channel_id, ts = await self._call(row, kwargs)
+            found = await self._already_posted(row, kwargs) if row.sending_at is not None else None
+            if found is not None:
+                channel_id, ts = found
+                log.info("outbox: row %d was already in Slack (ts %s); not posting it again", row.id, ts)
+            else:
+                if row.method != RESPONSE_URL:
+                    self._ready_at[row.channel] = time.monotonic() + self.channel_interval
+                if row.method == POST:
+                    # From here until Slack answers, a crash leaves it unknown whether the post landed.
+                    self.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (time.time(), row.id))
+                    kwargs["metadata"] = {"event_type": "switchboard_outbox", "event_payload": {"row": row.id}}
+                channel_id, ts = await self._call(row, kwargs)
         except _Retry as exc:
+            if not exc.maybe_posted:
+                self.store.execute("UPDATE outbox SET sending_at = NULL WHERE id = ?", (row.id,))
             self._schedule_retry(row, exc)
         except _Refused as exc:
             self._mark_failed(row, str(exc))
@@ -306,11 +319,45 @@ class Outbox:
             self._schedule_retry(row, _Retry(type(exc).__name__))
         else:
             self.store.execute(
-                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL WHERE id = ?",
+                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL,"
+                " sending_at = NULL WHERE id = ?",
                 (ts, channel_id, time.time(), row.id),
             )
             self.metrics.outbox_sent.labels(row.method).inc()
             self.metrics.outbox_delivery_seconds.observe(max(0.0, time.time() - row.created_at))
+
+    async def _already_posted(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str, str] | None:
+        """After a crash or a lost answer: find the post in the channel's history by its row id.
+
+        Needs the channels:history scope (groups:history for private channels); without it the
+        row is posted again (at least once), and the log says so.
+        """
+        channel = str(kwargs.get("channel", row.channel))
+        if channel[:1] in ("U", "W"):
+            return None  # a DM by user id: its D… channel is not known until the post succeeds
+        try:
+            response = await self.client.api_call(
+                "conversations.history",
+                params={
+                    "channel": channel,
+                    "oldest": f"{row.created_at - 5:.6f}",
+                    "limit": 200,
+                    "include_all_metadata": "true",
+                },
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning(
+                "outbox: could not check whether row %d already reached Slack (%s); posting it again",
+                row.id,
+                type(exc).__name__,
+            )
+            return None
+        data = response.data if isinstance(response.data, dict) else {}
+        for message in data.get("messages", []):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("row") == row.id:
+                return channel, str(message["ts"])
+        return None
 
     def _resolve(self, row: _Row) -> dict[str, Any] | None:
         """The call's arguments with thread_ts / ts filled in; None when the row cannot go now."""
@@ -365,8 +412,10 @@ class Outbox:
             response = await self.client.api_call(row.method, json=kwargs)
         except SlackApiError as exc:
             raise self._classify(exc) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was posted
             raise _Retry(f"connection: {type(exc).__name__}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"connection: {type(exc).__name__}", maybe_posted=True) from exc
         data = response.data if isinstance(response.data, dict) else {}
         return data.get("channel") or kwargs.get("channel"), data.get("ts") or data.get("message_ts")
 
@@ -391,7 +440,9 @@ class Outbox:
         error = str(data.get("error") or f"http_{status}")
         if status == 429:
             return _Retry("ratelimited", _retry_after(exc.response.headers))
-        if status >= 500 or error in TRANSIENT_ERRORS:
+        if status >= 500:
+            return _Retry(error, maybe_posted=True)
+        if error in TRANSIENT_ERRORS:
             if error in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
                 log.error("outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error)
             return _Retry(error)

@@ -144,9 +144,15 @@ def _alert_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX digests_channel ON digests (channel, opened_at)")
 
 
+def _outbox_sending(db: sqlite_utils.Database) -> None:
+    # When a post was sent but its answer not seen (crash, timeout): check Slack before re-posting.
+    db.execute("ALTER TABLE outbox ADD COLUMN sending_at REAL")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
+    Migration(3, "outbox: sending_at, to verify a post before sending it again", _outbox_sending),
 ]
 
 

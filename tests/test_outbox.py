@@ -190,3 +190,50 @@ def test_bad_token_keeps_messages_for_later(tmp_path) -> None:
         wait_for(lambda: row(stack, row_id)["attempts"] >= 1)
         assert row(stack, row_id)["status"] == "pending"
         assert row(stack, row_id)["error"] == "invalid_auth"
+
+
+def test_a_lost_answer_is_checked_in_history_not_posted_twice(stack: Stack) -> None:
+    assert stack.services is not None
+    stack.services.outbox.backoff_base = 0.05
+    stack.slack.inject(503, count=1, methods={"chat.postMessage"}, after_commit=True)
+    row_id = on_outbox(stack, lambda o: o.post("C0SALES", "exactly once"))
+    assert stack.drain(10)
+    [message] = stack.slack.channel_messages("C0SALES")
+    assert message["metadata"] == {"event_type": "switchboard_outbox", "event_payload": {"row": row_id}}
+    assert row(stack, row_id)["ts"] == message["ts"] and row(stack, row_id)["sending_at"] is None
+    history = stack.slack.calls_to("conversations.history")
+    assert len(history) == 1 and history[0].args["include_all_metadata"] == "true"
+
+
+def test_a_crash_after_slack_accepted_is_not_posted_twice(stack: Stack) -> None:
+    row_id = on_outbox(stack, lambda o: o.post("C0SALES", "before the crash"))
+    assert stack.drain(10)
+
+    async def crashed_before_marking_sent() -> None:
+        # What SIGKILL between Slack's answer and the UPDATE leaves behind.
+        assert stack.services is not None
+        stack.services.store.execute(
+            "UPDATE outbox SET status = 'pending', ts = NULL, sending_at = created_at WHERE id = ?", (row_id,)
+        )
+        stack.services.outbox.wake()
+
+    stack.on_app(crashed_before_marking_sent())
+    wait_for(lambda: row(stack, row_id)["status"] == "sent")
+    assert len(stack.slack.channel_messages("C0SALES")) == 1
+    assert row(stack, row_id)["ts"] == stack.slack.channel_messages("C0SALES")[0]["ts"]
+
+
+def test_without_history_access_it_posts_again(stack: Stack) -> None:
+    row_id = on_outbox(stack, lambda o: o.post("C0SALES", "at least once"))
+    assert stack.drain(10)
+    stack.slack.inject(500, count=1, methods={"conversations.history"})  # the check fails
+
+    async def crashed() -> None:
+        assert stack.services is not None
+        stack.services.store.execute(
+            "UPDATE outbox SET status = 'pending', sending_at = created_at WHERE id = ?", (row_id,)
+        )
+        stack.services.outbox.wake()
+
+    stack.on_app(crashed())
+    wait_for(lambda: len(stack.slack.channel_messages("C0SALES")) == 2)

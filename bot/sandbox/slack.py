@@ -64,6 +64,7 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     methods: frozenset[str] | None = None
+    after_commit: bool = False  # do the work, then answer the fault (the answer is lost, the post is not)
 
     def applies(self, method: str, now: float) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -120,6 +121,7 @@ class SlackSandbox:
         retry_after: int | None = None,
         delay: float = 0.0,
         methods: set[str] | None = None,
+        after_commit: bool = False,
     ) -> None:
         """Answer the next `count` calls (or all calls for `seconds`) with `status`."""
         if count is None and seconds is None:
@@ -133,6 +135,7 @@ class SlackSandbox:
                     retry_after=retry_after,
                     delay=delay,
                     methods=frozenset(methods) if methods else None,
+                    after_commit=after_commit,
                 )
             )
 
@@ -317,6 +320,8 @@ class SlackSandbox:
             "thread_ts": args.get("thread_ts"),
             "edits": 0,
         }
+        if isinstance(args.get("metadata"), dict):
+            message["metadata"] = args["metadata"]
         with self._lock:
             if message["thread_ts"] and not any(m["ts"] == message["thread_ts"] for m in self.messages[channel]):
                 return {"ok": False, "error": "thread_not_found"}
@@ -386,6 +391,20 @@ class SlackSandbox:
                 self.home[user_id] = result["view"]
         return result
 
+    def _api_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        with self._lock:
+            if channel not in self.messages:
+                return {"ok": False, "error": "channel_not_found"}
+            oldest = float(args.get("oldest") or 0)
+            found = [dict(m) for m in self.messages[channel] if float(m["ts"]) >= oldest and not m["thread_ts"]]
+        found.reverse()  # newest first, as Slack returns them
+        limit = int(args.get("limit") or 100)
+        if str(args.get("include_all_metadata", "")).lower() not in ("true", "1"):
+            for message in found:
+                message.pop("metadata", None)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
     def _api_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users") or "").split(",")
         if not users or not users[0]:
@@ -424,6 +443,8 @@ class SlackSandbox:
         if auth.startswith("Bearer "):
             token = auth.removeprefix("Bearer ")
         fault = self._fault_for(method)
+        if fault is not None and fault.after_commit:
+            self.handle(method, dict(args))
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
