@@ -260,7 +260,8 @@ class Outbox:
     def _heads(self) -> list[_Row]:
         """The oldest pending row of every channel: a channel's messages go out in order."""
         rows = self.store.execute(
-            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at, sending_at"
+            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at,"
+            " sending_at"
             " FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY channel)"
         ).fetchall()
         return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
@@ -297,6 +298,8 @@ class Outbox:
             if kwargs is None:
                 return
             found = await self._already_posted(row, kwargs) if row.sending_at is not None else None
+            channel_id: str | None
+            ts: str | None
             if found is not None:
                 channel_id, ts = found
                 log.info("outbox: row %d was already in Slack (ts %s); not posting it again", row.id, ts)
