@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
+from bot.routing import set_route
 from bot.sandbox.render import boxed, render_message
 from bot.sandbox.stack import Stack
 
@@ -64,7 +65,58 @@ def chapter_webhooks(stack: Stack) -> None:
         )
 
 
-CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks]
+def chapter_missed_call(stack: Stack) -> None:
+    _say("\n## A call is missed → the alert lands in #sales → Riley claims it\n")
+    assert stack.services is not None
+    services = stack.services
+    number = "+61290081590"
+
+    async def set_up() -> None:
+        # What `/numbers route` will do: send this number's calls to #sales (C0SALES).
+        set_route(services.store, number, "C0SALES", by="U0ADMIN", name="Spring sale ad")
+
+    stack.on_app(set_up())
+    stack.avanser.services[number] = {
+        "name": "Spring sale ad",
+        "service_number": number[1:],
+        "service": {"type": "transfer", "answer_point": "61401020304", "answer_point_name": "Sydney Office"},
+        "call_uri": f"{stack.url}/hooks/avanser/call?token={stack.webhook_token}",
+        "sms_forward_uri": None,
+        "custom_id": "ad-1",
+        "custom_group": "spring",
+    }
+    answer = stack.avanser.place_call(number, "+61410203045", status="avanser_missed_call", duration=25)
+    _say(f"AVANSER reports a missed call to 02 9008 1590 → Switchboard answers HTTP {answer.status_code}.")
+    stack.drain(10)
+    [message] = stack.slack.channel_messages("C0SALES")
+    _say(boxed("#sales", render_message(message, width=76)))
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U0REP", "name": "riley", "team_id": "T0SANDBOX"},
+        "api_app_id": "A0SWITCHBOARD",
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": "C0SALES"},
+        "channel": {"id": "C0SALES"},
+        "message": message,
+        "response_url": stack.slack.new_response_url(),
+        "trigger_id": "1.demo",
+        "team": {"id": "T0SANDBOX"},
+        "actions": [
+            {
+                "action_id": "alert_claim",
+                "block_id": message["blocks"][-1]["block_id"],
+                "type": "button",
+                "value": message["blocks"][-1]["elements"][1]["value"],
+                "action_ts": "1",
+            }
+        ],
+    }
+    stack.slack.interact(stack.url, click)
+    stack.drain(10)
+    _say("Riley clicks Claim; the alert is edited in place:")
+    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+
+
+CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks, chapter_missed_call]
 
 
 def run_demo() -> int:

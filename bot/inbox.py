@@ -141,7 +141,17 @@ class InboxProcessor:
             if not wanted(event, route):
                 return "skipped"
             state = self._new_alert(inbox_id, route.channel, kind_of(event), event.caller_e164, event.tracking_e164)
-            self._deliver(inbox_id, route.channel, render_call(event, route, state), alert=state.id, digest=True)
+            message = render_call(event, route, state)
+            row = self._deliver(inbox_id, route.channel, message, alert=state.id, digest=True)
+            if row is not None and event.is_voicemail and self.services.settings.recording_allowed(event.recording_url):
+                assert event.recording_url is not None
+                self.outbox.attach_file(
+                    row,
+                    event.recording_url,
+                    f"voicemail-{event.dedup_key()}.mp3",
+                    f"Voicemail — {message.text}",
+                    dedup_key=f"inbox:{inbox_id}:recording",
+                )
             return "done"
         if isinstance(event, AvanserSms):
             route = self._route(event.tracking_e164)
@@ -219,7 +229,8 @@ class InboxProcessor:
 
     def _deliver(
         self, inbox_id: int, channel: str, message: Message, *, alert: int | None = None, digest: bool = False
-    ) -> None:
+    ) -> int | None:
+        """Queue the message (or add it to a storm digest); its outbox row, None inside a digest."""
         key = f"inbox:{inbox_id}"
         root = thread_root(self.store, *message.thread_keys) if message.thread_keys else None
         if root is not None:
@@ -229,13 +240,14 @@ class InboxProcessor:
             digest_id = self._add_to_digest(channel, message.summary or message.text)
             if alert is not None:
                 self.store.execute("UPDATE alerts SET digest_id = ? WHERE id = ?", (digest_id, alert))
-            return
+            return None
         else:
             row = self.outbox.post(channel, message.text, message.blocks, dedup_key=key)
             if message.starts_thread:
                 remember_thread(self.store, message.starts_thread, row)
         if alert is not None:
             self.store.execute("UPDATE alerts SET outbox_id = ? WHERE id = ?", (row, alert))
+        return row
 
     # -- storms --------------------------------------------------------------------------------
 

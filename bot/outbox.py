@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -44,7 +44,9 @@ POST = "chat.postMessage"
 UPDATE = "chat.update"
 EPHEMERAL = "chat.postEphemeral"
 RESPONSE_URL = "response_url"
-METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL)
+FILE = "files.upload_v2"  # payload: url (fetched at delivery), filename, title; posted in a thread
+METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE)
+MAX_FILE_BYTES = 20 * 1024 * 1024
 
 # ok=false errors that a later attempt can succeed with; every other ok=false error is final.
 TRANSIENT_ERRORS = frozenset(
@@ -378,7 +380,7 @@ class Outbox:
             if target is None:
                 return None
             kwargs["channel"], kwargs["ts"] = target
-        elif row.method in (POST, EPHEMERAL):
+        elif row.method in (POST, EPHEMERAL, FILE):
             kwargs["channel"] = row.channel
             if row.thread_of is not None:
                 target = self._target(row, self._thread_root(row.thread_of))
@@ -409,6 +411,8 @@ class Outbox:
         return (status[1], status[2])
 
     async def _call(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
+        if row.method == FILE:
+            return await self._upload(kwargs)
         if row.method == RESPONSE_URL:
             return await self._call_response_url(row.channel, kwargs)
         try:
@@ -421,6 +425,51 @@ class Outbox:
             raise _Retry(f"connection: {type(exc).__name__}", maybe_posted=True) from exc
         data = response.data if isinstance(response.data, dict) else {}
         return data.get("channel") or kwargs.get("channel"), data.get("ts") or data.get("message_ts")
+
+    def attach_file(
+        self, message_row: int, url: str, filename: str, title: str, *, dedup_key: str | None = None
+    ) -> int:
+        """Queue a file (fetched from `url` when it is sent) as a reply to the message of `message_row`."""
+        row = self.store.execute("SELECT channel FROM outbox WHERE id = ?", (message_row,)).fetchone()
+        if row is None:
+            raise ValueError(f"outbox row {message_row} does not exist")
+        payload = {"url": url, "filename": filename, "title": title}
+        return self.enqueue(FILE, row[0], payload, dedup_key=dedup_key, thread_of=message_row)
+
+    async def _upload(self, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
+        url = kwargs["url"]
+        session = self._session or aiohttp.ClientSession()
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as answer:
+                if answer.status >= 500:
+                    raise _Retry(f"recording: http {answer.status}")
+                if answer.status != 200:
+                    raise _Refused(f"the recording could not be fetched (HTTP {answer.status})")
+                content = await answer.content.read(MAX_FILE_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"recording: {type(exc).__name__}") from exc
+        finally:
+            if session is not self._session:
+                await session.close()
+        if len(content) > MAX_FILE_BYTES:
+            raise _Refused("the recording is larger than 20 MB; the link stays in the alert")
+        try:
+            response = await self.client.files_upload_v2(
+                content=content,
+                filename=kwargs["filename"],
+                title=kwargs["title"],
+                channel=kwargs["channel"],
+                thread_ts=kwargs.get("thread_ts"),
+            )
+        except SlackApiError as exc:
+            raise self._classify(exc) from exc
+        except SlackRequestError as exc:
+            raise _Retry(f"upload: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"connection: {type(exc).__name__}") from exc
+        data = response.data if isinstance(response.data, dict) else {}
+        file_id = (data.get("file") or {}).get("id")
+        return kwargs["channel"], file_id
 
     async def _call_response_url(self, url: str, body: dict[str, Any]) -> tuple[None, None]:
         webhook = AsyncWebhookClient(url, timeout=10, session=self._session, retry_handlers=[])

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     alerts_channel: str | None = _env("SWITCHBOARD_ALERTS_CHANNEL")
     country: str = Field(default="AU", validation_alias=AliasChoices("SWITCHBOARD_COUNTRY"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("SWITCHBOARD_LOG_LEVEL"))
+    recording_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_RECORDING_HOSTS")
+    )
 
     @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url")
     @classmethod
@@ -81,7 +84,7 @@ class Settings(BaseSettings):
             return value + "/"
         return value
 
-    @field_validator("admins", mode="before")
+    @field_validator("admins", "recording_hosts", mode="before")
     @classmethod
     def _split_admins(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -111,6 +114,15 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR (got {value!r})")
         return level
+
+    def recording_allowed(self, url: str | None) -> bool:
+        """Whether Switchboard may fetch a recording from `url` to upload it to Slack."""
+        if not url:
+            return False
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in self.recording_hosts
 
     # -- what is configured ---------------------------------------------------------------
 

@@ -283,3 +283,30 @@ def test_storm_of_300_to_one_channel(tmp_path, http: httpx.Client) -> None:
         assert stack.slack.peak_posts_per_second("C0SALES") <= 1
         assert len(stack.slack.channel_messages("C0SALES")) < 10
         print(f"storm: 300 webhooks in {last_webhook - start:.2f} s; all visible {visible_after:.2f} s later")
+
+
+def test_voicemail_is_uploaded_when_its_host_is_allowed(tmp_path, http: httpx.Client) -> None:
+    with Stack(tmp_path, SWITCHBOARD_RECORDING_HOSTS="127.0.0.1", outbox_channel_interval=0) as stack:
+        route(stack)
+        recording = stack.avanser.recording_url("ECS1-vm")
+        send(http, stack, "GET", "/hooks/avanser/call", call(1, recording=recording))
+        send(http, stack, "GET", "/hooks/avanser/call", call(2, recording=recording.replace("ECS1", "missing")))
+        posted = messages(stack, "C0SALES", 3)
+        alerts = [m for m in posted if not m["thread_ts"]]
+        files = [m for m in posted if m.get("files")]
+        assert len(alerts) == 2 and len(files) == 1
+        assert files[0]["thread_ts"] == alerts[0]["ts"]
+        [shared] = files[0]["files"]
+        assert shared["name"] == "voicemail-ECS1-1.mp3" and shared["size"] == 2058
+        assert shared["title"].startswith("Voicemail — Voicemail from 0410 203 045")
+        upload = next(iter(stack.slack.uploads.values()))
+        assert upload["content"].startswith(b"ID3")
+
+
+def test_voicemail_from_other_hosts_stays_a_link(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    send(http, stack, "GET", "/hooks/avanser/call", call(1, recording=stack.avanser.recording_url("ECS1-vm")))
+    [message] = messages(stack, "C0SALES")
+    time.sleep(0.3)
+    assert stack.slack.uploads == {} and len(stack.slack.channel_messages("C0SALES")) == 1
+    assert "▶ Play the voicemail" in flat(message)

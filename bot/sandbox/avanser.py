@@ -27,6 +27,7 @@ from starlette.routing import Route
 from bot.sandbox.common import SandboxBase
 
 ACCOUNT_ID = 6999
+RECORDING_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 512
 PAGE = 100
 SEARCH_TYPES = {"location", "coordinates", "prefix", "number_type", "number", "szu"}
 NUMBER_TYPES = {"GEO", "TOLLFREE", "FREECALL", "MOBILE"}
@@ -214,7 +215,22 @@ class AvanserSandbox(SandboxBase):
         return JSONResponse(body, status_code=status)
 
     def asgi(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"])])
+        return Starlette(
+            routes=[
+                Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"]),
+                Route("/recordings/{name}", self._recording, methods=["GET"]),
+            ]
+        )
+
+    def recording_url(self, name: str) -> str:
+        """A voicemail recording this sandbox serves (an MP3 header and silence), as AVANSER's storage would."""
+        return f"{self.base_url}/recordings/{name}.mp3"
+
+    async def _recording(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not name.endswith(".mp3") or name.startswith("missing"):
+            return Response("not found", status_code=404)
+        return Response(RECORDING_BYTES, media_type="audio/mpeg")
 
     async def _endpoint(self, request: Request) -> Response:
         received = await self.record(request)

@@ -15,6 +15,7 @@ def _text(obj: Any) -> str:
         text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2", text)  # <url|label> -> label
         text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
         text = re.sub(r"<#([A-Z0-9]+)(\|[^>]*)?>", r"#\1", text)
+        text = re.sub(r"\*([^*\n]+)\*", r"\1", text)  # *bold*: the terminal shows it plain
         text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return text
 

@@ -100,6 +100,7 @@ class SlackSandbox:
         self.rate_limited = 0
         self.faults: list[Fault] = []
         self.app_token = SANDBOX_APP_TOKEN
+        self.uploads: dict[str, dict[str, Any]] = {}  # file id -> {filename, length, content}
         self._http: httpx.Client | None = None
         self.socket_acks: dict[str, dict[str, Any]] = {}
         self._sockets: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
@@ -391,6 +392,52 @@ class SlackSandbox:
                 self.home[user_id] = result["view"]
         return result
 
+    def _api_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), str(args.get("length") or "")
+        if not filename or not length.isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        with self._lock:
+            self.uploads[file_id] = {"filename": filename, "length": int(length), "content": None}
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _api_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = json.loads(args.get("files") or "[]")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = args.get("channel_id")
+        shared = []
+        with self._lock:
+            for item in files:
+                upload = self.uploads.get(item.get("id"))
+                if upload is None or upload["content"] is None:
+                    return {"ok": False, "error": "file_not_found"}
+                shared.append(
+                    {
+                        "id": item["id"],
+                        "name": upload["filename"],
+                        "title": item.get("title"),
+                        "size": len(upload["content"]),
+                    }
+                )
+            if channel:
+                thread_ts = args.get("thread_ts")
+                if thread_ts and not any(m["ts"] == thread_ts for m in self.messages.get(channel, [])):
+                    return {"ok": False, "error": "thread_not_found"}
+                self.messages[channel].append(
+                    {
+                        "ts": self._next_ts(),
+                        "user": BOT_USER_ID,
+                        "text": "",
+                        "blocks": [],
+                        "thread_ts": thread_ts,
+                        "edits": 0,
+                        "files": shared,
+                    }
+                )
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
+
     def _api_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
         with self._lock:
@@ -430,6 +477,7 @@ class SlackSandbox:
             routes=[
                 Route("/api/{method}", self._api_endpoint, methods=["POST", "GET"]),
                 Route("/response/{key}", self._response_endpoint, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
                 Route("/_sandbox/state", self._state_endpoint, methods=["GET"]),
                 WebSocketRoute("/socket-mode", self._socket_endpoint),
             ]
@@ -481,6 +529,18 @@ class SlackSandbox:
     def _record(self, method: str, args: dict[str, Any], status: int, result: dict[str, Any]) -> None:
         with self._lock:
             self.calls.append(ApiCall(method, args, time.time(), status, result))
+
+    async def _upload_endpoint(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        content = await request.body()
+        with self._lock:
+            upload = self.uploads.get(file_id)
+            if upload is None:
+                return PlainTextResponse("invalid upload url", status_code=404)
+            if len(content) != upload["length"]:
+                return PlainTextResponse("length mismatch", status_code=400)
+            upload["content"] = content
+        return PlainTextResponse(f"OK - {len(content)}")
 
     async def _response_endpoint(self, request: Request) -> Response:
         key = request.path_params["key"]
