@@ -138,6 +138,176 @@ def outbox_bench(channels: int, per_channel: int) -> dict[str, Any]:
         }
 
 
+CALL = {
+    "clientid": "6999",
+    "bnum": "+61-0290081596",
+    "adname": "Bench ad",
+    "target": "+61-0401020304",
+    "targetname": "Sydney Office",
+    "tzdate": "2019-11-14T12:11:21+10:00",
+    "duration": "30",
+    "callstatus": "avanser_missed_call",
+    "callcode": "1",
+    "clocation": "Sydney",
+    "cstate": "MOB",
+    "ccountry": "AU",
+}
+
+
+def caller(n: int) -> str:
+    """A distinct AU mobile per event, as the seed writes it, and as Slack will show it."""
+    digits = f"{n:06d}"
+    return f"+61-0412{digits}", f"0412 {digits[:3]} {digits[3:]}"
+
+
+class AppUnderTest:
+    """Switchboard as a separate process against this process's Slack sandbox, with group routes seeded."""
+
+    def __init__(self, tmp: str, slack: SlackSandbox, slack_url: str, groups: int) -> None:
+        from bot.routing import set_group_route
+        from bot.store import Store
+
+        db = f"{tmp}/app-{uuid.uuid4().hex[:6]}.db"
+        store = Store(db)
+        for g in range(groups):
+            set_group_route(store, f"g{g}", f"C0G{g}", by="bench")
+        store.close()
+        self.env = {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": f"{slack_url}/api/",
+            "SWITCHBOARD_WEBHOOK_TOKEN": "bench",
+            "SWITCHBOARD_DB": db,
+            "SWITCHBOARD_ALERTS_CHANNEL": "C0ALERTS",
+            "SWITCHBOARD_LOG_LEVEL": "ERROR",
+        }
+        started = time.monotonic()
+        self.process, self.url = start_server("app", self.env)
+        self.startup_s = time.monotonic() - started
+
+    def webhook(self, n: int, group: int | None) -> httpx.Request:
+        ani, _ = caller(n)
+        params = {**CALL, "uniqueid": f"ECS-bench-{n}", "callid": str(n), "ani": ani, "token": "bench"}
+        if group is not None:
+            params["custom_group"] = f"g{group}"
+        return httpx.Request("GET", f"{self.url}/hooks/avanser/call", params=params)
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        stop_server(self.process)
+
+
+def ingest_bench(requests: int) -> dict[str, Any]:
+    """Call-URI webhooks (unique ids) at 16 connections, against a bare one-insert Starlette endpoint."""
+    results: dict[str, Any] = {}
+    slack = SlackSandbox()
+    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
+        slack.base_url = slack_server.url
+        process, url = start_server("insert", {}, f"{tmp}/baseline.db")
+        try:
+
+            def build_base(i: int) -> httpx.Request:
+                return httpx.Request("GET", f"{url}/hooks/avanser/call", params={**CALL, "uniqueid": f"b{i}"})
+
+            base = asyncio.run(run_load(build_base, requests, 16, lambda r: r.status_code == 200, timeout=120))
+            results["baseline"] = summarize(base)
+        finally:
+            stop_server(process)
+        app = AppUnderTest(tmp, slack, slack_server.url, groups=10)
+        try:
+            result = asyncio.run(
+                run_load(lambda i: app.webhook(i, i % 10), requests, 16, lambda r: r.status_code == 200, timeout=120)
+            )
+            results["app"] = summarize(result)
+        finally:
+            app.stop()
+    return results
+
+
+def latency_bench(samples: int) -> dict[str, Any]:
+    """Webhook → message visible in the Slack sandbox, one at a time, each to a quiet channel."""
+    slack = SlackSandbox(channel_interval=1.0)
+    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
+        slack.base_url = slack_server.url
+        app = AppUnderTest(tmp, slack, slack_server.url, groups=samples)
+        latencies = []
+        try:
+            with httpx.Client(timeout=10) as client:
+                for n in range(samples):
+                    request = app.webhook(n, n)
+                    start = time.perf_counter()
+                    client.send(request)
+                    while not slack.channel_messages(f"C0G{n}"):
+                        time.sleep(0.0005)
+                    latencies.append((time.perf_counter() - start) * 1000)
+        finally:
+            app.stop()
+    latencies.sort()
+    return {
+        "samples": samples,
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
+    }
+
+
+def storm_bench(events: int, channels: int, seconds: float) -> dict[str, Any]:
+    """`events` missed calls over `channels` channels within `seconds`, Slack enforcing 1 post/s per channel."""
+    slack = SlackSandbox(channel_interval=1.0)
+    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
+        slack.base_url = slack_server.url
+        app = AppUnderTest(tmp, slack, slack_server.url, groups=channels)
+        rss_idle = app.rss_mb()
+        acked = 0
+        try:
+            with httpx.Client(timeout=10) as client:
+                start = time.monotonic()
+                for n in range(events):
+                    due = start + n * seconds / events
+                    if time.monotonic() < due:
+                        time.sleep(due - time.monotonic())
+                    if client.send(app.webhook(n, n % channels)).status_code == 200:
+                        acked += 1
+                last_webhook = time.monotonic()
+            wanted = [caller(n)[1] for n in range(events)]
+
+            def shown() -> list[str]:
+                return [json.dumps(m, ensure_ascii=False) for m in slack.all_messages()]
+
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                texts = shown()
+                if all(any(w in t for t in texts) for w in wanted):
+                    break
+                time.sleep(0.2)
+            visible_after = time.monotonic() - last_webhook
+            time.sleep(1.5)
+            texts = shown()
+            counts = [sum(w in t for t in texts) for w in wanted]
+            rss_after = app.rss_mb()
+        finally:
+            app.stop()
+    return {
+        "events": events,
+        "channels": channels,
+        "sent_over_s": round(last_webhook - start, 2),
+        "acked": acked,
+        "all_visible_after_s": round(visible_after, 2),
+        "peak_posts_per_s_per_channel": slack.peak_posts_per_second(),
+        "messages": len(slack.all_messages()),
+        "lost": counts.count(0),
+        "duplicated": sum(1 for c in counts if c > 1),
+        "rss_idle_mb": round(rss_idle, 1),
+        "rss_after_mb": round(rss_after, 1),
+        "startup_s": round(app.startup_s, 2),
+    }
+
+
 def summarize(result: Result) -> dict[str, Any]:
     return {
         "requests": result.requests,
@@ -169,6 +339,34 @@ def print_report(report: dict[str, Any]) -> None:
             print(
                 f"{label:<34}{concurrency:>6}{row['rps']:>10.1f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{ratio:>22}"
             )
+    ingest = report["ingest"]
+    base, app = ingest["baseline"], ingest["app"]
+    print(f"\nIngest: AVANSER call-URI webhooks, 16 connections, {app['requests']} requests")
+    print(
+        f"{'bare Starlette + one SQLite insert':<34}{16:>6}{base['rps']:>10.1f}"
+        f"{base['p50_ms']:>9.2f}{base['p99_ms']:>9.2f}"
+    )
+    print(
+        f"{'Switchboard /hooks/avanser/call':<34}{16:>6}{app['rps']:>10.1f}{app['p50_ms']:>9.2f}{app['p99_ms']:>9.2f}"
+        f"{app['rps'] / base['rps']:>10.2f}× rps"
+    )
+    latency = report["latency"]
+    print(
+        f"\nLatency, webhook → message visible in Slack (unloaded, {latency['samples']} samples): "
+        f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms"
+    )
+    storm = report["storm"]
+    print(
+        f"\nStorm: {storm['events']} missed calls over {storm['channels']} channels in {storm['sent_over_s']} s "
+        f"({storm['acked']} acknowledged), Slack enforcing 1 post/s per channel: every call visible "
+        f"{storm['all_visible_after_s']} s after the last webhook, in {storm['messages']} messages; peak "
+        f"{storm['peak_posts_per_s_per_channel']} post/s per channel; lost {storm['lost']}, duplicated "
+        f"{storm['duplicated']}"
+    )
+    print(
+        f"Footprint: RSS {storm['rss_idle_mb']} MB idle, {storm['rss_after_mb']} MB after the storm; "
+        f"start to /healthz 200 in {storm['startup_s']} s"
+    )
     out = report["outbox"]
     print(
         f"\nOutbox against a sandbox enforcing 1 post/s per channel: {out['delivered']}/{out['messages']} "
@@ -190,6 +388,9 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "ack": ack_bench(requests),
         "outbox": outbox_bench(10, 3 if args.quick else 10),
+        "ingest": ingest_bench(300 if args.quick else 2000),
+        "latency": latency_bench(20 if args.quick else 100),
+        "storm": storm_bench(100 if args.quick else 1000, 10, 2 if args.quick else 10),
     }
     print_report(report)
     (ROOT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
