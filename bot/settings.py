@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     recording_hosts: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_RECORDING_HOSTS")
     )
+    caller_id: str | None = _env("SWITCHBOARD_CALLER_ID")
+    call_countries: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_CALL_COUNTRIES")
+    )
+    call_limit: Annotated[tuple[int, int], NoDecode] = Field(
+        default=(10, 600), validation_alias=AliasChoices("SWITCHBOARD_CALL_LIMIT")
+    )
+    bridge_others: Literal["admins", "everyone"] = Field(
+        default="admins", validation_alias=AliasChoices("SWITCHBOARD_BRIDGE_OTHERS")
+    )
 
     @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url")
     @classmethod
@@ -83,6 +93,44 @@ class Settings(BaseSettings):
         if value and not value.endswith("/"):
             return value + "/"
         return value
+
+    @field_validator("caller_id")
+    @classmethod
+    def _caller_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            raise ValueError(f"must be a phone number in international form, e.g. +61290081596 (got {value!r})")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @field_validator("call_countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            codes = frozenset(p.strip().upper() for p in value.replace(",", " ").split() if p.strip())
+            bad = sorted(c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS)
+            if bad:
+                raise ValueError(f"must be two-letter country codes such as AU,NZ (got {', '.join(bad)})")
+            return codes
+        return value
+
+    @field_validator("call_limit", mode="before")
+    @classmethod
+    def _call_limit(cls, value: Any) -> Any:
+        """`10/10m`: at most 10 calls per user per 10 minutes (units s, m, h)."""
+        if not isinstance(value, str):
+            return value
+        import re
+
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*([smh]?)\s*", value)
+        if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+            raise ValueError(f"must look like 10/10m: calls per window (got {value!r})")
+        seconds = int(match.group(2)) * {"s": 1, "m": 60, "h": 3600, "": 60}[match.group(3)]
+        return (int(match.group(1)), seconds)
 
     @field_validator("admins", "recording_hosts", mode="before")
     @classmethod

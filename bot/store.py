@@ -149,10 +149,24 @@ def _outbox_sending(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN sending_at REAL")
 
 
+def _user_phones(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE user_phones (
+            user_id TEXT PRIMARY KEY,       -- Slack user id
+            phone TEXT NOT NULL,            -- E.164: what Switchboard rings for this person's calls
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX audit_actor ON audit (actor, action, at)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
     Migration(3, "outbox: sending_at, to verify a post before sending it again", _outbox_sending),
+    Migration(4, "click-to-call: user phones", _user_phones),
 ]
 
 

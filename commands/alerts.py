@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import NotAvailable
+from bot.bridge import place_call
+from bot.errors import UserError
 from bot.inbox import render_alert
+from commands.call import call_result_text
 from notifiers.message import CALL_BACK_ACTION, CLAIM_ACTION
 
 if TYPE_CHECKING:
@@ -62,7 +65,27 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(CALL_BACK_ACTION)
     async def on_call_back(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        raise NotAvailable(
-            "Call back isn't switched on in this version of Switchboard yet. "
-            "It will ring your phone, then the caller, and connect you."
-        )
+        alert_id = int(body["actions"][0]["value"])
+        user_id = body["user"]["id"]
+        url = body.get("response_url", "")
+
+        def tell(text: str) -> None:
+            services.outbox.respond(url, {"response_type": "ephemeral", "replace_original": False, "text": text})
+
+        services.tasks.spawn(call_back(services, alert_id, user_id, tell), name="call back", tell_user=tell)
+
+
+async def call_back(services: Services, alert_id: int, user_id: str, tell: Callable[[str], object]) -> None:
+    """Ring the clicker, then the caller of the alert, showing the number the caller had called."""
+    row = services.store.execute("SELECT caller, tracking FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        raise UserError("I can't find that alert any more.")
+    caller, tracking = row
+    if not caller:
+        raise UserError("The caller withheld their number, so I can't call them back.")
+    placed = await place_call(services, requester=user_id, customer_text=caller, tracking=tracking, via="alert")
+    services.store.execute(
+        "UPDATE alerts SET called_back_by = ?, called_back_at = ? WHERE id = ?", (user_id, time.time(), alert_id)
+    )
+    refresh_alert(services, alert_id)
+    tell(call_result_text(placed, user_id))

@@ -49,7 +49,7 @@ def test_planned_subcommand_says_it_is_not_switched_on(stack: Stack, http: httpx
 
 def test_call_with_a_number_routes_to_the_default(stack: Stack, http: httpx.Client) -> None:
     answer, _ = stack.slack.command(stack.url, "/call", "+61 412 345 678", client=http)
-    assert "`/call <number> [@user] [-- note]` isn't switched on" in answer.json()["text"]
+    assert answer.json()["text"].startswith("I don't know which business number the customer should see.")
 
 
 def test_bad_signature_is_rejected(stack: Stack, http: httpx.Client) -> None:
