@@ -115,6 +115,18 @@ def chapter_missed_call(stack: Stack) -> None:
     _say("Riley clicks Claim; the alert is edited in place:")
     _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
 
+    _say("\n## Riley clicks Call back → DataTechLabs rings Riley, then the caller\n")
+    callback = dict(click, response_url=stack.slack.new_response_url())
+    callback["actions"] = [dict(click["actions"][0], action_id="alert_call_back")]
+    stack.slack.interact(stack.url, callback)
+    stack.drain(10)
+    for answer in stack.slack.responses_to(callback["response_url"]):
+        _say(boxed("only Riley sees", answer["text"]))
+    for placed in stack.dtl.calls:
+        _say(f"DataTechLabs received: leg_A {placed['leg_A']} (Riley's phone, showing the ad's number)")
+        _say(f"                       leg_B {placed['leg_B']} (the caller, showing the ad's number)")
+    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+
 
 CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks, chapter_missed_call]
 
