@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -90,7 +91,7 @@ def chapter_missed_call(stack: Stack) -> None:
     stack.drain(10)
     [message] = stack.slack.channel_messages("C0SALES")
     _say(boxed("#sales", render_message(message, width=76)))
-    click = {
+    click: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": "U0REP", "name": "riley", "team_id": "T0SANDBOX"},
         "api_app_id": "A0SWITCHBOARD",
@@ -116,12 +117,12 @@ def chapter_missed_call(stack: Stack) -> None:
     _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
 
     _say("\n## Riley clicks Call back → DataTechLabs rings Riley, then the caller\n")
-    callback = dict(click, response_url=stack.slack.new_response_url())
+    callback: dict[str, Any] = dict(click, response_url=stack.slack.new_response_url())
     callback["actions"] = [dict(click["actions"][0], action_id="alert_call_back")]
     stack.slack.interact(stack.url, callback)
     stack.drain(10)
-    for answer in stack.slack.responses_to(callback["response_url"]):
-        _say(boxed("only Riley sees", answer["text"]))
+    for reply in stack.slack.responses_to(callback["response_url"]):
+        _say(boxed("only Riley sees", reply["text"]))
     for placed in stack.dtl.calls:
         _say(f"DataTechLabs received: leg_A {placed['leg_A']} (Riley's phone, showing the ad's number)")
         _say(f"                       leg_B {placed['leg_B']} (the caller, showing the ad's number)")

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from bot.numbers import finish
 from bot.routing import Route, remember_thread, route_for, thread_root
 from notifiers.allocations import render_allocation_call, render_deallocation, render_verification
 from notifiers.calls import kind_of, render_call, wanted
@@ -168,6 +169,8 @@ class InboxProcessor:
             )
             return "done"
         if isinstance(event, AvanserRequestUpdate):
+            if finish(self.services, event.request_id, str(event.status), event.message, event.service_e164):
+                return "done"  # a request Switchboard made: its own message shows the outcome
             text, blocks = render_request_update(event)
             root = thread_root(self.store, request_key(event.request_id))
             if root is not None:

@@ -19,6 +19,7 @@ from bot.errors import UserError, correlation_id, unexpected_failure_text
 from bot.inbox import InboxProcessor
 from bot.metrics import Metrics
 from bot.outbox import Outbox
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.store import Store
 from bot.telco.avanser import AvanserClient
@@ -110,7 +111,9 @@ class Services:
     exotel: ExotelClient | None = None
     dtl: DtlClient | None = None
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    scheduler: Scheduler = field(default_factory=Scheduler)
     inbox: InboxProcessor = field(init=False)
+    _starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -135,6 +138,10 @@ class Services:
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.settings.admins
 
+    def on_start(self, starter: Callable[[], Awaitable[None]]) -> None:
+        """Register something to run once the app has started (rebuilding scheduler jobs from SQLite)."""
+        self._starters.append(starter)
+
     def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register something to close when the app stops (a provider client, a scheduler)."""
         self._closers.append(closer)
@@ -148,8 +155,12 @@ class Services:
         self.outbox.client.session = self._session
         await self.outbox.start(self._session)
         await self.inbox.start()
+        await self.scheduler.start()
+        for starter in self._starters:
+            await starter()
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.inbox.stop()
         await self.outbox.stop()
         await self.tasks.cancel_all()

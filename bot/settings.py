@@ -67,6 +67,7 @@ class Settings(BaseSettings):
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_RECORDING_HOSTS")
     )
     caller_id: str | None = _env("SWITCHBOARD_CALLER_ID")
+    callback_wait: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_CALLBACK_WAIT"))
     call_countries: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_CALL_COUNTRIES")
     )

@@ -162,11 +162,39 @@ def _user_phones(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_actor ON audit (actor, action, at)")
 
 
+def _number_requests(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE number_requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,             -- create | update | delete
+            custom_id TEXT NOT NULL UNIQUE, -- AVANSER idempotency key
+            name TEXT NOT NULL,
+            number TEXT,                    -- E.164: picked, reserved, or the service changed
+            channel TEXT NOT NULL,          -- where it was asked from: progress message and alerts
+            requester TEXT NOT NULL,
+            status TEXT NOT NULL,           -- awaiting_approval, rejected, submitting, pending, completed, failed
+            body TEXT NOT NULL,             -- JSON sent (or to be sent) to AVANSER
+            request_id TEXT UNIQUE,         -- AVANSER's, once submitted
+            message_row INTEGER REFERENCES outbox(id),   -- the progress message
+            approval_row INTEGER REFERENCES outbox(id),  -- the approval request, for non-admins
+            decided_by TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            submitted_at REAL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX number_requests_status ON number_requests (status)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
     Migration(3, "outbox: sending_at, to verify a post before sending it again", _outbox_sending),
     Migration(4, "click-to-call: user phones", _user_phones),
+    Migration(5, "/numbers: number requests and their progress", _number_requests),
 ]
 
 

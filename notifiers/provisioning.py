@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+from typing import Any
+
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.phone import national
 from notifiers.events import AvanserRequestUpdate
@@ -21,3 +23,58 @@ def render_request_update(event: AvanserRequestUpdate) -> tuple[str, list[dict[s
         text = f"❌ *The request for {number} failed:* {reason}. Nothing was bought."
     text += f"\nRequest `{event.request_id}`" + (f" · {event.custom_id}" if event.custom_id else "")
     return text.split("\n")[0].replace("*", ""), [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]
+
+
+KIND_WORDS = {"create": "a new tracking number", "update": "a change to", "delete": "the release of"}
+
+
+def render_request(
+    kind: str,
+    status: str,
+    *,
+    name: str,
+    number: str | None,
+    channel: str,
+    requester: str,
+    request_id: str | None = None,
+    decided_by: str | None = None,
+    error: str | None = None,
+    approvals: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The one message that follows a request from asking to live (or failed), edited at every step."""
+    shown = national(number) if number else None
+    what = {"create": f"a tracking number “{name}”" + (f" ({shown})" if shown else ""),
+            "update": f"a change to “{name}”" + (f" ({shown})" if shown else ""),
+            "delete": f"releasing {shown or name}"}.get(kind, name)
+    if status == "awaiting_approval":
+        where = f" in <#{approvals}>" if approvals else ""
+        text = f"⏳ <@{requester}> asked for {what}. Waiting for an admin's approval{where}."
+    elif status == "rejected":
+        text = f"🚫 <@{requester}>'s request for {what} was rejected by <@{decided_by}>. Nothing was bought."
+    elif status == "submitting":
+        text = f"⏳ Sending <@{requester}>'s request for {what} to AVANSER…"
+    elif status == "pending":
+        if kind == "create":
+            text = (f"⏳ Requested: AVANSER reserved *{shown}* for “{name}”. Setting it up usually takes about "
+                    "7 minutes; this message changes when it's live.")
+        else:
+            text = f"⏳ AVANSER is working on {what}; this message changes when it's done."
+    elif status == "completed":
+        text = {
+            "create": f"✅ *{shown}* is live — “{name}”. Its calls and texts will be posted in <#{channel}>.",
+            "update": f"✅ “{name}” ({shown}) is updated.",
+            "delete": f"✅ {shown} is released. Its calls will no longer be posted.",
+        }.get(kind, "✅ Done.")
+    else:
+        reason = (error or "AVANSER gave no reason").rstrip(".")
+        nothing = " Nothing was bought." if kind == "create" else ""
+        text = f"❌ The request for {what} failed: {reason}.{nothing}"
+    context = [f"requested by <@{requester}>"]
+    if decided_by and status != "rejected":
+        context.append(f"approved by <@{decided_by}>")
+    if request_id:
+        context.append(f"AVANSER request `{request_id}`")
+    blocks = [SectionBlock(block_id="progress", text=MarkdownTextObject(text=text)).to_dict(),
+              ContextBlock(block_id="who", elements=[MarkdownTextObject(text=" · ".join(context))]).to_dict()]
+    plain = text.replace("*", "")
+    return plain, blocks

@@ -1,0 +1,47 @@
+"""APScheduler (3.x) on the app's event loop. Jobs live in memory only: SQLite is the truth, and
+whoever owns a kind of job rebuilds it from SQLite at start (`Services.on_start`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def start(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+
+    def at(self, when: float, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `func(*args)` once at epoch `when` (now if past); a job with the same id is replaced."""
+        assert self._scheduler is not None, "the scheduler starts with the app"
+        self._scheduler.add_job(
+            func, "date", run_date=datetime.fromtimestamp(when, UTC), args=args, id=job_id, replace_existing=True,
+            misfire_grace_time=None, coalesce=True,
+        )
+
+    def cancel(self, job_id: str) -> None:
+        if self._scheduler is None:
+            return
+        try:
+            self._scheduler.remove_job(job_id)
+        except JobLookupError:
+            pass
+
+    def pending(self) -> list[str]:
+        return [job.id for job in self._scheduler.get_jobs()] if self._scheduler else []
