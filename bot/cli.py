@@ -143,6 +143,42 @@ async def _check_slack(settings: Settings) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print the audit table: who did what, when, with the provider's request id."""
+    import csv
+    import datetime
+
+    from bot.store import Store
+
+    settings = load_settings()
+    if not settings.db_path.exists():
+        raise SettingsError(f"SWITCHBOARD_DB: {settings.db_path} does not exist yet (run `switchboard serve` first)")
+    store = Store(settings.db_path)
+    query = "SELECT at, actor, action, subject, provider_ref, detail FROM audit"
+    params: tuple[float, ...] = ()
+    if args.since:
+        try:
+            since = datetime.datetime.fromisoformat(args.since)
+        except ValueError:
+            raise SettingsError(f"--since: “{args.since}” isn't a date like 2026-11-01") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=datetime.UTC)
+        query += " WHERE at >= ?"
+        params = (since.timestamp(),)
+    rows = store.execute(query + " ORDER BY id", params).fetchall()
+    store.close()
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["time_utc", "who", "action", "subject", "provider_ref", "detail"])
+        for at, *rest in rows:
+            writer.writerow([datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="seconds"), *rest])
+    else:
+        for at, actor, action, subject, ref, _ in rows:
+            when = datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{when}  {actor:<14} {action:<28} {subject or ''}" + (f"  [{ref}]" if ref else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -207,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default SWITCHBOARD_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default SWITCHBOARD_PORT)")
     serve.set_defaults(func=cmd_serve)
+    audit = sub.add_parser("audit", help="print the audit table (who did what, when)")
+    audit.add_argument("--csv", action="store_true", help="as CSV, for a spreadsheet")
+    audit.add_argument("--since", help="only from this date (ISO 8601, UTC)")
+    audit.set_defaults(func=cmd_audit)
     demo = sub.add_parser("demo", help="play the whole story against loopback stand-ins")
     demo.set_defaults(func=cmd_demo)
     check = sub.add_parser("check", help="validate settings and reach Slack")

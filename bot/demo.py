@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from bot.routing import set_route
-from bot.sandbox.render import boxed, render_message
+from bot.phone import national
+from bot.sandbox.render import boxed, render_blocks, render_message
 from bot.sandbox.stack import Stack
 
 
@@ -66,30 +67,106 @@ def chapter_webhooks(stack: Stack) -> None:
         )
 
 
+def _latest(stack: Stack, ts: str, channel: str = "C0SALES") -> dict[str, Any]:
+    return next(m for m in stack.slack.channel_messages(channel) if m["ts"] == ts)
+
+
+def chapter_new_number(stack: Stack) -> None:
+    _say("\n## Riley searches, requests a number, Avery approves, AVANSER makes it live\n")
+    answer, url = stack.slack.command(stack.url, "/numbers", "search mobile", user_id="U0REP")
+    _say(
+        f"Riley types `/numbers search mobile` — acked in {answer.elapsed.total_seconds() * 1000:.1f} ms: "
+        f"“{answer.json()['text']}”"
+    )
+    stack.drain(10)
+    results = stack.slack.responses_to(url)[-1]
+    _say(boxed("only Riley sees", render_blocks(results["blocks"][:4], width=76) + "\n   …"))
+    picked = results["blocks"][1]["accessory"]
+    stack.slack.interact(stack.url, _click("U0REP", picked["action_id"], picked["value"], stack))
+    stack.drain(10)
+    form = stack.slack.calls_to("views.open")[-1].args["view"]
+    _say(
+        f"Riley clicks Request this number → Slack opens the form “{form['title']['text']}” with "
+        f"{sum(b['type'] == 'input' for b in form['blocks'])} fields; Riley fills in the name and answer point."
+    )
+    values = {
+        "name": "Spring sale ad",
+        "type": "transfer",
+        "answer_point": "0401 020 304",
+        "answer_point_name": "Sydney Office",
+        "record_call": True,
+        "report": "missed",
+        "channel": "C0SALES",
+    }
+    number_field = next(b for b in form["blocks"] if b["block_id"] == "number")
+    values["number"] = number_field["element"]["initial_value"]
+    stack.slack.interact(stack.url, _submission("U0REP", "numbers_new", values, form["private_metadata"]))
+    stack.drain(10)
+    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+    approval = stack.slack.channel_messages("C0APPROVALS")[0]
+    _say(boxed("#approvals", render_message(approval, width=76)))
+    approve = approval["blocks"][-1]["elements"][0]
+    stack.slack.interact(stack.url, _click("U0ADMIN", approve["action_id"], approve["value"], stack))
+    deadline = time.monotonic() + 10
+    while "is live" not in stack.slack.channel_messages("C0SALES")[0]["text"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stack.drain(10)
+    _say(
+        "Avery clicks Approve; AVANSER reserves the number, configures it and calls back; the same message in "
+        "#sales now reads:"
+    )
+    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+
+
+def _click(user: str, action_id: str, value: str, stack: Stack) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": "T0SANDBOX"},
+        "api_app_id": "A0SWITCHBOARD",
+        "team": {"id": "T0SANDBOX"},
+        "channel": {"id": "C0SALES"},
+        "trigger_id": "1.demo",
+        "container": {"type": "message", "channel_id": "C0SALES"},
+        "response_url": stack.slack.new_response_url(),
+        "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1"}],
+    }
+
+
+def _submission(user: str, callback_id: str, values: dict[str, Any], metadata: str) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("type", "report"):
+            state[key] = {"value": {"type": "static_select", "selected_option": {"value": value}}}
+        elif key == "record_call":
+            state[key] = {"value": {"type": "checkboxes", "selected_options": [{"value": "yes"}] if value else []}}
+        elif key == "channel":
+            state[key] = {"value": {"type": "conversations_select", "selected_conversation": value}}
+        else:
+            state[key] = {"value": {"type": "plain_text_input", "value": value}}
+    return {
+        "type": "view_submission",
+        "user": {"id": user, "team_id": "T0SANDBOX"},
+        "team": {"id": "T0SANDBOX"},
+        "api_app_id": "A0SWITCHBOARD",
+        "trigger_id": "1.demo",
+        "view": {
+            "id": "V0DEMO",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": metadata,
+            "state": {"values": state},
+            "blocks": [],
+        },
+    }
+
+
 def chapter_missed_call(stack: Stack) -> None:
     _say("\n## A call is missed → the alert lands in #sales → Riley claims it\n")
-    assert stack.services is not None
-    services = stack.services
-    number = "+61290081590"
-
-    async def set_up() -> None:
-        # What `/numbers route` will do: send this number's calls to #sales (C0SALES).
-        set_route(services.store, number, "C0SALES", by="U0ADMIN", name="Spring sale ad")
-
-    stack.on_app(set_up())
-    stack.avanser.services[number] = {
-        "name": "Spring sale ad",
-        "service_number": number[1:],
-        "service": {"type": "transfer", "answer_point": "61401020304", "answer_point_name": "Sydney Office"},
-        "call_uri": f"{stack.url}/hooks/avanser/call?token={stack.webhook_token}",
-        "sms_forward_uri": None,
-        "custom_id": "ad-1",
-        "custom_group": "spring",
-    }
+    number = next(iter(stack.avanser.services))  # the number Riley got in the previous chapter
     answer = stack.avanser.place_call(number, "+61410203045", status="avanser_missed_call", duration=25)
-    _say(f"AVANSER reports a missed call to 02 9008 1590 → Switchboard answers HTTP {answer.status_code}.")
+    _say(f"AVANSER reports a missed call to {national(number)} → Switchboard answers HTTP {answer.status_code}.")
     stack.drain(10)
-    [message] = stack.slack.channel_messages("C0SALES")
+    message = next(m for m in stack.slack.channel_messages("C0SALES") if m["text"].startswith("Missed call"))
     _say(boxed("#sales", render_message(message, width=76)))
     click: dict[str, Any] = {
         "type": "block_actions",
@@ -114,7 +191,7 @@ def chapter_missed_call(stack: Stack) -> None:
     stack.slack.interact(stack.url, click)
     stack.drain(10)
     _say("Riley clicks Claim; the alert is edited in place:")
-    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+    _say(boxed("#sales", render_message(_latest(stack, message["ts"]), width=76)))
 
     _say("\n## Riley clicks Call back → DataTechLabs rings Riley, then the caller\n")
     callback: dict[str, Any] = dict(click, response_url=stack.slack.new_response_url())
@@ -126,10 +203,10 @@ def chapter_missed_call(stack: Stack) -> None:
     for placed in stack.dtl.calls:
         _say(f"DataTechLabs received: leg_A {placed['leg_A']} (Riley's phone, showing the ad's number)")
         _say(f"                       leg_B {placed['leg_B']} (the caller, showing the ad's number)")
-    _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
+    _say(boxed("#sales", render_message(_latest(stack, message["ts"]), width=76)))
 
 
-CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks, chapter_missed_call]
+CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks, chapter_new_number, chapter_missed_call]
 
 
 def run_demo() -> int:

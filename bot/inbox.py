@@ -236,9 +236,14 @@ class InboxProcessor:
         """Queue the message (or add it to a storm digest); its outbox row, None inside a digest."""
         key = f"inbox:{inbox_id}"
         root = thread_root(self.store, *message.thread_keys) if message.thread_keys else None
+        root_channel = None
         if root is not None:
-            root_channel = self.store.execute("SELECT channel FROM outbox WHERE id = ?", (root,)).fetchone()[0]
-            row = self.outbox.post(root_channel, message.text, message.blocks, dedup_key=key, thread_of=root)
+            root_channel = str(self.store.execute("SELECT channel FROM outbox WHERE id = ?", (root,)).fetchone()[0])
+            if root_channel != channel:
+                root = None  # the number was routed elsewhere since: post there, not in the old thread
+        if root is not None and root_channel is not None:
+            extra = {"reply_broadcast": True} if message.broadcast else {}
+            row = self.outbox.post(root_channel, message.text, message.blocks, dedup_key=key, thread_of=root, **extra)
         elif digest and self._storming(channel):
             digest_id = self._add_to_digest(channel, message.summary or message.text)
             if alert is not None:

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NUMBER_TYPES: dict[str, NumberType] = {"mobile": "MOBILE", "geo": "GEO", "tollfree": "TOLLFREE",
-                                       "freecall": "FREECALL"}
+NUMBER_TYPES: dict[str, NumberType] = {"mobile": "MOBILE", "geo": "GEO", "tollfree": "TOLLFREE", "freecall": "FREECALL"}
 SEARCH_USAGE = (
     "Search with `/numbers search mobile` (or geo, tollfree, freecall), `/numbers search near <address> "
     "[radius <km>]`, `/numbers search at <lat>,<lng> [radius <km>]`, `/numbers search prefix <number>` or "
@@ -84,8 +83,9 @@ class SearchQuery:
         if self.kind == "near":
             return NumberRule(search_type="location", country=self.country, location=self.address, radius=self.radius)
         if self.kind == "at":
-            return NumberRule(search_type="coordinates", country=self.country, lat=self.lat, lng=self.lng,
-                              radius=self.radius)
+            return NumberRule(
+                search_type="coordinates", country=self.country, lat=self.lat, lng=self.lng, radius=self.radius
+            )
         if self.kind in ("prefix", "number"):
             return NumberRule(search_type=self.kind, country=self.country, number=self.number)
         return NumberRule(search_type="szu", country=self.country, szu=self.szu)
@@ -187,30 +187,56 @@ def load_request(services: Services, *, id: int | None = None, request_id: str |
     column, value = ("id", id) if id is not None else ("request_id", request_id)
     row = services.store.execute(
         "SELECT id, kind, custom_id, name, number, channel, requester, status, body, request_id, message_row,"
-        f" approval_row, decided_by, error, submitted_at FROM number_requests WHERE {column} = ?", (value,)
+        f" approval_row, decided_by, error, submitted_at FROM number_requests WHERE {column} = ?",
+        (value,),
     ).fetchone()
     if row is None:
         return None
-    return NumberRequest(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], json.loads(row[8]), row[9],
-                         row[10], row[11], row[12], row[13], row[14])
+    return NumberRequest(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        json.loads(row[8]),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
 
 
 def _set(services: Services, request: NumberRequest, **changes: Any) -> None:
     for key, value in changes.items():
         setattr(request, key, value)
     columns = ", ".join(f"{k} = ?" for k in changes)
-    services.store.execute(f"UPDATE number_requests SET {columns}, updated_at = ? WHERE id = ?",
-                           (*changes.values(), time.time(), request.id))
+    services.store.execute(
+        f"UPDATE number_requests SET {columns}, updated_at = ? WHERE id = ?",
+        (*changes.values(), time.time(), request.id),
+    )
 
 
 def show_progress(services: Services, request: NumberRequest) -> None:
     """Edit the request's progress message to its current state."""
     if request.message_row is None:
         return
-    text, blocks = render_request(request.kind, request.status, name=request.name, number=request.number,
-                                  channel=request.channel, requester=request.requester, request_id=request.request_id,
-                                  decided_by=request.decided_by, error=request.error,
-                                  approvals=services.settings.approvals_channel)
+    text, blocks = render_request(
+        request.kind,
+        request.status,
+        name=request.name,
+        number=request.number,
+        channel=request.channel,
+        requester=request.requester,
+        request_id=request.request_id,
+        decided_by=request.decided_by,
+        error=request.error,
+        approvals=services.settings.approvals_channel,
+    )
     services.outbox.update(request.message_row, text, blocks)
 
 
@@ -233,8 +259,10 @@ def create_request(
     admin = services.is_admin(requester)
     status = "submitting" if admin else "awaiting_approval"
     if not admin and not services.settings.approvals_channel:
-        raise UserError("Only Switchboard admins can do that here, and no approvals channel is set up. "
-                        "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL.")
+        raise UserError(
+            "Only Switchboard admins can do that here, and no approvals channel is set up. "
+            "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL."
+        )
     custom_id = custom_id or new_custom_id()
     now = time.time()
     with services.store.transaction():
@@ -245,11 +273,22 @@ def create_request(
         )
         request = load_request(services, id=int(cursor.lastrowid or 0))
         assert request is not None
-        text, blocks = render_request(kind, status, name=name, number=number, channel=channel, requester=requester,
-                                      approvals=services.settings.approvals_channel)
+        text, blocks = render_request(
+            kind,
+            status,
+            name=name,
+            number=number,
+            channel=channel,
+            requester=requester,
+            approvals=services.settings.approvals_channel,
+        )
         _set(services, request, message_row=services.outbox.post(channel, text, blocks))
-        services.store.audit(requester, f"number.{kind}.request", subject=number or name,
-                             detail=json.dumps({"custom_id": custom_id, "body": body}))
+        services.store.audit(
+            requester,
+            f"number.{kind}.request",
+            subject=number or name,
+            detail=json.dumps({"custom_id": custom_id, "body": body}),
+        )
     return request
 
 
@@ -264,8 +303,9 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
     try:
         existing = await client.find_request(request.custom_id) if resume else None
         if existing is not None:  # the process stopped after AVANSER took it: never send it twice
-            ack = Acknowledgment(request_id=existing.id, message=existing.message or "",
-                                 service_number=existing.service_number)
+            ack = Acknowledgment(
+                request_id=existing.id, message=existing.message or "", service_number=existing.service_number
+            )
         elif request.kind == "create":
             ack = await client.request_service(ServiceRequest.model_validate(request.body))
         elif request.kind == "update":
@@ -276,16 +316,25 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
             ack = await client.decommission_service(request.number)
     except TelcoError as exc:
         _set(services, request, status="failed", error=str(exc))
-        services.store.audit("AVANSER", f"number.{request.kind}.refused", subject=request.number or request.name,
-                             detail=json.dumps({"custom_id": request.custom_id, "error": exc.detail}))
+        services.store.audit(
+            "AVANSER",
+            f"number.{request.kind}.refused",
+            subject=request.number or request.name,
+            detail=json.dumps({"custom_id": request.custom_id, "error": exc.detail}),
+        )
         show_progress(services, request)
         return
     number = ack.service_e164 or request.number
     _set(services, request, status="pending", request_id=ack.request_id, number=number, submitted_at=time.time())
     if request.message_row is not None:
         remember_thread(services.store, request_key(ack.request_id), request.message_row)
-    services.store.audit(request.requester, f"number.{request.kind}.submitted", subject=number or request.name,
-                         provider_ref=ack.request_id, detail=json.dumps({"custom_id": request.custom_id}))
+    services.store.audit(
+        request.requester,
+        f"number.{request.kind}.submitted",
+        subject=number or request.name,
+        provider_ref=ack.request_id,
+        detail=json.dumps({"custom_id": request.custom_id}),
+    )
     show_progress(services, request)
     schedule_poll(services, request)
 
@@ -301,12 +350,19 @@ def decide(services: Services, request_row: int, admin: str, approve: bool) -> N
         who = f" by <@{request.decided_by}>" if request.decided_by else ""
         raise UserError(f"That request was already decided{who}.")
     _set(services, request, status="submitting" if approve else "rejected", decided_by=admin)
-    services.store.audit(admin, "number.approve" if approve else "number.reject", subject=request.number or request.name,
-                         detail=json.dumps({"custom_id": request.custom_id}))
+    services.store.audit(
+        admin,
+        "number.approve" if approve else "number.reject",
+        subject=request.number or request.name,
+        detail=json.dumps({"custom_id": request.custom_id}),
+    )
     show_progress(services, request)
     verdict = "approved" if approve else "rejected"
-    services.outbox.post(request.requester, f"<@{admin}> {verdict} your request for “{request.name}”."
-                         + (" AVANSER is setting it up now." if approve else ""))
+    services.outbox.post(
+        request.requester,
+        f"<@{admin}> {verdict} your request for “{request.name}”."
+        + (" AVANSER is setting it up now." if approve else ""),
+    )
     return request
 
 
@@ -322,14 +378,26 @@ def finish(services: Services, request_id: str, status: str, message: str, servi
         _set(services, request, status="completed", number=number)
         if request.kind == "create" and number:
             set_route(services.store, number, request.channel, by=request.requester, name=request.name)
-            services.store.audit("AVANSER", "route.set", subject=number,
-                                 detail=json.dumps({"channel": request.channel}), provider_ref=request_id)
+            if request.message_row is not None:  # the number's calls thread under the request's message
+                remember_thread(services.store, f"number:{number}", request.message_row)
+            services.store.audit(
+                "AVANSER",
+                "route.set",
+                subject=number,
+                detail=json.dumps({"channel": request.channel}),
+                provider_ref=request_id,
+            )
         if request.kind == "delete" and number:
             services.store.execute("DELETE FROM routes WHERE number = ?", (number,))
     else:
         _set(services, request, status="failed", number=number, error=message or "AVANSER gave no reason")
-    services.store.audit("AVANSER", f"number.{request.kind}.{request.status}", subject=number,
-                         provider_ref=request_id, detail=json.dumps({"message": message}))
+    services.store.audit(
+        "AVANSER",
+        f"number.{request.kind}.{request.status}",
+        subject=number,
+        provider_ref=request_id,
+        detail=json.dumps({"message": message}),
+    )
     show_progress(services, request)
     return True
 
@@ -361,9 +429,15 @@ async def poll_request(services: Services, request_row: int) -> None:
     status = "completed" if record.request_status == "completed" else "failed"
     from bot.hooks import store_event  # the poll's finding goes through the inbox, exactly as a callback
 
-    payload = {"request_id": record.id, "status": status, "custom_id": record.custom_id,
-               "message": record.message or "", "service_number": record.service_number,
-               "answer_point": record.answer_point, "via": "poll"}
+    payload = {
+        "request_id": record.id,
+        "status": status,
+        "custom_id": record.custom_id,
+        "message": record.message or "",
+        "service_number": record.service_number,
+        "answer_point": record.answer_point,
+        "via": "poll",
+    }
     _, new = store_event(services, "avanser.request", f"{record.id}:{status}", payload)
     if new:
         log.info("AVANSER request %s is %s (found by polling; no callback came)", record.id, status)

@@ -3,6 +3,7 @@ whoever owns a kind of job rebuilds it from SQLite at start (`Services.on_start`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,17 +32,21 @@ class Scheduler:
         """Run `func(*args)` once at epoch `when` (now if past); a job with the same id is replaced."""
         assert self._scheduler is not None, "the scheduler starts with the app"
         self._scheduler.add_job(
-            func, "date", run_date=datetime.fromtimestamp(when, UTC), args=args, id=job_id, replace_existing=True,
-            misfire_grace_time=None, coalesce=True,
+            func,
+            "date",
+            run_date=datetime.fromtimestamp(when, UTC),
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
         )
 
     def cancel(self, job_id: str) -> None:
         if self._scheduler is None:
             return
-        try:
+        with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(job_id)
-        except JobLookupError:
-            pass
 
     def pending(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()] if self._scheduler else []

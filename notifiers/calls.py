@@ -73,4 +73,6 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     blocks.append(alert_actions(state))
     text = f"{headline} from {caller} to {name} ({tracking})"
     summary = f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}"
-    return Message(text=text, blocks=blocks, summary=summary)
+    # A number Switchboard provisioned threads its calls under its request message (also shown in the channel).
+    keys = (f"number:{call.tracking_e164}",) if call.tracking_e164 else ()
+    return Message(text=text, blocks=blocks, summary=summary, thread_keys=keys, broadcast=True)

@@ -35,6 +35,7 @@ class Message:
     thread_keys: tuple[str, ...] = ()  # reply under the first registered thread among these
     starts_thread: str | None = None  # register this message as the root of this thread key
     update_key: str | None = None  # edit the message registered under this key instead of posting
+    broadcast: bool = False  # when replying in a thread, show the reply in the channel too
 
 
 def number_text(e164: str | None, raw: str = "", *, mask: bool = False) -> str:

@@ -43,9 +43,11 @@ def render_request(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The one message that follows a request from asking to live (or failed), edited at every step."""
     shown = national(number) if number else None
-    what = {"create": f"a tracking number “{name}”" + (f" ({shown})" if shown else ""),
-            "update": f"a change to “{name}”" + (f" ({shown})" if shown else ""),
-            "delete": f"releasing {shown or name}"}.get(kind, name)
+    what = {
+        "create": f"a tracking number “{name}”" + (f" ({shown})" if shown else ""),
+        "update": f"a change to “{name}”" + (f" ({shown})" if shown else ""),
+        "delete": f"releasing {shown or name}",
+    }.get(kind, name)
     if status == "awaiting_approval":
         where = f" in <#{approvals}>" if approvals else ""
         text = f"⏳ <@{requester}> asked for {what}. Waiting for an admin's approval{where}."
@@ -55,8 +57,10 @@ def render_request(
         text = f"⏳ Sending <@{requester}>'s request for {what} to AVANSER…"
     elif status == "pending":
         if kind == "create":
-            text = (f"⏳ Requested: AVANSER reserved *{shown}* for “{name}”. Setting it up usually takes about "
-                    "7 minutes; this message changes when it's live.")
+            text = (
+                f"⏳ Requested: AVANSER reserved *{shown}* for “{name}”. Setting it up usually takes about "
+                "7 minutes; this message changes when it's live."
+            )
         else:
             text = f"⏳ AVANSER is working on {what}; this message changes when it's done."
     elif status == "completed":
@@ -74,7 +78,9 @@ def render_request(
         context.append(f"approved by <@{decided_by}>")
     if request_id:
         context.append(f"AVANSER request `{request_id}`")
-    blocks = [SectionBlock(block_id="progress", text=MarkdownTextObject(text=text)).to_dict(),
-              ContextBlock(block_id="who", elements=[MarkdownTextObject(text=" · ".join(context))]).to_dict()]
+    blocks = [
+        SectionBlock(block_id="progress", text=MarkdownTextObject(text=text)).to_dict(),
+        ContextBlock(block_id="who", elements=[MarkdownTextObject(text=" · ".join(context))]).to_dict(),
+    ]
     plain = text.replace("*", "")
     return plain, blocks

@@ -124,3 +124,31 @@ def test_check_bad_setting_is_one_line_exit_2(tmp_path: Path) -> None:
         "unable to parse string as an integer "
         "(got 'eighty')"
     ]
+
+
+def test_audit_csv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+
+    from bot.store import Store
+
+    store = Store(tmp_path / "a.db")
+    store.audit(
+        "U0ADMIN",
+        "number.create.submitted",
+        subject="+61290081590",
+        provider_ref="req-1",
+        detail='{"custom_id": "sb-1"}',
+    )
+    store.audit("U0REP", "route.set", subject="+61290081590")
+    store.close()
+    monkeypatch.setenv("SWITCHBOARD_DB", str(tmp_path / "a.db"))
+    assert main(["audit", "--csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["time_utc", "who", "action", "subject", "provider_ref", "detail"]
+    assert rows[1][1:] == ["U0ADMIN", "number.create.submitted", "+61290081590", "req-1", '{"custom_id": "sb-1"}']
+    assert rows[2][1:4] == ["U0REP", "route.set", "+61290081590"] and len(rows) == 3
+    assert main(["audit", "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("SWITCHBOARD_DB", str(tmp_path / "missing.db"))
+    assert main(["audit"]) == 2

@@ -320,6 +320,7 @@ class SlackSandbox:
             "blocks": args.get("blocks") or [],
             "thread_ts": args.get("thread_ts"),
             "edits": 0,
+            "reply_broadcast": bool(args.get("reply_broadcast")),
         }
         if isinstance(args.get("metadata"), dict):
             message["metadata"] = args["metadata"]

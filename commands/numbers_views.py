@@ -1,0 +1,447 @@
+"""Block Kit for /numbers: search results, the request form, approvals, lists (slack_sdk.models)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    CheckboxesElement,
+    ConfirmObject,
+    ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.numbers import SearchQuery
+from bot.phone import national
+from bot.telco.avanser import SearchResult, ServiceDetail, Template
+
+NEW_VIEW = "numbers_new"
+EDIT_VIEW = "numbers_edit"
+RELEASE_VIEW = "numbers_release"
+TEMPLATE_VIEW = "numbers_template"
+PICK_ACTION = "numbers_pick"
+NEAR_ACTION = "numbers_near"
+APPROVE_ACTION = "numbers_approve"
+REJECT_ACTION = "numbers_reject"
+TEMPLATE_PREVIEW_ACTION = "numbers_template_preview"
+TEMPLATE_DELETE_ACTION = "numbers_template_delete"
+TEMPLATE_NEW_ACTION = "numbers_template_new"
+ACCOUNT_SWITCH_ACTION = "numbers_account_switch"
+
+SERVICE_TYPES = [
+    ("transfer", "Transfer — forward calls to a phone"),
+    ("voicemail", "Voicemail — take messages"),
+    ("prompt", "Prompt — play a recording"),
+]
+REPORTS = [
+    ("none", "No call reports"),
+    ("missed", "Missed calls"),
+    ("missed-voicemail", "Missed calls with voicemail"),
+    ("all-calls", "All calls"),
+]
+CALL_TAGS = (
+    "`__location__` caller location · `__outnum__` answer point · `__dateTime__` call time · `__bnum__` "
+    "tracking number · `__ani__` caller · `__adsource__` number's name · `__callDuration__` seconds · "
+    "`__callstatus__` Answered/Busy/… · `__URL__` recording URL · `__link__` recording link"
+)
+
+
+def _d(blocks: list[Any]) -> list[dict[str, Any]]:
+    return [b.to_dict() for b in blocks]
+
+
+def search_results(query: SearchQuery, result: SearchResult) -> tuple[str, list[dict[str, Any]]]:
+    if result.ambiguous:
+        text = f"“{query.address}” matches several places. Which one?"
+        buttons = [
+            ButtonElement(
+                text=a.name[:75],
+                action_id=f"{NEAR_ACTION}-{i}",
+                value=json.dumps(
+                    {
+                        "lat": a.lat_lng[0],
+                        "lng": a.lat_lng[1],
+                        "country": a.country or query.country,
+                        "radius": query.radius,
+                    }
+                ),
+            )
+            for i, a in enumerate(result.addresses[:25])
+            if len(a.lat_lng) == 2
+        ]
+        return text, _d([SectionBlock(text=MarkdownTextObject(text=text)), ActionsBlock(elements=buttons)])
+    if not result.numbers:
+        text = f"AVANSER has no {query.describe()} right now. Try a wider radius or another kind of number."
+        return text, _d([SectionBlock(text=MarkdownTextObject(text=text))])
+    shown = result.numbers[:40]
+    text = f"{len(result.numbers)} {query.describe()}"
+    blocks: list[Any] = [HeaderBlock(text=text[:150])]
+    for candidate in shown:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*{national(candidate.e164)}* · {candidate.region} · {candidate.type}"),
+                accessory=ButtonElement(
+                    text="Request this number",
+                    action_id=PICK_ACTION,
+                    value=json.dumps({"number": candidate.e164, "type": candidate.type}),
+                ),
+            )
+        )
+    if len(result.numbers) > len(shown):
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"{len(result.numbers) - len(shown)} more not shown; narrow the search to see them."
+                    )
+                ]
+            )
+        )
+    return text, _d(blocks)
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    hint: str | None = None,
+    initial: str | None = None,
+    optional: bool = True,
+    multiline: bool = False,
+    placeholder: str | None = None,
+) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=optional,
+        hint=hint,
+        element=PlainTextInputElement(
+            action_id="value", initial_value=initial or None, multiline=multiline, placeholder=placeholder
+        ),
+    )
+
+
+def _select(block_id: str, label: str, options: list[tuple[str, str]], initial: str) -> InputBlock:
+    choices = [Option(value=v, label=t) for v, t in options]
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        element=StaticSelectElement(
+            action_id="value", options=choices, initial_option=next(o for o in choices if o.value == initial)
+        ),
+    )
+
+
+def number_form(
+    *,
+    callback_id: str,
+    title: str,
+    submit: str,
+    metadata: dict[str, Any],
+    channel: str | None,
+    values: dict[str, Any],
+    with_number: bool,
+) -> dict[str, Any]:
+    """The request form (new number) or the edit form (prefilled from the service)."""
+    blocks: list[Any] = [
+        _text_input(
+            "name",
+            "Name, shown in alerts",
+            initial=values.get("name"),
+            optional=False,
+            placeholder="Spring sale — radio ad",
+        ),
+        _select("type", "What calls to this number do", SERVICE_TYPES, values.get("type") or "transfer"),
+    ]
+    if with_number:
+        blocks.append(
+            _text_input(
+                "number",
+                "Which number",
+                initial=values.get("number"),
+                hint="A number from /numbers search, or what to look for: mobile, geo, tollfree, freecall, "
+                "szu sydney, near <address>, prefix 0290. Empty: any mobile number.",
+            )
+        )
+    blocks += [
+        _text_input(
+            "answer_point",
+            "Answer point: the phone calls go to (transfer)",
+            initial=values.get("answer_point"),
+            placeholder="02 9008 1500",
+        ),
+        _text_input(
+            "answer_point_name",
+            "Answer point name",
+            initial=values.get("answer_point_name"),
+            placeholder="Sydney office",
+        ),
+        InputBlock(
+            block_id="record_call",
+            label="Recording",
+            optional=True,
+            element=CheckboxesElement(
+                action_id="value",
+                options=[Option(value="yes", label="Record calls (transfer)")],
+                initial_options=[Option(value="yes", label="Record calls (transfer)")]
+                if values.get("record_call")
+                else None,
+            ),
+        ),
+        _text_input("call_greeting", "Greeting audio URL (played to callers)", initial=values.get("call_greeting")),
+        _text_input(
+            "call_whisper",
+            "Whisper audio URL (played to whoever answers, transfer)",
+            initial=values.get("call_whisper"),
+        ),
+        _text_input("voicemail", "Voicemail audio URL", initial=values.get("voicemail")),
+        _select("report", "Call reports by email or SMS", REPORTS, values.get("report") or "missed"),
+        _text_input(
+            "email_to", "Report emails to", initial=values.get("email_to"), hint="Email addresses, separated by commas."
+        ),
+        _text_input(
+            "email_subject",
+            "Report email subject",
+            initial=values.get("email_subject"),
+            hint="Call tags work here, e.g. Missed call from __ani__ on __adsource__",
+        ),
+        _text_input("sms_mobile", "Report SMS to (mobile)", initial=values.get("sms_mobile")),
+        _text_input(
+            "template",
+            "Report template name",
+            initial=values.get("template"),
+            hint="A template from /numbers templates; empty uses AVANSER's standard one.",
+        ),
+    ]
+    if with_number:
+        blocks += [
+            _text_input(
+                "custom_id",
+                "Attribution id (custom_id)",
+                initial=values.get("custom_id"),
+                hint="Reported with every call. Empty: Switchboard makes one.",
+            ),
+            _text_input(
+                "custom_group",
+                "Attribution group (custom_group)",
+                initial=values.get("custom_group"),
+                hint="Calls of a group can be routed together.",
+            ),
+            InputBlock(
+                block_id="channel",
+                label="Post its calls and texts in",
+                element=ConversationSelectElement(
+                    action_id="value",
+                    initial_conversation=channel,
+                    default_to_current_conversation=channel is None,
+                    filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+                ),
+            ),
+        ]
+    return View(
+        type="modal",
+        callback_id=callback_id,
+        title=title,
+        submit=submit,
+        close="Cancel",
+        private_metadata=json.dumps(metadata),
+        blocks=blocks,
+    ).to_dict()
+
+
+def form_values(view: dict[str, Any]) -> dict[str, Any]:
+    """The form's answers by block id: text, the chosen option's value, checkbox values, a conversation."""
+    out: dict[str, Any] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        state: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
+        if "selected_option" in state:
+            out[block_id] = (state.get("selected_option") or {}).get("value")
+        elif "selected_options" in state:
+            out[block_id] = [o.get("value") for o in state.get("selected_options") or []]
+        elif "selected_conversation" in state:
+            out[block_id] = state.get("selected_conversation")
+        else:
+            value = state.get("value")
+            out[block_id] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def approval_message(row_id: int, requester: str, what: str, details: list[str], cost: str) -> tuple[str, list[Any]]:
+    text = f"<@{requester}> asks for {what}."
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=f"📝 {text}\n" + "\n".join(f"• {d}" for d in details))),
+        ContextBlock(elements=[MarkdownTextObject(text=f"💲 {cost}")]),
+        ActionsBlock(
+            block_id=f"approval-{row_id}",
+            elements=[
+                ButtonElement(
+                    text="Approve",
+                    action_id=APPROVE_ACTION,
+                    value=str(row_id),
+                    style="primary",
+                    confirm=ConfirmObject(
+                        title="Approve this request?", text=f"{what} — {cost}", confirm="Approve", deny="Not yet"
+                    ),
+                ),
+                ButtonElement(text="Reject", action_id=REJECT_ACTION, value=str(row_id), style="danger"),
+            ],
+        ),
+    ]
+    return text.replace("<@", "@").replace(">", ""), _d(blocks)
+
+
+def decided_message(requester: str, what: str, details: list[str], admin: str, approved: bool) -> list[dict[str, Any]]:
+    verdict = f"✅ Approved by <@{admin}>" if approved else f"🚫 Rejected by <@{admin}>"
+    return _d(
+        [
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"📝 <@{requester}> asks for {what}.\n" + "\n".join(f"• {d}" for d in details)
+                )
+            ),
+            ContextBlock(elements=[MarkdownTextObject(text=verdict)]),
+        ]
+    )
+
+
+def services_list(services: list[ServiceDetail], routes: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    if not services:
+        text = "No active tracking numbers yet. Find one with `/numbers search mobile`."
+        return text, _d([SectionBlock(text=MarkdownTextObject(text=text))])
+    lines = []
+    for service in services:
+        number = service.e164
+        kind = service.service.type or "service"
+        target = ""
+        if service.service.answer_point:
+            target = f" → {service.service.answer_point_name or ''} {national(service.service.answer_point)}".rstrip()
+        where = f" · alerts in <#{routes[number]}>" if number and number in routes else " · no route"
+        lines.append(f"*{national(number) if number else '?'}* — {service.name} · {kind}{target}{where}")
+    blocks: list[Any] = [HeaderBlock(text=f"{len(services)} active tracking number{'s' if len(services) != 1 else ''}")]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+            chunk = []
+        chunk.append(line)
+        if len(blocks) >= 48:
+            break
+    if chunk and len(blocks) < 49:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+    return f"{len(services)} active tracking numbers", _d(blocks)
+
+
+def service_detail(service: ServiceDetail, route: str | None) -> tuple[str, list[dict[str, Any]]]:
+    number = national(service.e164) if service.e164 else "?"
+    config = service.service
+    facts = [f"*Type:* {config.type or '—'}"]
+    if config.answer_point:
+        facts.append(f"*Answer point:* {config.answer_point_name or ''} {national(config.answer_point)}".strip())
+    if config.record_call is not None:
+        facts.append(f"*Recording:* {'on' if config.record_call else 'off'}")
+    for key, label in (("call_greeting", "Greeting"), ("call_whisper", "Whisper"), ("voicemail", "Voicemail")):
+        value = getattr(config, key)
+        if value:
+            facts.append(f"*{label}:* <{value}|audio>")
+    reporting = service.reporting
+    if reporting is not None:
+        facts.append(f"*Call reports:* {reporting.report}")
+    facts.append(f"*Alerts:* <#{route}>" if route else "*Alerts:* no route — set one with `/numbers route`")
+    text = f"{number} — {service.name}"
+    return text, _d([HeaderBlock(text=text[:150]), SectionBlock(text=MarkdownTextObject(text="\n".join(facts)))])
+
+
+def release_confirm(number: str, name: str, route: str | None, channel: str) -> dict[str, Any]:
+    where = f" Its calls are posted in <#{route}>; that stops too." if route else ""
+    return View(
+        type="modal",
+        callback_id=RELEASE_VIEW,
+        title="Release a number",
+        submit="Release",
+        close="Keep it",
+        private_metadata=json.dumps({"number": number, "name": name, "channel": channel}),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"Release *{national(number)}* — “{name}”? AVANSER will decommission it and the number "
+                    f"goes back to quarantine; it can't be taken back.{where}"
+                )
+            )
+        ],
+    ).to_dict()
+
+
+def templates_list(templates: list[Template]) -> tuple[str, list[dict[str, Any]]]:
+    blocks: list[Any] = [HeaderBlock(text="Call report templates")]
+    for template in templates[:40]:
+        value = json.dumps({"name": template.name, "country": template.country, "type": template.type})
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*{template.name}* · {template.type} · {template.country}"),
+                accessory=ButtonElement(
+                    text="Preview", action_id=f"{TEMPLATE_PREVIEW_ACTION}-{len(blocks)}", value=value
+                ),
+            )
+        )
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text="Delete",
+                        action_id=f"{TEMPLATE_DELETE_ACTION}-{len(blocks)}",
+                        value=value,
+                        style="danger",
+                        confirm=ConfirmObject(
+                            title="Delete this template?",
+                            text=f"{template.name} ({template.type})",
+                            confirm="Delete",
+                            deny="Keep",
+                        ),
+                    )
+                ]
+            )
+        )
+    blocks.append(
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="New or update a template", action_id=TEMPLATE_NEW_ACTION, value="new", style="primary"
+                )
+            ]
+        )
+    )
+    return f"{len(templates)} templates", _d(blocks[:50])
+
+
+def template_form(country: str) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=TEMPLATE_VIEW,
+        title="Report template",
+        submit="Save",
+        close="Cancel",
+        blocks=[
+            _text_input("name", "Name", optional=False, hint="Saving under an existing name updates it."),
+            _select("type", "Used for", [("email", "Email reports"), ("sms", "SMS reports")], "email"),
+            _text_input("country", "Country", initial=country, optional=False),
+            _text_input("content", "Content", optional=False, multiline=True),
+            ContextBlock(elements=[MarkdownTextObject(text=f"Call tags: {CALL_TAGS}")]),
+        ],
+    ).to_dict()
+
+
+def plain(text: str) -> PlainTextObject:
+    return PlainTextObject(text=text)
