@@ -489,3 +489,24 @@ def test_every_step_is_audited(numbers: Stack) -> None:
     assert actions[:2] == ["number.create.request", "number.create.submitted"]
     assert "route.set" in actions and "number.create.completed" in actions
     assert all(r[2] for r in rows if r[1] in ("number.create.submitted", "number.create.completed"))
+
+
+def test_template_form_saves_and_delete_button_deletes(numbers: Stack) -> None:
+    _, url = slash(numbers, "templates", user=ADMIN)
+    listed = reply(numbers, url)
+    new_button = listed["blocks"][-1]["elements"][0]
+    click(numbers, new_button["action_id"], new_button["value"], ADMIN)
+    view = wait_for(lambda: numbers.slack.calls_to("views.open"))[0].args["view"]
+    assert view["callback_id"] == "numbers_template" and "`__ani__` caller" in json.dumps(view)
+    values = {"name": "missed_sms", "type": "sms", "country": "AU", "content": "Missed __ani__ on __adsource__"}
+    refused = submit_view(numbers, "numbers_template", values, user=REP)
+    assert refused.json()["errors"] == {"name": "Only Switchboard admins can change templates."}
+    submit_view(numbers, "numbers_template", values, user=ADMIN)
+    wait_for(lambda: ("missed_sms", "AU", "sms") in numbers.avanser.templates)
+    assert numbers.avanser.templates[("missed_sms", "AU", "sms")] == "Missed __ani__ on __adsource__"
+    assert wait_for(lambda: numbers.slack.channel_messages("D0ADMIN"))[0]["text"] == 'Saved the sms template “missed_sms”.'
+    delete = next(b["elements"][0] for b in listed["blocks"] if b["type"] == "actions"
+                  and b["elements"][0]["text"]["text"] == "Delete")
+    done = click(numbers, delete["action_id"], delete["value"], ADMIN)
+    assert reply(numbers, done["response_url"])["text"] == "Deleted the template “html_email_template”."
+    assert ("html_email_template", "AU", "email") not in numbers.avanser.templates
