@@ -22,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from bot.leases import on_deallocated
 from bot.numbers import finish
 from bot.routing import Route, remember_thread, route_for, thread_root
 from notifiers.allocations import render_allocation_call, render_deallocation, render_verification
@@ -197,6 +198,8 @@ class InboxProcessor:
             message = render_allocation_call(event, route or Route(channel=channel), state)
             self._deliver(inbox_id, channel, message, alert=state.id)
             return "done"
+        if isinstance(event, ExotelDeallocation) and on_deallocated(self.services, event.greenvn_id):
+            return "done"  # a lease of Switchboard's: it closed the lease and said so in its thread
         if isinstance(event, ExotelVerification | ExotelDeallocation):
             route = self._allocation_route(event.greenvn)
             message = (

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_RECORDING_HOSTS")
     )
     caller_id: str | None = _env("SWITCHBOARD_CALLER_ID")
+    vn_reminder: float = Field(default=900.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_VN_REMINDER"))
     callback_wait: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_CALLBACK_WAIT"))
     call_countries: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_CALL_COUNTRIES")
@@ -117,6 +118,17 @@ class Settings(BaseSettings):
             if bad:
                 raise ValueError(f"must be two-letter country codes such as AU,NZ (got {', '.join(bad)})")
             return codes
+        return value
+
+    @field_validator("vn_reminder", mode="before")
+    @classmethod
+    def _reminder(cls, value: Any) -> Any:
+        """`15m`, `2h`, `1d` or seconds."""
+        if isinstance(value, str) and value.strip()[-1:] in ("s", "m", "h", "d"):
+            number = value.strip()[:-1]
+            if not number.replace(".", "", 1).isdigit():
+                raise ValueError(f"must look like 15m, 2h or 1d (got {value!r})")
+            return float(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[value.strip()[-1]]
         return value
 
     @field_validator("call_limit", mode="before")

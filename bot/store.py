@@ -189,12 +189,41 @@ def _number_requests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX number_requests_status ON number_requests (status)")
 
 
+def _allocations(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE allocations (
+            id INTEGER PRIMARY KEY,         -- the short id people type: /vn extend 12 2h
+            connection_id TEXT NOT NULL UNIQUE,
+            greenvn_id TEXT UNIQUE,
+            green_vn TEXT,                  -- E.164 of the virtual number
+            parties TEXT NOT NULL,          -- JSON: aparty_numbers, bparty_numbers, aparty_pins, bparty_pins
+            usage TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            masked INTEGER NOT NULL DEFAULT 0,
+            message_row INTEGER REFERENCES outbox(id),
+            expires_at REAL NOT NULL,       -- Switchboard's lease
+            provider_expires_at REAL,       -- Exotel's own deallocation policy: the safety net
+            reminder_at REAL,
+            reminded_at REAL,
+            state TEXT NOT NULL,            -- active | released | expired
+            ended_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX allocations_state ON allocations (state, expires_at)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
     Migration(3, "outbox: sending_at, to verify a post before sending it again", _outbox_sending),
     Migration(4, "click-to-call: user phones", _user_phones),
     Migration(5, "/numbers: number requests and their progress", _number_requests),
+    Migration(6, "/vn: allocations and their leases", _allocations),
 ]
 
 

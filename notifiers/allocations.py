@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+import time
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 
 from bot.phone import national
 from bot.routing import Route
@@ -93,3 +103,73 @@ def render_deallocation(event: ExotelDeallocation) -> Message:
         summary=text,
         thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
     )
+
+
+EXTEND_ACTION = "vn_extend"
+EXTEND_CUSTOM_ACTION = "vn_extend_custom"
+RELEASE_ACTION = "vn_release"
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%a %d %b, %H:%M UTC", time.gmtime(epoch))
+
+
+def render_allocation(
+    allocation_id: int,
+    green_vn: str | None,
+    parties: dict[str, Any],
+    usage: str,
+    owner: str,
+    expires_at: float,
+    state: str,
+    masked: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The allocation's message: the root of its thread, edited when it changes or ends."""
+    vn = national(green_vn) if green_vn else "a virtual number"
+
+    def people(numbers: list[str]) -> str:
+        return ", ".join(number_text(n, n, mask=masked) for n in numbers) or "—"
+
+    a, b = people(parties.get("aparty_numbers", [])), people(parties.get("bparty_numbers", []))
+    arrow = "⇄" if usage == "twoway" else "→"
+    pins = "set" if parties.get("aparty_pins") or parties.get("bparty_pins") else "none"
+    if state == "active":
+        headline = f"☎️ *{vn}* connects {a} {arrow} {b}"
+        until = f"until {_when(expires_at)}"
+    else:
+        headline = f"~☎️ {vn} connected {a} {arrow} {b}~"
+        until = {"expired": "ended: its time ran out", "released": "released", "deallocated": "ended by Exotel"}.get(
+            state, state
+        )
+    facts = f"#{allocation_id} · {usage} · PINs {pins} · owner <@{owner}> · {until}"
+    blocks = [
+        SectionBlock(block_id="allocation", text=MarkdownTextObject(text=headline)).to_dict(),
+        ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=facts)]).to_dict(),
+    ]
+    text = f"{vn} connects {a} {arrow} {b} ({until})" if state == "active" else f"{vn}: {until}"
+    return text, blocks
+
+
+def render_reminder(allocation_id: int, green_vn: str | None, expires_at: float) -> tuple[str, list[dict[str, Any]]]:
+    vn = national(green_vn) if green_vn else "Your virtual number"
+    text = f"⏰ {vn} (#{allocation_id}) will be released at {_when(expires_at)}. Keep it longer?"
+    value = str(allocation_id)
+    buttons = [
+        ButtonElement(text="Extend 1 hour", action_id=f"{EXTEND_ACTION}-1h", value=f"{value}:1h", style="primary"),
+        ButtonElement(text="Extend 1 day", action_id=f"{EXTEND_ACTION}-1d", value=f"{value}:1d"),
+        ButtonElement(text="Extend…", action_id=EXTEND_CUSTOM_ACTION, value=value),
+        ButtonElement(
+            text="Release now",
+            action_id=RELEASE_ACTION,
+            value=value,
+            style="danger",
+            confirm=ConfirmObject(
+                title="Release it now?", text=f"{vn} stops working at once.", confirm="Release", deny="Keep it"
+            ),
+        ),
+    ]
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=text)).to_dict(),
+        ActionsBlock(block_id=f"vn-{allocation_id}", elements=buttons).to_dict(),
+    ]
+    return text, blocks

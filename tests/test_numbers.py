@@ -504,9 +504,14 @@ def test_template_form_saves_and_delete_button_deletes(numbers: Stack) -> None:
     submit_view(numbers, "numbers_template", values, user=ADMIN)
     wait_for(lambda: ("missed_sms", "AU", "sms") in numbers.avanser.templates)
     assert numbers.avanser.templates[("missed_sms", "AU", "sms")] == "Missed __ani__ on __adsource__"
-    assert wait_for(lambda: numbers.slack.channel_messages("D0ADMIN"))[0]["text"] == 'Saved the sms template “missed_sms”.'
-    delete = next(b["elements"][0] for b in listed["blocks"] if b["type"] == "actions"
-                  and b["elements"][0]["text"]["text"] == "Delete")
+    assert (
+        wait_for(lambda: numbers.slack.channel_messages("D0ADMIN"))[0]["text"] == "Saved the sms template “missed_sms”."
+    )
+    delete = next(
+        b["elements"][0]
+        for b in listed["blocks"]
+        if b["type"] == "actions" and b["elements"][0]["text"]["text"] == "Delete"
+    )
     done = click(numbers, delete["action_id"], delete["value"], ADMIN)
     assert reply(numbers, done["response_url"])["text"] == "Deleted the template “html_email_template”."
     assert ("html_email_template", "AU", "email") not in numbers.avanser.templates

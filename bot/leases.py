@@ -1,0 +1,503 @@
+"""Virtual-number allocations (Exotel GreenVN) and their leases, owned by Switchboard.
+
+An allocation is a row of `allocations`; its message in the channel is the root of a thread
+(`allocation:<greenvn_id>`) where its calls, PIN checks and its end are posted. Switchboard owns
+the lease: a reminder goes to the owner SWITCHBOARD_VN_REMINDER before expiry (a day before, for
+leases longer than 3 days), and at expiry Switchboard releases the number. Exotel's own
+deallocation policy is set to the lease plus SAFETY_NET, in case Switchboard is down for long; a
+deallocation event from Exotel ends the lease here too.
+
+Jobs live in the scheduler only; SQLite is the truth: `rebuild` re-creates them at start, releases
+what expired while the app was down, and sends a reminder that came due (once: `reminded_at`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import UserError
+from bot.phone import InvalidNumber, national, parse_number
+from bot.routing import remember_thread
+from bot.telco.base import TelcoError
+from bot.telco.exotel import REGIONS, AllocationRequest, ExotelAlreadyDeleted, PartiesUpdate, Preferences
+from notifiers.allocations import render_allocation, render_reminder
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+SAFETY_NET = 7 * 86400.0  # Exotel releases the number this long after the lease at the latest
+LONG_LEASE = 3 * 86400.0
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+INDIA = "IN"  # Exotel Lead Assist numbers are Indian: numbers typed without + are read as Indian
+
+
+def parse_duration(text: str) -> float:
+    """`45m`, `2h`, `3d` (or `30s`) in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text.lower())
+    if not match:
+        raise UserError(f"“{text}” isn't a duration; use minutes, hours or days such as 45m, 2h or 3d.")
+    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    if not 1 <= seconds <= 90 * 86400:
+        raise UserError("A virtual number can be kept for between a minute and 90 days.")
+    return seconds
+
+
+def _numbers(text: str, side: str) -> list[str]:
+    numbers = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        try:
+            numbers.append(parse_number(part, INDIA))
+        except InvalidNumber as exc:
+            raise UserError(f"{side}: {exc}") from None
+    if not numbers:
+        raise UserError(f"{side}: give at least one phone number.")
+    if len(set(numbers)) < len(numbers):
+        raise UserError(f"{side}: the same number is listed twice.")
+    return numbers
+
+
+def _pins(text: str, side: str) -> list[int]:
+    pins = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        if not part.isdigit() or int(part) <= 0 or len(part) > 9:
+            raise UserError(f"{side}: “{part}” isn't a PIN; use positive numbers, 4 to 6 digits are easiest.")
+        pins.append(int(part))
+    return pins
+
+
+@dataclass
+class AllocationPlan:
+    """What a person asked for, checked, before Exotel is called."""
+
+    aparty: list[str]
+    bparty: list[str]
+    usage: str = "twoway"
+    duration: float = 2 * 3600
+    apins: list[int] = field(default_factory=list)
+    bpins: list[int] = field(default_factory=list)
+    greenvn: str | None = None
+    region: str | None = None
+    pin_code: str | None = None
+    number_type: str | None = None
+    strict: bool = False
+    flow_id: str | None = None
+    masked: bool = False
+
+    def check(self) -> None:
+        overlap = set(self.aparty) & set(self.bparty)
+        if overlap:  # Exotel code 14, caught before Exotel is called
+            raise UserError(
+                f"{national(next(iter(overlap)))} is on both sides; a virtual number connects two "
+                "different sets of people."
+            )
+        if self.region and self.region not in REGIONS:
+            raise UserError(f"“{self.region}” isn't a region Exotel offers; use one of {', '.join(REGIONS)}.")
+
+    def request(self, connection_id: str) -> AllocationRequest:
+        prefs = Preferences(greenvn=self.greenvn, region=self.region, pin_code=self.pin_code, type=self.number_type)  # type: ignore[arg-type]
+        return AllocationRequest(
+            connection_id=connection_id,
+            aparty_numbers=self.aparty,
+            bparty_numbers=self.bparty,
+            usage="oneway" if self.usage == "oneway" else "twoway",
+            aparty_pins=self.apins or None,
+            bparty_pins=self.bpins or None,
+            strictness=True if self.strict else None,
+            preferences=prefs if prefs.model_dump(exclude_none=True) else None,
+            deallocation_duration=f"{int(self.duration + SAFETY_NET)}s",
+            flow_id=self.flow_id,
+        )
+
+
+QUICK_USAGE = (
+    "Try `/vn +919176226528,+911234567891 to +918136966620 twoway for 2h pin 1234`. After the numbers: "
+    "oneway|twoway, for <duration>, pin <a-pins>, bpin <b-pins>, vn <number>, region <code>, "
+    "pincode <code>, mobile|landline, strict, flow <id>, masked."
+)
+
+
+def parse_quick(text: str) -> AllocationPlan:
+    """`<a-numbers> to <b-numbers> [oneway|twoway] [for 2h] [pin 1234] [bpin 5678] [vn +91…] [region KA]
+    [pincode 560001] [mobile|landline] [strict] [flow <id>] [masked]`."""
+    head, sep, tail = text.partition(" to ")
+    if not sep:
+        raise UserError(QUICK_USAGE)
+    words = tail.split()
+    b_words: list[str] = []
+    while words and (re.fullmatch(r"\+?[\d,()-]+", words[0]) or words[0] == ","):
+        b_words.append(words.pop(0))
+    plan = AllocationPlan(aparty=_numbers(head, "a-party"), bparty=_numbers(" ".join(b_words), "b-party"))
+    while words:
+        word = words.pop(0).lower()
+        value = (
+            words.pop(0)
+            if word in ("for", "pin", "apin", "bpin", "vn", "region", "pincode", "flow") and words
+            else None
+        )
+        if word in ("oneway", "twoway"):
+            plan.usage = word
+        elif word in ("mobile", "landline"):
+            plan.number_type = word
+        elif word == "strict":
+            plan.strict = True
+        elif word == "masked":
+            plan.masked = True
+        elif word == "for" and value:
+            plan.duration = parse_duration(value)
+        elif word in ("pin", "apin") and value:
+            plan.apins = _pins(value, "a-party PIN")
+        elif word == "bpin" and value:
+            plan.bpins = _pins(value, "b-party PIN")
+        elif word == "vn" and value:
+            plan.greenvn = _numbers(value, "virtual number")[0]
+        elif word == "region" and value:
+            plan.region = value.upper()
+        elif word == "pincode" and value:
+            if not value.isdigit():
+                raise UserError(f"“{value}” isn't a pin code (six digits, e.g. 560001).")
+            plan.pin_code = value
+        elif word == "flow" and value:
+            plan.flow_id = value
+        else:
+            raise UserError(f"I don't understand “{word}”. {QUICK_USAGE}")
+    plan.check()
+    return plan
+
+
+# -- the rows -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Allocation:
+    id: int
+    connection_id: str
+    greenvn_id: str | None
+    green_vn: str | None
+    parties: dict[str, Any]
+    usage: str
+    owner: str
+    channel: str
+    masked: bool
+    message_row: int | None
+    expires_at: float
+    provider_expires_at: float | None
+    reminder_at: float | None
+    reminded_at: float | None
+    state: str
+
+
+COLUMNS = (
+    "id, connection_id, greenvn_id, green_vn, parties, usage, owner, channel, masked, message_row, expires_at,"
+    " provider_expires_at, reminder_at, reminded_at, state"
+)
+
+
+def _row(row: Any) -> Allocation:
+    return Allocation(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json.loads(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        bool(row[8]),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
+
+
+def get(services: Services, ref: str) -> Allocation:
+    """An allocation by its short id or its virtual number."""
+    ref = ref.strip().lstrip("#")
+    if ref.isdigit() and len(ref) < 9:
+        row = services.store.execute(f"SELECT {COLUMNS} FROM allocations WHERE id = ?", (int(ref),)).fetchone()
+    else:
+        try:
+            number = parse_number(ref, INDIA)
+        except InvalidNumber:
+            raise UserError(f"“{ref}” isn't an allocation id or a virtual number; see `/vn list`.") from None
+        row = services.store.execute(
+            f"SELECT {COLUMNS} FROM allocations WHERE green_vn = ? ORDER BY id DESC LIMIT 1", (number,)
+        ).fetchone()
+    if row is None:
+        raise UserError(f"There's no virtual number “{ref}”; see `/vn list`.")
+    return _row(row)
+
+
+def owned(services: Services, user: str, *, everyone: bool = False) -> list[Allocation]:
+    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'active'"
+    params: tuple[Any, ...] = ()
+    if not everyone:
+        query += " AND owner = ?"
+        params = (user,)
+    return [_row(r) for r in services.store.execute(query + " ORDER BY expires_at", params).fetchall()]
+
+
+def _save(services: Services, allocation: Allocation, **changes: Any) -> None:
+    for key, value in changes.items():
+        setattr(allocation, key, value)
+    stored = {k: json.dumps(v) if k == "parties" else v for k, v in changes.items()}
+    columns = ", ".join(f"{k} = ?" for k in stored)
+    services.store.execute(
+        f"UPDATE allocations SET {columns}, updated_at = ? WHERE id = ?", (*stored.values(), time.time(), allocation.id)
+    )
+
+
+def may_manage(services: Services, allocation: Allocation, user: str) -> None:
+    if allocation.owner != user and not services.is_admin(user):
+        raise UserError(f"Only <@{allocation.owner}> (who set it up) or an admin can change that virtual number.")
+
+
+def refresh(services: Services, allocation: Allocation) -> None:
+    """Edit the allocation's message to its current state."""
+    if allocation.message_row is None:
+        return
+    text, blocks = render_allocation(
+        allocation.id,
+        allocation.green_vn,
+        allocation.parties,
+        allocation.usage,
+        allocation.owner,
+        allocation.expires_at,
+        allocation.state,
+        allocation.masked,
+    )
+    services.outbox.update(allocation.message_row, text, blocks)
+
+
+def reminder_time(expires_at: float, starts_at: float, lead: float) -> float:
+    lease = expires_at - starts_at
+    return expires_at - (86400.0 if lease > LONG_LEASE else min(lead, lease / 2))
+
+
+# -- lifecycle --------------------------------------------------------------------------------------------
+
+
+def _client(services: Services) -> Any:
+    if services.exotel is None:
+        raise UserError("Exotel isn't set up: an admin needs to add the Exotel settings.")
+    return services.exotel
+
+
+async def allocate(services: Services, plan: AllocationPlan, owner: str, channel: str) -> Allocation:
+    """Ask Exotel for a GreenVN, record the lease, post its message, schedule its reminder and end."""
+    client = _client(services)
+    connection_id = f"sb-{uuid.uuid4().hex[:16]}"
+    result = await client.allocate(plan.request(connection_id))
+    now = time.time()
+    expires = now + plan.duration
+    parties = {
+        "aparty_numbers": result.aparty_numbers or plan.aparty,
+        "bparty_numbers": result.bparty_numbers or plan.bparty,
+        "aparty_pins": plan.apins,
+        "bparty_pins": plan.bpins,
+    }
+    with services.store.transaction():
+        cursor = services.store.execute(
+            "INSERT INTO allocations (connection_id, greenvn_id, green_vn, parties, usage, owner, channel, masked,"
+            " expires_at, provider_expires_at, reminder_at, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+            (
+                connection_id,
+                result.greenvn_id,
+                result.green_vn,
+                json.dumps(parties),
+                plan.usage,
+                owner,
+                channel,
+                int(plan.masked),
+                expires,
+                expires + SAFETY_NET,
+                reminder_time(expires, now, services.settings.vn_reminder),
+                now,
+                now,
+            ),
+        )
+        allocation = get(services, str(cursor.lastrowid))
+        text, blocks = render_allocation(
+            allocation.id, allocation.green_vn, parties, plan.usage, owner, expires, "active", plan.masked
+        )
+        row = services.outbox.post(channel, text, blocks)
+        _save(services, allocation, message_row=row)
+        remember_thread(services.store, f"allocation:{result.greenvn_id}", row)
+        if result.green_vn:
+            remember_thread(services.store, f"allocation-number:{result.green_vn}", row)
+        services.store.audit(
+            owner,
+            "vn.allocate",
+            subject=result.green_vn,
+            provider_ref=result.greenvn_id,
+            detail=json.dumps({"connection_id": connection_id, "usage": plan.usage, "expires_at": expires}),
+        )
+    schedule(services, allocation)
+    return allocation
+
+
+def schedule(services: Services, allocation: Allocation) -> None:
+    """(Re)create the reminder and expiry jobs of an active allocation."""
+    if allocation.state != "active":
+        unschedule(services, allocation)
+        return
+    services.scheduler.at(allocation.expires_at, f"vn-expire-{allocation.id}", expire, services, allocation.id)
+    if allocation.reminder_at is not None and allocation.reminded_at is None:
+        services.scheduler.at(allocation.reminder_at, f"vn-remind-{allocation.id}", remind, services, allocation.id)
+
+
+def unschedule(services: Services, allocation: Allocation) -> None:
+    services.scheduler.cancel(f"vn-expire-{allocation.id}")
+    services.scheduler.cancel(f"vn-remind-{allocation.id}")
+
+
+async def remind(services: Services, allocation_id: int) -> None:
+    """DM the owner once, before the lease ends, with Extend and Release buttons."""
+    allocation = get(services, str(allocation_id))
+    if allocation.state != "active" or allocation.reminded_at is not None:
+        return
+    _save(services, allocation, reminded_at=time.time())  # before posting: a restart never reminds twice
+    text, blocks = render_reminder(allocation.id, allocation.green_vn, allocation.expires_at)
+    services.outbox.post(allocation.owner, text, blocks, dedup_key=f"vn-remind:{allocation.id}:{allocation.expires_at}")
+
+
+async def expire(services: Services, allocation_id: int) -> None:
+    allocation = get(services, str(allocation_id))
+    if allocation.state != "active":
+        return
+    if allocation.expires_at > time.time() + 1:  # extended since this job was made
+        schedule(services, allocation)
+        return
+    await end(services, allocation, "expired", by="Switchboard")
+
+
+async def end(services: Services, allocation: Allocation, state: str, *, by: str) -> None:
+    """Release the GreenVN at Exotel (already released counts) and close the lease, once."""
+    client = _client(services)
+    if allocation.greenvn_id:
+        try:
+            await client.deallocate(allocation.greenvn_id)
+        except ExotelAlreadyDeleted:
+            pass
+        except TelcoError as exc:
+            if state == "expired":  # try again shortly; the lease stays open until Exotel confirms
+                log.warning(
+                    "could not release allocation %d at expiry (%s); retrying in 60 s", allocation.id, exc.detail
+                )
+                services.scheduler.at(time.time() + 60, f"vn-expire-{allocation.id}", expire, services, allocation.id)
+                return
+            raise
+    _close(services, allocation, state, by)
+
+
+def _close(services: Services, allocation: Allocation, state: str, by: str) -> None:
+    if allocation.state != "active":
+        return
+    _save(services, allocation, state=state, ended_at=time.time())
+    unschedule(services, allocation)
+    services.store.audit(by, f"vn.{state}", subject=allocation.green_vn, provider_ref=allocation.greenvn_id)
+    refresh(services, allocation)
+    if allocation.message_row is not None:
+        why = {"expired": "its time ran out", "released": f"<@{by}> released it", "deallocated": "Exotel ended it"}.get(
+            state, state
+        )
+        vn = national(allocation.green_vn) if allocation.green_vn else "The virtual number"
+        services.outbox.post(
+            allocation.channel,
+            f"🔚 {vn} was released: {why}.",
+            thread_of=allocation.message_row,
+            dedup_key=f"vn-end:{allocation.id}",
+        )
+
+
+def on_deallocated(services: Services, greenvn_id: str) -> bool:
+    """Exotel's deallocation event: end the lease here too. False when the allocation isn't ours."""
+    row = services.store.execute(f"SELECT {COLUMNS} FROM allocations WHERE greenvn_id = ?", (greenvn_id,)).fetchone()
+    if row is None:
+        return False
+    _close(services, _row(row), "deallocated", "Exotel")
+    return True
+
+
+def extend(services: Services, allocation: Allocation, seconds: float, user: str) -> float:
+    """Move the lease's end (and its reminder); returns the new end."""
+    may_manage(services, allocation, user)
+    if allocation.state != "active":
+        raise UserError("That virtual number was already released.")
+    new_end = max(allocation.expires_at, time.time()) + seconds
+    if allocation.provider_expires_at and new_end > allocation.provider_expires_at:
+        raise UserError(
+            f"Exotel releases this number at {_when(allocation.provider_expires_at)} at the latest "
+            "(set when it was made); get a new one with `/vn new` to keep going longer."
+        )
+    _save(
+        services,
+        allocation,
+        expires_at=new_end,
+        reminded_at=None,
+        reminder_at=reminder_time(new_end, time.time(), services.settings.vn_reminder),
+    )
+    services.store.audit(
+        user,
+        "vn.extend",
+        subject=allocation.green_vn,
+        provider_ref=allocation.greenvn_id,
+        detail=json.dumps({"expires_at": new_end}),
+    )
+    schedule(services, allocation)
+    refresh(services, allocation)
+    return new_end
+
+
+async def update_parties(services: Services, allocation: Allocation, user: str, update: PartiesUpdate) -> None:
+    may_manage(services, allocation, user)
+    assert allocation.greenvn_id is not None
+    result = await _client(services).update_parties(allocation.greenvn_id, update)
+    parties = dict(allocation.parties)
+    parties.update({k: v for k, v in update.model_dump(exclude_none=True).items() if k != "usage"})
+    _save(services, allocation, parties=parties, usage=result.usage or update.usage or allocation.usage)
+    services.store.audit(user, "vn.parties", subject=allocation.green_vn, provider_ref=allocation.greenvn_id)
+    refresh(services, allocation)
+
+
+async def swap(services: Services, allocation: Allocation, user: str, preferences: Preferences | None) -> str:
+    may_manage(services, allocation, user)
+    assert allocation.greenvn_id is not None
+    result = await _client(services).swap_number(allocation.greenvn_id, preferences)
+    old = allocation.green_vn
+    _save(services, allocation, green_vn=result.green_vn)
+    if result.green_vn and allocation.message_row is not None:
+        remember_thread(services.store, f"allocation-number:{result.green_vn}", allocation.message_row)
+    services.store.audit(
+        user, "vn.swap", subject=result.green_vn, provider_ref=allocation.greenvn_id, detail=json.dumps({"old": old})
+    )
+    refresh(services, allocation)
+    return result.green_vn or ""
+
+
+async def rebuild(services: Services) -> None:
+    """At start: release what expired while the app was down, send due reminders, schedule the rest."""
+    for allocation in owned(services, "", everyone=True):
+        if allocation.expires_at <= time.time():
+            services.tasks.spawn(expire(services, allocation.id), name=f"expire allocation {allocation.id}")
+        else:
+            schedule(services, allocation)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%a %d %b %H:%M UTC", time.gmtime(epoch))
