@@ -55,7 +55,12 @@ def form(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit_view(
-    stack: Stack, callback_id: str, values: dict[str, Any], user: str = REP, metadata: dict[str, Any] | None = None
+    stack: Stack,
+    callback_id: str,
+    values: dict[str, Any],
+    user: str = REP,
+    metadata: dict[str, Any] | None = None,
+    view_id: str = "V0FORM",
 ) -> Any:
     payload = {
         "type": "view_submission",
@@ -65,7 +70,7 @@ def submit_view(
         "token": "verification_token",
         "trigger_id": "1.2.view",
         "view": {
-            "id": "V0FORM",
+            "id": view_id,
             "team_id": "T0SANDBOX",
             "type": "modal",
             "callback_id": callback_id,

@@ -41,10 +41,18 @@ def test_unknown_subcommand_answers_with_help(stack: Stack, http: httpx.Client) 
 
 
 def test_planned_subcommand_says_it_is_not_switched_on(stack: Stack, http: httpx.Client) -> None:
-    answer, _ = stack.slack.command(stack.url, "/vn", "list", client=http)
+    from commands.base import CommandFamily
+
+    family = CommandFamily("/later", "things to come", "")
+    family.planned("report", "[week]", "a weekly call report.")
+    family.register(stack.app_server.app.state.bolt, stack.services)  # type: ignore[union-attr]
+    answer, _ = stack.slack.command(stack.url, "/later", "report week", client=http)
     body = answer.json()
     assert body["response_type"] == "ephemeral"
-    assert body["text"].startswith("`/vn list [all]` isn't switched on in this version of Switchboard yet.")
+    assert body["text"] == ("`/later report [week]` isn't switched on in this version of Switchboard yet. "
+                            "It will: a weekly call report.")
+    help_answer, _ = stack.slack.command(stack.url, "/later", "help", client=http)
+    assert "_(coming soon)_" in help_answer.json()["text"]
 
 
 def test_call_with_a_number_routes_to_the_default(stack: Stack, http: httpx.Client) -> None:
