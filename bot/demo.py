@@ -206,13 +206,67 @@ def chapter_missed_call(stack: Stack) -> None:
     _say(boxed("#sales", render_message(_latest(stack, message["ts"]), width=76)))
 
 
-CHAPTERS: list[Callable[[Stack], None]] = [chapter_help, chapter_webhooks, chapter_new_number, chapter_missed_call]
+def chapter_virtual_number(stack: Stack) -> None:
+    _say(
+        "\n## A virtual number between a customer and a field agent: allocate → a call → reminder → extend → release\n"
+    )
+    text = "+919176226528 to +918136966620 twoway for 6s pin 1234"
+    answer, url = stack.slack.command(stack.url, "/vn", text, user_id="U0REP", channel_id="C0FIELD")
+    _say(f"Riley types `/vn {text}` → “{answer.json()['text']}”")
+    _wait(lambda: stack.slack.responses_to(url))
+    _say(boxed("only Riley sees", stack.slack.responses_to(url)[-1]["text"]))
+    stack.drain(10)
+    root = stack.slack.channel_messages("C0FIELD")[0]
+    greenvn_id = next(iter(stack.exotel.allocations))
+    stack.exotel.fire_call(greenvn_id, "+919176226528", duration=47)
+    _wait(lambda: len(stack.slack.channel_messages("C0FIELD")) > 1)
+    stack.drain(10)
+    _say("The customer calls the virtual number; the call lands in the allocation's thread:")
+    for message in stack.slack.channel_messages("C0FIELD"):
+        _say(boxed("#field" + (" › thread" if message["thread_ts"] else ""), render_message(message, width=76)))
+    _say("(In the demo the reminder comes 3 s before the end; SWITCHBOARD_VN_REMINDER, 15 minutes by default.)")
+
+    def reminders() -> list[dict[str, Any]]:
+        return [m for m in stack.slack.channel_messages("D0REP") if m["text"].startswith("⏰")]
+
+    _wait(reminders, timeout=10)
+    reminder = reminders()[-1]
+    _say(boxed("DM to Riley", render_message(reminder, width=76)))
+    extend = reminder["blocks"][1]["elements"][0]
+    stack.slack.interact(stack.url, _click("U0REP", extend["action_id"], extend["value"], stack))
+    stack.drain(10)
+    _say("Riley clicks Extend 1 hour; the allocation's message now reads:")
+    _say(boxed("#field", render_message(_latest(stack, root["ts"], "C0FIELD"), width=76)))
+    release = reminder["blocks"][1]["elements"][3]
+    stack.slack.interact(stack.url, _click("U0REP", release["action_id"], release["value"], stack))
+    _wait(lambda: stack.exotel.requests_to("DELETE", "/v1/tenants/"))
+    stack.drain(10)
+    _say(
+        f"Riley clicks Release now → Exotel received DELETE {stack.exotel.requests_to('DELETE', '/v1/')[0].path}; "
+        "the thread ends with:"
+    )
+    _say(boxed("#field › thread", render_message(stack.slack.channel_messages("C0FIELD")[-1], width=76)))
+
+
+def _wait(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+CHAPTERS: list[Callable[[Stack], None]] = [
+    chapter_help,
+    chapter_webhooks,
+    chapter_new_number,
+    chapter_missed_call,
+    chapter_virtual_number,
+]
 
 
 def run_demo() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _say("Switchboard demo — everything runs on this machine: a stand-in for Slack and the app, on loopback.")
-    with Stack() as stack:
+    with Stack(SWITCHBOARD_VN_REMINDER="3s") as stack:
         _say(f"Slack stand-in: {stack.slack.base_url}   Switchboard: {stack.url}")
         for chapter in CHAPTERS:
             chapter(stack)

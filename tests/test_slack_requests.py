@@ -49,8 +49,9 @@ def test_planned_subcommand_says_it_is_not_switched_on(stack: Stack, http: httpx
     answer, _ = stack.slack.command(stack.url, "/later", "report week", client=http)
     body = answer.json()
     assert body["response_type"] == "ephemeral"
-    assert body["text"] == ("`/later report [week]` isn't switched on in this version of Switchboard yet. "
-                            "It will: a weekly call report.")
+    assert body["text"] == (
+        "`/later report [week]` isn't switched on in this version of Switchboard yet. It will: a weekly call report."
+    )
     help_answer, _ = stack.slack.command(stack.url, "/later", "help", client=http)
     assert "_(coming soon)_" in help_answer.json()["text"]
 
