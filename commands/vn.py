@@ -110,10 +110,27 @@ async def list_(request: CommandRequest) -> None:
 @family.subcommand("show", "<id|number>")
 async def show(request: CommandRequest) -> None:
     """who a virtual number connects and when it lapses."""
-    allocation = leases.get(request.services, request.args)
+    services = request.services
+    allocation = leases.get(services, request.args)
+    if allocation.state != "active" or not allocation.greenvn_id or services.exotel is None:
+        await request.reply(*_shown(allocation))
+        return
+    await request.reply(f"Checking #{allocation.id} with Exotel…")
+    exotel, greenvn_id = services.exotel, allocation.greenvn_id
+
+    async def check() -> None:
+        # Keep in step with Exotel: an allocation it has put in the vault is over here too.
+        if (await exotel.get_allocation(greenvn_id)).state == "vault":
+            leases.on_deallocated(services, greenvn_id)
+        tell(services, request.response_url, *_shown(leases.get(services, str(allocation.id))))
+
+    request.later(check(), name="vn show")
+
+
+def _shown(allocation: leases.Allocation) -> tuple[str, list[dict[str, Any]]]:
     from notifiers.allocations import render_allocation
 
-    text, blocks = render_allocation(
+    return render_allocation(
         allocation.id,
         allocation.green_vn,
         allocation.parties,
@@ -123,7 +140,6 @@ async def show(request: CommandRequest) -> None:
         allocation.state,
         allocation.masked,
     )
-    await request.reply(text, blocks)
 
 
 @family.subcommand("parties", "<id>")

@@ -202,8 +202,10 @@ def test_list_show_extend_release(vn: Stack) -> None:
     listed, _ = slash(vn, "list")
     assert "*#1* 080123 45678 — 2 ⇄ 1 people · until" in json.dumps(listed["blocks"], ensure_ascii=False)
     assert slash(vn, "list all")[0]["text"] == "Only Switchboard admins can list everyone's virtual numbers."
-    assert slash(vn, "show 1")[0]["text"].startswith("080123 45678 connects")
-    assert slash(vn, "show +918012345678")[0]["text"].startswith("080123 45678 connects")
+    _, url = slash(vn, "show 1")
+    assert later(vn, url).startswith("080123 45678 connects")
+    _, url = slash(vn, "show +918012345678")
+    assert later(vn, url).startswith("080123 45678 connects")
     assert slash(vn, "extend 1 3d")[0]["text"].startswith("#1 now lasts until")
     assert slash(vn, "extend 1 3d", user=ADMIN)[0]["text"].startswith("#1 now lasts until")
     assert slash(vn, "extend 1 2h", user="U0ONCALL")[0]["text"].startswith("Only <@U0REP> (who set it up) or an admin")
@@ -282,3 +284,14 @@ def test_new_form_errors_and_result(vn: Stack) -> None:
     assert good.json()["response_action"] == "update"
     update = wait_for(lambda: vn.slack.calls_to("views.update"))[0].args["view"]
     assert update["blocks"][0]["text"]["text"].startswith("✅ 080123 45678 is yours (#1)")
+
+
+def test_show_keeps_in_step_with_exotel(vn: Stack) -> None:
+    _, url = slash(vn, QUICK)
+    later(vn, url)
+    [allocation] = allocations(vn)
+    vn.exotel.allocations[allocation.greenvn_id]["state"] = "vault"  # released at Exotel without an event
+    answer, url = slash(vn, "show 1")
+    assert answer["text"] == "Checking #1 with Exotel…"
+    assert later(vn, url) == "080123 45678: ended by Exotel"
+    assert allocations(vn)[0].state == "deallocated"
