@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint format bench serve sandbox clean
+.PHONY: demo test check lint format bench faults serve sandbox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 check: lint test
+
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -8,6 +8,7 @@ itself, so listeners ack at once and hand slow work to `services.tasks`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt import BoltResponse
@@ -32,6 +33,19 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
         process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
     )
+    @app.middleware
+    async def once_per_event(body: dict[str, Any], next: Any, logger: Any) -> Any:  # noqa: A002 - Bolt's name
+        """Slack retries an event whose ack it didn't see in time; do its work only the first time."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            cursor = services.store.execute(
+                "INSERT OR IGNORE INTO slack_events (event_id, received_at) VALUES (?, ?)", (event_id, time.time())
+            )
+            if cursor.rowcount == 0:
+                logger.info("event %s already handled; ignoring Slack's retry", event_id)
+                return BoltResponse(status=200, body="")
+        return await next()
+
     for module in commands.MODULES:
         module.register(app, services)
     home.register(app, services)

@@ -217,6 +217,11 @@ def _allocations(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX allocations_state ON allocations (state, expires_at)")
 
 
+def _slack_events(db: sqlite_utils.Database) -> None:
+    # Slack re-sends an event (X-Slack-Retry-Num) when the ack was late: each event_id is handled once.
+    db.execute("CREATE TABLE slack_events (event_id TEXT PRIMARY KEY, received_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -224,6 +229,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "click-to-call: user phones", _user_phones),
     Migration(5, "/numbers: number requests and their progress", _number_requests),
     Migration(6, "/vn: allocations and their leases", _allocations),
+    Migration(7, "Slack event ids, to handle each event once", _slack_events),
 ]
 
 

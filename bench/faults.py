@@ -1,0 +1,395 @@
+"""`make faults`: reliability under crashes, replays, outages and bad input, as pass/fail with counts.
+
+Everything runs on loopback against the sandboxes; every part is bounded in count and time.
+    python -m bench.faults [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.__main__ import CALL, stop_server
+from bot.routing import set_group_route
+from bot.sandbox.server import LoopbackServer, free_socket
+from bot.sandbox.signing import interaction_body, signature_headers
+from bot.sandbox.slack import SlackSandbox
+from bot.sandbox.stack import ADMIN, Stack
+from bot.store import Store
+
+ROOT = Path(__file__).resolve().parent
+NUMBER = re.compile(r"0412 (\d{3}) (\d{3})")
+
+
+def caller(n: int) -> tuple[str, str]:
+    digits = f"{n:06d}"
+    return f"+61-0412{digits}", f"{digits[:3]}{digits[3:]}"
+
+
+def shown_once(messages: list[dict[str, Any]]) -> Counter[str]:
+    """How many messages show each caller (a number in a message's text and blocks counts once)."""
+    seen: Counter[str] = Counter()
+    for message in messages:
+        blob = json.dumps(message, ensure_ascii=False)
+        seen.update({a + b for a, b in NUMBER.findall(blob)})
+    return seen
+
+
+def webhook(url: str, n: int, groups: int, token: str) -> httpx.Request:
+    ani, _ = caller(n)
+    return httpx.Request(
+        "GET",
+        f"{url}/hooks/avanser/call",
+        params={
+            **CALL,
+            "uniqueid": f"ECS-fault-{n}",
+            "callid": str(n),
+            "ani": ani,
+            "custom_group": f"g{n % groups}",
+            "token": token,
+        },
+    )
+
+
+# -- 1. SIGKILL in the middle of a burst -----------------------------------------------------------------
+
+
+def sigkill(events: int) -> dict[str, Any]:
+    groups = 10
+    slack = SlackSandbox(channel_interval=1.0)
+    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
+        slack.base_url = slack_server.url
+        db = f"{tmp}/faults.db"
+        store = Store(db)
+        for g in range(groups):
+            set_group_route(store, f"g{g}", f"C0G{g}", by="faults")
+        store.close()
+        sock = free_socket()
+        port = sock.getsockname()[1]
+        sock.close()
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": f"{slack_server.url}/api/",
+            "SWITCHBOARD_DB": db,
+            "SWITCHBOARD_PORT": str(port),
+            "SWITCHBOARD_WEBHOOK_TOKEN": "faults",
+            "SWITCHBOARD_LOG_LEVEL": "ERROR",
+        }
+        url = f"http://127.0.0.1:{port}"
+
+        def serve() -> subprocess.Popen[bytes]:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "serve"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        return process
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            raise RuntimeError("switchboard serve did not start")
+
+        acked: set[int] = set()
+        lock = threading.Lock()
+
+        def burst(numbers: list[int], workers: int = 8) -> None:
+            queue = list(numbers)
+
+            def worker() -> None:
+                with httpx.Client(timeout=3) as client:
+                    while True:
+                        with lock:
+                            if not queue:
+                                return
+                            n = queue.pop()
+                        try:
+                            if client.send(webhook(url, n, groups, "faults")).status_code == 200:
+                                with lock:
+                                    acked.add(n)
+                        except httpx.HTTPError:
+                            pass
+
+            threads = [threading.Thread(target=worker) for _ in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        process = serve()
+        sender = threading.Thread(target=burst, args=(list(range(events)),))
+        sender.start()
+        while len(acked) < events // 3 and sender.is_alive():
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        killed_at = len(acked)
+        sender.join()
+        process = serve()
+        burst([n for n in range(events) if n not in acked])  # the provider re-sends what got no 2xx
+        deadline = time.monotonic() + 120
+        wanted = {caller(n)[1] for n in acked}
+        while time.monotonic() < deadline:
+            if wanted <= set(shown_once(slack.all_messages())):
+                break
+            time.sleep(0.5)
+        time.sleep(2)
+        stop_server(process)
+        counts = shown_once(slack.all_messages())
+    lost = sum(1 for n in acked if counts[caller(n)[1]] == 0)
+    doubled = sum(1 for n in range(events) if counts[caller(n)[1]] > 1)
+    return {
+        "name": "SIGKILL mid-burst",
+        "events": events,
+        "acked_before_kill": killed_at,
+        "acked": len(acked),
+        "lost": lost,
+        "doubled": doubled,
+        "pass": lost == 0 and doubled == 0 and len(acked) == events,
+    }
+
+
+# -- 2. replays and Slack's retries ----------------------------------------------------------------------
+
+
+def replays(events: int) -> dict[str, Any]:
+    with Stack(outbox_channel_interval=0) as stack, httpx.Client(timeout=10) as http:
+
+        async def routes() -> None:
+            assert stack.services is not None
+            for g in range(10):
+                set_group_route(stack.services.store, f"g{g}", f"C0G{g}", by="faults")
+
+        stack.on_app(routes())
+        for _ in range(10):
+            for n in range(events):
+                http.send(webhook(stack.url, n, 10, stack.webhook_token))
+        retried = 0
+        for n in range(events // 4):  # Events API deliveries, each retried by Slack 1-3 times
+            body = json.dumps(
+                {
+                    "type": "event_callback",
+                    "event_id": f"Ev{n}",
+                    "team_id": "T0SANDBOX",
+                    "event": {"type": "app_home_opened", "user": f"U0F{n}", "tab": "home"},
+                }
+            )
+            for retry in range(4):
+                headers = {**signature_headers(stack.slack.signing_secret, body), "Content-Type": "application/json"}
+                if retry:
+                    headers["X-Slack-Retry-Num"] = str(retry)
+                    retried += 1
+                http.post(f"{stack.url}/slack/events", content=body, headers=headers)
+        stack.drain(60)
+        time.sleep(1)
+        counts = shown_once(stack.slack.all_messages())
+        publishes = Counter(c.args.get("user_id") for c in stack.slack.calls_to("views.publish"))
+    duplicates = sum(1 for n in range(events) if counts[caller(n)[1]] > 1) + sum(1 for v in publishes.values() if v > 1)
+    missing = sum(1 for n in range(events) if counts[caller(n)[1]] == 0)
+    return {
+        "name": "replays ×10 + Slack retries 1-3",
+        "events": events,
+        "webhooks_sent": events * 10,
+        "slack_retries_sent": retried,
+        "duplicates": duplicates,
+        "missing": missing,
+        "pass": duplicates == 0 and missing == 0,
+    }
+
+
+# -- 3. Slack down, then rate limiting -------------------------------------------------------------------
+
+
+def slack_outage(seconds: float, events: int) -> dict[str, Any]:
+    with Stack() as stack, httpx.Client(timeout=10) as http:
+
+        async def routes() -> None:
+            assert stack.services is not None
+            for g in range(10):
+                set_group_route(stack.services.store, f"g{g}", f"C0G{g}", by="faults")
+
+        stack.on_app(routes())
+        stack.slack.inject(503, seconds=seconds / 2)
+        started = time.time()
+        for n in range(events):
+            http.send(webhook(stack.url, n, 10, stack.webhook_token))
+        time.sleep(max(0.0, started + seconds / 2 - time.time()))
+        stack.slack.inject(429, seconds=seconds / 2, retry_after=1)
+        time.sleep(max(0.0, started + seconds - time.time()))
+        recovered = time.monotonic()
+        first_after = None
+        deadline = recovered + 60
+        while time.monotonic() < deadline:
+            ok = [c for c in stack.slack.calls if c.status == 200 and c.at >= started + seconds]
+            if ok and first_after is None:
+                first_after = time.monotonic() - recovered
+            if len(shown_once(stack.slack.all_messages())) >= events:
+                break
+            time.sleep(0.1)
+        counts = shown_once(stack.slack.all_messages())
+    lost = sum(1 for n in range(events) if counts[caller(n)[1]] == 0)
+    resumed = round(first_after, 2) if first_after is not None else None
+    return {
+        "name": f"Slack 503 then 429 for {seconds:g} s",
+        "events": events,
+        "lost": lost,
+        "delivery_resumed_after_s": resumed,
+        "pass": lost == 0 and resumed is not None and resumed <= 10,
+    }
+
+
+# -- 4. provider faults while provisioning ---------------------------------------------------------------
+
+
+def provisioning_faults(attempts: int) -> dict[str, Any]:
+    kinds = ["timeout", "status-500", "status-429", "malformed", "after_commit-502", "after_commit-timeout"]
+    with Stack(outbox_channel_interval=0) as stack:
+        stack.avanser.callback_delay = 0.2
+        for i in range(attempts):
+            kind = kinds[i % len(kinds)]
+            if kind == "timeout":
+                stack.avanser.inject("timeout", delay=12, path="/v1/requests", method="POST", count=1)
+            elif kind.startswith("status"):
+                stack.avanser.inject(
+                    "status", status=int(kind[-3:]), path="/v1/requests", method="POST", count=1, retry_after=0
+                )
+            elif kind == "malformed":
+                stack.avanser.inject("malformed", path="/v1/requests", method="POST", count=1)
+            elif kind == "after_commit-502":
+                stack.avanser.inject("after_commit", status=502, path="/v1/requests", method="POST", count=1)
+            else:
+                stack.avanser.inject("after_commit", status=504, delay=12, path="/v1/requests", method="POST", count=1)
+        submitted: dict[int, float] = {}
+        with httpx.Client(timeout=10) as http:
+            for i in range(attempts):
+                state = {
+                    "name": {"value": {"type": "plain_text_input", "value": f"Fault ad {i}"}},
+                    "type": {"value": {"type": "static_select", "selected_option": {"value": "voicemail"}}},
+                    "number": {"value": {"type": "plain_text_input", "value": "szu sydney"}},
+                    "report": {"value": {"type": "static_select", "selected_option": {"value": "none"}}},
+                    "channel": {"value": {"type": "conversations_select", "selected_conversation": f"C0P{i}"}},
+                }
+                payload = {
+                    "type": "view_submission",
+                    "user": {"id": ADMIN, "team_id": "T0SANDBOX"},
+                    "team": {"id": "T0SANDBOX"},
+                    "api_app_id": "A0SWITCHBOARD",
+                    "trigger_id": "1.f",
+                    "view": {
+                        "id": f"V{i}",
+                        "type": "modal",
+                        "callback_id": "numbers_new",
+                        "private_metadata": "{}",
+                        "state": {"values": state},
+                        "blocks": [],
+                    },
+                }
+                body = interaction_body(payload)
+                headers = {
+                    **signature_headers(stack.slack.signing_secret, body),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
+                http.post(f"{stack.url}/slack/events", content=body, headers=headers)
+                submitted[i] = time.time()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            final = [
+                i
+                for i in range(attempts)
+                if any(
+                    w in (stack.slack.channel_messages(f"C0P{i}") or [{}])[0].get("text", "")
+                    for w in ("is live", "failed")
+                )
+            ]
+            if len(final) == attempts:
+                break
+            time.sleep(0.5)
+        first_sentence = []
+        for i in range(attempts):
+            messages = stack.slack.channel_messages(f"C0P{i}")
+            first_sentence.append(float(messages[0]["ts"].split(".")[0]) - int(submitted[i]) if messages else 999)
+        requests = stack.avanser.requests
+        bought = Counter(r["custom_id"] for r in requests if r["request_type"] == "create")
+        outcomes = Counter(
+            "live"
+            if "is live" in (stack.slack.channel_messages(f"C0P{i}") or [{}])[0].get("text", "")
+            else "failed"
+            if "failed" in (stack.slack.channel_messages(f"C0P{i}") or [{}])[0].get("text", "")
+            else "unfinished"
+            for i in range(attempts)
+        )
+    twice = sum(1 for v in bought.values() if v > 1)
+    slowest = max(first_sentence)
+    return {
+        "name": "provider faults on provisioning",
+        "attempts": attempts,
+        "outcomes": dict(outcomes),
+        "numbers_bought_twice": twice,
+        "slowest_first_sentence_s": slowest,
+        "pass": twice == 0 and slowest <= 3 and outcomes.get("unfinished", 0) == 0,
+    }
+
+
+# -- 5. fuzzing ---------------------------------------------------------------------------------------------
+
+
+def fuzzing(examples: int) -> dict[str, Any]:
+    env = {**os.environ, "SWITCHBOARD_FUZZ_EXAMPLES": str(examples)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_faults.py", "-k", "fuzzed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+        timeout=1800,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-300:]
+    return {
+        "name": f"fuzzing ({examples} cases per webhook route and per parser)",
+        "pytest": summary,
+        "pass": result.returncode == 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make faults")
+    parser.add_argument("--quick", action="store_true", help="small counts, to check the suite itself runs")
+    args = parser.parse_args()
+    q = args.quick
+    results = [
+        sigkill(1000 if q else 10_000),
+        replays(50 if q else 200),
+        slack_outage(10 if q else 60, 30 if q else 100),
+        provisioning_faults(12 if q else 100),
+        fuzzing(200 if q else 1000),
+    ]
+    print("\nSwitchboard faults\n")
+    for r in results:
+        counts = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("name", "pass"))
+        print(f"{'PASS' if r['pass'] else 'FAIL'}  {r['name']}: {counts}")
+    (ROOT / "faults.json").write_text(json.dumps(results, indent=2) + "\n")
+    sys.exit(0 if all(r["pass"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    asyncio.get_event_loop_policy()
+    main()
