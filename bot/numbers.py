@@ -325,6 +325,9 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
         show_progress(services, request)
         return
     number = ack.service_e164 or request.number
+    latest = load_request(services, id=request.id)
+    if latest is not None and latest.status in ("completed", "failed"):
+        return  # AVANSER's callback came before its answer to the request, and already settled it
     _set(services, request, status="pending", request_id=ack.request_id, number=number, submitted_at=time.time())
     if request.message_row is not None:
         remember_thread(services.store, request_key(ack.request_id), request.message_row)
@@ -366,9 +369,18 @@ def decide(services: Services, request_row: int, admin: str, approve: bool) -> N
     return request
 
 
-def finish(services: Services, request_id: str, status: str, message: str, service_number: str | None) -> bool:
+def finish(
+    services: Services, request_id: str, status: str, message: str, service_number: str | None,
+    custom_id: str | None = None,
+) -> bool:
     """Apply AVANSER's final word (callback or poll) to a request Switchboard made; False if it isn't ours."""
     request = load_request(services, request_id=request_id)
+    if request is None and custom_id:
+        # The callback can beat the answer to our own POST (a slow or lost answer): match it by custom_id.
+        row = services.store.execute("SELECT id FROM number_requests WHERE custom_id = ?", (custom_id,)).fetchone()
+        request = load_request(services, id=row[0]) if row else None
+        if request is not None:
+            _set(services, request, request_id=request_id)
     if request is None:
         return False
     if request.status in ("completed", "failed"):

@@ -520,3 +520,13 @@ def test_template_form_saves_and_delete_button_deletes(numbers: Stack) -> None:
     done = click(numbers, delete["action_id"], delete["value"], ADMIN)
     assert reply(numbers, done["response_url"])["text"] == "Deleted the template “html_email_template”."
     assert ("html_email_template", "AU", "email") not in numbers.avanser.templates
+
+
+def test_a_callback_that_beats_the_answer_still_settles_the_request(numbers: Stack) -> None:
+    # AVANSER takes the request, calls back at once, and only then answers our POST (here with a 504).
+    numbers.avanser.inject("after_commit", status=504, delay=1.5, path="/v1/requests", method="POST")
+    submit_view(numbers, "numbers_new", TRANSFER, user=ADMIN)
+    wait_for(lambda: "is live" in progress(numbers)["text"], timeout=10)
+    time.sleep(2)  # the late answer must not turn it back into "requested"
+    assert "is live" in progress(numbers)["text"]
+    assert len(numbers.avanser.requests_to("POST", "/v1/requests")) == 1
