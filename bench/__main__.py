@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench.load import Result, run_load
+from bot.sandbox.avanser import AvanserSandbox
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.signing import signature_headers, slash_command_body
 from bot.sandbox.slack import SlackSandbox
@@ -61,12 +62,12 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def signed_commands(url: str, secret: str, response_url: str, count: int) -> list[tuple[str, dict[str, str]]]:
+def signed_commands(secret: str, response_url: str, count: int, text: str = "help") -> list[tuple[str, dict[str, str]]]:
     out = []
     for i in range(count):
         body = slash_command_body(
             "/numbers",
-            "help",
+            text,
             user_id="U0REP",
             channel_id="C0SALES",
             response_url=response_url,
@@ -77,24 +78,42 @@ def signed_commands(url: str, secret: str, response_url: str, count: int) -> lis
 
 
 def ack_bench(requests: int) -> dict[str, Any]:
-    """Signed `/numbers help` against the app (both Bolt modes) and against the bare baseline."""
+    """Signed `/numbers help`, and `/numbers search mobile` whose AVANSER call takes 2 s, against the app (both
+    Bolt modes), beside a bare endpoint that only verifies the signature."""
     slack = SlackSandbox()
+    avanser = AvanserSandbox()
+    avanser.latency = 2.0
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LoopbackServer(slack.asgi(), name="slack") as slack_server,
+        LoopbackServer(avanser.asgi(), name="avanser") as avanser_server,
+    ):
         slack.base_url = slack_server.url
+        avanser.base_url = avanser_server.url
         env = {
             "SLACK_BOT_TOKEN": slack.bot_token,
             "SLACK_SIGNING_SECRET": slack.signing_secret,
             "SLACK_API_URL": f"{slack_server.url}/api/",
             "SWITCHBOARD_WEBHOOK_TOKEN": "bench",
+            "AVANSER_API_URL": f"{avanser_server.url}/v1/",
+            "AVANSER_USERNAME": avanser.username,
+            "AVANSER_PASSWORD": avanser.password,
+            "SWITCHBOARD_LOG_LEVEL": "ERROR",
         }
-        for kind in ("baseline", "app", "app-default"):
+        plan = [
+            ("baseline", "help", (1, 16)),
+            ("app", "help", (1, 16)),
+            ("app-default", "help", (1, 16)),
+            ("app", "search mobile", (16,)),
+        ]
+        for kind, text, connections in plan:
             extra = (slack.signing_secret,) if kind == "baseline" else ()
-            process, url = start_server(kind, {**env, "SWITCHBOARD_DB": f"{tmp}/{kind}.db"}, *extra)
+            process, url = start_server(kind, {**env, "SWITCHBOARD_DB": f"{tmp}/{kind}-{len(results)}.db"}, *extra)
             try:
-                for concurrency in (1, 16):
+                for concurrency in connections:
                     bodies = signed_commands(
-                        url, slack.signing_secret, slack.new_response_url(), requests + concurrency
+                        slack.signing_secret, slack.new_response_url(), requests + concurrency, text
                     )
 
                     def build(i: int, bodies=bodies, url=url) -> httpx.Request:
@@ -105,7 +124,8 @@ def ack_bench(requests: int) -> dict[str, Any]:
                         return r.status_code == 200 and b"response_type" in r.content
 
                     result = asyncio.run(run_load(build, requests, concurrency, ok, timeout=120))
-                    results[f"{kind}@{concurrency}"] = summarize(result)
+                    label = kind if text == "help" else "app-slow-provider"
+                    results[f"{label}@{concurrency}"] = summarize(result)
             finally:
                 stop_server(process)
     return results
@@ -367,6 +387,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"Footprint: RSS {storm['rss_idle_mb']} MB idle, {storm['rss_after_mb']} MB after the storm; "
         f"start to /healthz 200 in {storm['startup_s']} s"
     )
+    slow = ack.get("app-slow-provider@16")
+    if slow:
+        base = ack["baseline@16"]
+        print(
+            f"{'`/numbers search` (AVANSER takes 2 s)':<34}{16:>6}{slow['rps']:>10.1f}{slow['p50_ms']:>9.2f}"
+            f"{slow['p99_ms']:>9.2f}{slow['rps'] / base['rps']:>10.2f}× rps"
+        )
     out = report["outbox"]
     print(
         f"\nOutbox against a sandbox enforcing 1 post/s per channel: {out['delivered']}/{out['messages']} "

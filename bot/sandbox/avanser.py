@@ -52,16 +52,16 @@ PLACES = [
 ]
 
 
-def _inventory() -> list[dict[str, Any]]:
+def _inventory(scale: int = 1) -> list[dict[str, Any]]:
     numbers: list[dict[str, Any]] = []
 
     def add(e164: str, region: str, kind: str, lat: float | None, lng: float | None, szu: str | None) -> None:
         numbers.append({"e164": e164, "region": region, "type": kind, "lat": lat, "lng": lng, "szu": szu})
 
-    for i in range(12):
+    for i in range(12 * scale):
         add(f"+6129008{1590 + i:04d}", "NSW: Sydney", "GEO", -33.87, 151.21, "sydney")
         add(f"+6139081{2010 + i:04d}", "VIC: Melbourne", "GEO", -37.81, 144.96, "melbourne")
-    for i in range(6):
+    for i in range(6 * scale):
         add(f"+6173004{5010 + i:04d}", "QLD: Brisbane", "GEO", -27.47, 153.03, "brisbane")
         add(f"+6189004{7010 + i:04d}", "WA: Perth", "GEO", -31.95, 115.86, "perth")
         add(f"+6124570{1100 + i:04d}", "NSW: Richmond", "GEO", -33.60, 150.75, "richmond")
@@ -111,6 +111,7 @@ class AvanserSandbox(SandboxBase):
         password: str = "avanser-sandbox-password",
         *,
         callback_delay: float = 0.2,
+        inventory_scale: int = 1,
     ) -> None:
         super().__init__(username, password)
         self.callback_delay = callback_delay
@@ -118,7 +119,7 @@ class AvanserSandbox(SandboxBase):
         self.fail_provisioning: set[str] = set()  # E.164 numbers whose provisioning fails
         self.accounts = {6999: "Test Account", 7001: "Agency Client B"}
         self.account_id = ACCOUNT_ID
-        self.inventory = _inventory()
+        self.inventory = _inventory(inventory_scale)
         self.reserved: set[str] = set()
         self.services: dict[str, dict[str, Any]] = {}  # E.164 -> service detail
         self.requests: list[dict[str, Any]] = []

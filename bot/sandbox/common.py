@@ -78,6 +78,7 @@ class SandboxBase:
         self.received: list[Received] = []
         self.faults: list[Fault] = []
         self.base_url = ""
+        self.latency = 0.0  # seconds every answer takes (a slow provider), on top of any fault
         self._http: httpx.Client | None = None
 
     def client(self) -> httpx.Client:
@@ -104,6 +105,8 @@ class SandboxBase:
             return [r for r in self.received if r.method == method and r.path.startswith(path_prefix)]
 
     async def record(self, request: Request) -> Received:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         received = Received(
             method=request.method,
             path=request.url.path,
