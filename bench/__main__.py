@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 
 from bench.load import Result, run_load
-from bot.sandbox.avanser import AvanserSandbox
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.signing import signature_headers, slash_command_body
 from bot.sandbox.slack import SlackSandbox
@@ -81,25 +80,29 @@ def ack_bench(requests: int) -> dict[str, Any]:
     """Signed `/numbers help`, and `/numbers search mobile` whose AVANSER call takes 2 s, against the app (both
     Bolt modes), beside a bare endpoint that only verifies the signature."""
     slack = SlackSandbox()
-    avanser = AvanserSandbox()
-    avanser.latency = 2.0
     results: dict[str, Any] = {}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        LoopbackServer(slack.asgi(), name="slack") as slack_server,
-        LoopbackServer(avanser.asgi(), name="avanser") as avanser_server,
-    ):
+    # The slow AVANSER runs in a process of its own, like the app: in this process it would share the GIL
+    # with the load generator and slow the measurement, not the app.
+    providers = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "sandbox", "--provider-latency", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert providers.stdout is not None
+    printed = [providers.stdout.readline() for _ in range(14)]
+    provider_env = {
+        k: v for k, v in (line.strip().split("=", 1) for line in printed if "=" in line) if k.startswith("AVANSER_")
+    }
+    with tempfile.TemporaryDirectory() as tmp, LoopbackServer(slack.asgi(), name="slack") as slack_server:
         slack.base_url = slack_server.url
-        avanser.base_url = avanser_server.url
         env = {
             "SLACK_BOT_TOKEN": slack.bot_token,
             "SLACK_SIGNING_SECRET": slack.signing_secret,
             "SLACK_API_URL": f"{slack_server.url}/api/",
             "SWITCHBOARD_WEBHOOK_TOKEN": "bench",
-            "AVANSER_API_URL": f"{avanser_server.url}/v1/",
-            "AVANSER_USERNAME": avanser.username,
-            "AVANSER_PASSWORD": avanser.password,
             "SWITCHBOARD_LOG_LEVEL": "ERROR",
+            **provider_env,
         }
         plan = [
             ("baseline", "help", (1, 16)),
@@ -128,6 +131,7 @@ def ack_bench(requests: int) -> dict[str, Any]:
                     results[f"{label}@{concurrency}"] = summarize(result)
             finally:
                 stop_server(process)
+    stop_server(providers)  # type: ignore[arg-type]
     return results
 
 

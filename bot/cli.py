@@ -194,6 +194,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     slack = SlackSandbox(channel_interval=args.slack_rate_limit)
     avanser, exotel, dtl = AvanserSandbox(), ExotelSandbox(), DtlSandbox()
+    for provider in (avanser, exotel, dtl):
+        provider.latency = args.provider_latency
     servers = []
     for name, sandbox, port in (
         ("slack", slack, args.slack_port),
@@ -260,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="seconds between posts to one channel before answering 429",
+    )
+    sandbox.add_argument(
+        "--provider-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="make every AVANSER, Exotel and DataTechLabs answer take this long",
     )
     sandbox.add_argument("--app-url", help="where Exotel events are sent (a running Switchboard)")
     sandbox.add_argument("--webhook-token", help="SWITCHBOARD_WEBHOOK_TOKEN of that Switchboard")

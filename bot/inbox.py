@@ -170,8 +170,9 @@ class InboxProcessor:
             )
             return "done"
         if isinstance(event, AvanserRequestUpdate):
-            if finish(self.services, event.request_id, str(event.status), event.message, event.service_e164,
-                      event.custom_id):
+            if finish(
+                self.services, event.request_id, str(event.status), event.message, event.service_e164, event.custom_id
+            ):
                 return "done"  # a request Switchboard made: its own message shows the outcome
             text, blocks = render_request_update(event)
             root = thread_root(self.store, request_key(event.request_id))

@@ -240,6 +240,11 @@ def show_progress(services: Services, request: NumberRequest) -> None:
     services.outbox.update(request.message_row, text, blocks)
 
 
+def _without_secrets(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as audited: the webhook URLs carry SWITCHBOARD_WEBHOOK_TOKEN, so they are left out."""
+    return {k: v for k, v in body.items() if k not in ("call_uri", "sms_forward_uri", "callback_uri")}
+
+
 def new_custom_id() -> str:
     return f"sb-{uuid.uuid4().hex[:12]}"
 
@@ -287,7 +292,7 @@ def create_request(
             requester,
             f"number.{kind}.request",
             subject=number or name,
-            detail=json.dumps({"custom_id": custom_id, "body": body}),
+            detail=json.dumps({"custom_id": custom_id, "body": _without_secrets(body)}),
         )
     return request
 
@@ -370,7 +375,11 @@ def decide(services: Services, request_row: int, admin: str, approve: bool) -> N
 
 
 def finish(
-    services: Services, request_id: str, status: str, message: str, service_number: str | None,
+    services: Services,
+    request_id: str,
+    status: str,
+    message: str,
+    service_number: str | None,
     custom_id: str | None = None,
 ) -> bool:
     """Apply AVANSER's final word (callback or poll) to a request Switchboard made; False if it isn't ours."""

@@ -33,8 +33,9 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
         process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
     )
+
     @app.middleware
-    async def once_per_event(body: dict[str, Any], next: Any, logger: Any) -> Any:  # noqa: A002 - Bolt's name
+    async def once_per_event(body: dict[str, Any], next: Any, logger: Any) -> Any:
         """Slack retries an event whose ack it didn't see in time; do its work only the first time."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:

@@ -26,9 +26,15 @@ from tests.test_hooks import HOOKS_UNDER_TEST, inbox, send
 
 
 def test_slack_event_retries_are_handled_once(stack: Stack, http: httpx.Client) -> None:
-    event = {"token": "t", "team_id": "T0SANDBOX", "api_app_id": "A0SWITCHBOARD", "type": "event_callback",
-             "event_id": "Ev0RETRY", "event_time": int(time.time()),
-             "event": {"type": "app_home_opened", "user": "U0REP", "channel": "D0REP", "tab": "home"}}
+    event = {
+        "token": "t",
+        "team_id": "T0SANDBOX",
+        "api_app_id": "A0SWITCHBOARD",
+        "type": "event_callback",
+        "event_id": "Ev0RETRY",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": "U0REP", "channel": "D0REP", "tab": "home"},
+    }
     body = json.dumps(event)
     for retry in range(4):  # the first delivery, then Slack's retries 1-3
         headers = {**signature_headers(stack.slack.signing_secret, body), "Content-Type": "application/json"}
@@ -53,7 +59,14 @@ def test_every_event_replayed_ten_times_posts_once(stack: Stack, http: httpx.Cli
 # `make faults` raises this to 1,000 and more; `make test` runs a short version.
 FUZZ_EXAMPLES = int(os.environ.get("SWITCHBOARD_FUZZ_EXAMPLES", "150"))
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
-VALUE = st.one_of(TEXT, st.integers(), st.none(), st.lists(TEXT, max_size=3), st.booleans(), st.floats(allow_nan=False, allow_infinity=False))
+VALUE = st.one_of(
+    TEXT,
+    st.integers(),
+    st.none(),
+    st.lists(TEXT, max_size=3),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 
 
 @pytest.mark.slow
@@ -63,11 +76,42 @@ def test_fuzzed_webhooks_never_500_and_never_write_without_the_token(tmp_path, m
         errors: list[tuple[int, str]] = []
 
         @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @given(payload=st.dictionaries(st.sampled_from(
-            ["uniqueid", "callid", "bnum", "ani", "callstatus", "duration", "tzdate", "to", "from", "txt", "date",
-             "clientId", "request_id", "status", "call_sid", "greenvn_id", "connection_id", "caller", "pin",
-             "aparty_numbers", "insights", "dial_call_duration", "x"]) | TEXT, VALUE, max_size=8),
-               with_token=st.booleans(), raw=st.one_of(st.none(), st.binary(max_size=40)))
+        @given(
+            payload=st.dictionaries(
+                st.sampled_from(
+                    [
+                        "uniqueid",
+                        "callid",
+                        "bnum",
+                        "ani",
+                        "callstatus",
+                        "duration",
+                        "tzdate",
+                        "to",
+                        "from",
+                        "txt",
+                        "date",
+                        "clientId",
+                        "request_id",
+                        "status",
+                        "call_sid",
+                        "greenvn_id",
+                        "connection_id",
+                        "caller",
+                        "pin",
+                        "aparty_numbers",
+                        "insights",
+                        "dial_call_duration",
+                        "x",
+                    ]
+                )
+                | TEXT,
+                VALUE,
+                max_size=8,
+            ),
+            with_token=st.booleans(),
+            raw=st.one_of(st.none(), st.binary(max_size=40)),
+        )
         def one(payload: dict, with_token: bool, raw: bytes | None) -> None:
             params = {"token": stack.webhook_token} if with_token else {}
             stored_before = len(inbox(stack))
@@ -75,8 +119,9 @@ def test_fuzzed_webhooks_never_500_and_never_write_without_the_token(tmp_path, m
                 query = {k: v if isinstance(v, str) else json.dumps(v) for k, v in payload.items()}
                 answer = http.get(stack.hook_url(path), params={**query, **params})
             elif raw is not None:
-                answer = http.post(stack.hook_url(path), params=params, content=raw,
-                                   headers={"Content-Type": "application/json"})
+                answer = http.post(
+                    stack.hook_url(path), params=params, content=raw, headers={"Content-Type": "application/json"}
+                )
             else:
                 answer = http.post(stack.hook_url(path), params=params, json=payload)
             if answer.status_code >= 500 or (not with_token and answer.status_code != 401):

@@ -87,9 +87,14 @@ EXOTEL_VERIFY_FAILED = {
     "pin": "9999",
 }
 
-HOOKS_UNDER_TEST = [("GET", "/hooks/avanser/call"), ("GET", "/hooks/avanser/sms"), ("POST", "/hooks/avanser/request"),
-                    ("POST", "/hooks/exotel/call"), ("POST", "/hooks/exotel/deallocation"),
-                    ("POST", "/hooks/exotel/verification")]
+HOOKS_UNDER_TEST = [
+    ("GET", "/hooks/avanser/call"),
+    ("GET", "/hooks/avanser/sms"),
+    ("POST", "/hooks/avanser/request"),
+    ("POST", "/hooks/exotel/call"),
+    ("POST", "/hooks/exotel/deallocation"),
+    ("POST", "/hooks/exotel/verification"),
+]
 
 CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/hooks/avanser/call", AVANSER_CALL),

@@ -530,3 +530,13 @@ def test_a_callback_that_beats_the_answer_still_settles_the_request(numbers: Sta
     time.sleep(2)  # the late answer must not turn it back into "requested"
     assert "is live" in progress(numbers)["text"]
     assert len(numbers.avanser.requests_to("POST", "/v1/requests")) == 1
+
+
+def test_the_webhook_token_never_reaches_the_audit_table(numbers: Stack) -> None:
+    provisioned(numbers)
+
+    async def audit() -> str:
+        assert numbers.services is not None
+        return json.dumps(numbers.services.store.execute("SELECT * FROM audit").fetchall())
+
+    assert numbers.webhook_token not in numbers.on_app(audit())
