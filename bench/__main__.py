@@ -332,6 +332,69 @@ def storm_bench(events: int, channels: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def query_bench(rows: int, lookups: int = 200) -> dict[str, Any]:
+    """The busiest read the app runs against history (the number a caller last called, for /call's caller ID),
+    over `rows` synthetic alerts in a real store, with the shipped index and without it."""
+    import random
+
+    from bot.bridge import number_they_called
+    from bot.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"{tmp}/history.db")
+        now = time.time()
+        store.execute(
+            "INSERT INTO inbox (id, source, dedup_key, payload, received_at) VALUES (1, 'bench', 'b', '{}', 0)"
+        )
+        store.execute("BEGIN")
+        batch = []
+        for i in range(rows):
+            batch.append((i + 1, i + 2, "C0BENCH", "missed", f"+61412{i % 900_000:06d}", f"+61290{i % 5000:06d}", now))
+            if len(batch) == 50_000:
+                store.conn.executemany(
+                    "INSERT INTO alerts (id, inbox_id, channel, kind, caller, tracking, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    batch,
+                )
+                batch = []
+        if batch:
+            store.conn.executemany(
+                "INSERT INTO alerts (id, inbox_id, channel, kind, caller, tracking, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+        store.execute("COMMIT")
+
+        class _S:  # the two attributes number_they_called reads
+            def __init__(self, store: Store) -> None:
+                self.store = store
+
+        services: Any = _S(store)
+        callers = [f"+61412{random.randrange(900_000):06d}" for _ in range(lookups)]
+
+        def timed() -> list[float]:
+            out = []
+            for c in callers:
+                start = time.perf_counter()
+                number_they_called(services, c)
+                out.append((time.perf_counter() - start) * 1000)
+            return sorted(out)
+
+        indexed = timed()
+        store.execute("DROP INDEX alerts_caller")
+        unindexed = timed()[: max(1, lookups // 20)]  # a full scan each: a few are enough
+        size_mb = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp)) / 1e6
+        store.close()
+    return {
+        "rows": rows,
+        "lookups": lookups,
+        "p50_ms": round(indexed[len(indexed) // 2], 3),
+        "p99_ms": round(indexed[int(0.99 * len(indexed))], 3),
+        "without_index_p50_ms": round(unindexed[len(unindexed) // 2], 1),
+        "db_mb": round(size_mb, 1),
+    }
+
+
 def summarize(result: Result) -> dict[str, Any]:
     return {
         "requests": result.requests,
@@ -398,6 +461,13 @@ def print_report(report: dict[str, Any]) -> None:
             f"{'`/numbers search` (AVANSER takes 2 s)':<34}{16:>6}{slow['rps']:>10.1f}{slow['p50_ms']:>9.2f}"
             f"{slow['p99_ms']:>9.2f}{slow['rps'] / base['rps']:>10.2f}× rps"
         )
+    query = report.get("query")
+    if query:
+        print(
+            f"\nHistory query (a caller's last tracking number, for /call) over {query['rows']:,} alerts: "
+            f"p50 {query['p50_ms']} ms, p99 {query['p99_ms']} ms with the shipped index "
+            f"(without it: p50 {query['without_index_p50_ms']} ms); database {query['db_mb']} MB"
+        )
     out = report["outbox"]
     print(
         f"\nOutbox against a sandbox enforcing 1 post/s per channel: {out['delivered']}/{out['messages']} "
@@ -421,6 +491,7 @@ def main() -> None:
         "outbox": outbox_bench(10, 3 if args.quick else 10),
         "ingest": ingest_bench(300 if args.quick else 2000),
         "latency": latency_bench(20 if args.quick else 100),
+        "query": query_bench(50_000 if args.quick else 1_000_000),
         "storm": storm_bench(100 if args.quick else 1000, 10, 2 if args.quick else 10),
     }
     print_report(report)

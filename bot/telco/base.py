@@ -81,6 +81,7 @@ class RetryPolicy:
 
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_CONCURRENT = 32  # calls in flight to one provider at once
 
 
 class HttpProvider:
@@ -99,7 +100,11 @@ class HttpProvider:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        # Callers beyond MAX_CONCURRENT wait here, cheaply: thousands of tasks waiting inside httpx's own
+        # pool cost CPU on every connection release and starved the event loop (and so Slack's acks).
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self.http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=MAX_CONCURRENT, max_keepalive_connections=MAX_CONCURRENT),
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             auth=httpx.BasicAuth(username, password),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -151,9 +156,10 @@ class HttpProvider:
             attempt += 1
             started = time.monotonic()
             try:
-                response = await self.http.request(
-                    method, path, params=params, json=json_body, content=content, headers=headers, data=form
-                )
+                async with self._slots:
+                    response = await self.http.request(
+                        method, path, params=params, json=json_body, content=content, headers=headers, data=form
+                    )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Never reached the provider: safe to retry whatever the method.
                 if attempt < self.retry.attempts:
