@@ -342,6 +342,7 @@ def query_bench(rows: int, lookups: int = 200) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/history.db")
+        store.execute("PRAGMA foreign_keys = OFF")  # synthetic alerts have no inbox rows behind them
         now = time.time()
         store.execute(
             "INSERT INTO inbox (id, source, dedup_key, payload, received_at) VALUES (1, 'bench', 'b', '{}', 0)"
