@@ -14,17 +14,15 @@ dropped; the digest lists every alert.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from bot.leases import on_deallocated
 from bot.numbers import finish
 from bot.routing import Route, remember_thread, route_for, thread_root
+from bot.worker import Worker
 from notifiers.allocations import render_allocation_call, render_deallocation, render_verification
 from notifiers.calls import kind_of, render_call, wanted
 from notifiers.digest import DIGEST_SECONDS, fits, render_digest
@@ -51,54 +49,23 @@ log = logging.getLogger(__name__)
 STORM_DELAY = 3.0  # seconds a new alert would wait behind the channel's queue before a digest takes over
 
 
-class InboxProcessor:
+class InboxProcessor(Worker):
+    name = "inbox-processor"
+
     def __init__(self, services: Services) -> None:
+        super().__init__()
         self.services = services
         self.store = services.store
         self.outbox = services.outbox
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: int | None = None
-        self._runner: asyncio.Task[None] | None = None
-
-    # -- running ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
-        self._wake = asyncio.Event()
-        self._runner = asyncio.create_task(self._run(), name="inbox-processor")
+        await self.start_loop()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        await self.stop_loop()
 
-    def wake(self) -> None:
-        if self._wake is None or self._loop is None or self._loop.is_closed():
-            return
-        if threading.get_ident() == self._thread:
-            self._wake.set()
-        else:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._wake.set)
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            self._wake.clear()
-            try:
-                handled = self.process_pending()
-            except Exception:
-                log.exception("inbox: the processor loop failed; retrying in 1 s")
-                handled = 0
-            if handled:
-                await asyncio.sleep(0)  # let webhooks in between batches
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+    def step(self) -> float:
+        return 0.0 if self.process_pending() else 1.0
 
     def process_pending(self, limit: int = 100) -> int:
         rows = self.store.execute(

@@ -20,12 +20,10 @@ never slept on twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +35,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import Metrics
 from bot.store import Store
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,9 @@ class _Refused(Exception):
     """Slack refused the message for good."""
 
 
-class Outbox:
+class Outbox(Worker):
+    name = "outbox-sender"
+
     def __init__(
         self,
         store: Store,
@@ -112,13 +113,10 @@ class Outbox:
         self.channel_interval = channel_interval
         self.concurrency = concurrency
         self.backoff_base = backoff_base
+        super().__init__()
         self._ready_at: dict[str, float] = {}  # channel -> monotonic time it may be posted to again
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._thread: int | None = None
 
     # -- enqueueing (synchronous: a row in SQLite is the promise) -----------------------------
 
@@ -204,34 +202,15 @@ class Outbox:
 
     # -- the sender ----------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Tell the sender there is work; safe from any thread."""
-        if self._wake is None or self._loop is None:
-            return
-        if self._loop.is_closed():
-            return
-        if threading.get_ident() == self._thread:
-            self._wake.set()
-        else:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._wake.set)
-
     async def start(self, session: aiohttp.ClientSession | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
-        self._wake = asyncio.Event()
         self._session = session
-        self._runner = asyncio.create_task(self._run(), name="outbox-sender")
+        await self.start_loop()
         pending = self.pending_count()
         if pending:
             log.info("outbox: %d message(s) left from an earlier run will be delivered now", pending)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        await self.stop_loop()
         for task in list(self._in_flight.values()):
             task.cancel()
         if self._in_flight:
@@ -247,17 +226,8 @@ class Outbox:
             await asyncio.sleep(0.01)
         return False
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            self._wake.clear()
-            try:
-                delay = self._dispatch_ready()
-            except Exception:
-                log.exception("outbox: the sender loop failed; retrying in 1 s")
-                delay = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+    def step(self) -> float:
+        return self._dispatch_ready()
 
     def _heads(self) -> list[_Row]:
         """The oldest pending row of every channel: a channel's messages go out in order."""
@@ -291,8 +261,7 @@ class Outbox:
 
     def _finished(self, channel: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(channel, None)
-        if self._wake is not None:
-            self._wake.set()
+        self.wake()
 
     async def _deliver(self, row: _Row) -> None:
         try:

@@ -41,7 +41,6 @@ from bot.telco.base import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
-    RetryPolicy,
 )
 
 log = logging.getLogger("switchboard.telco.avanser")
@@ -388,18 +387,7 @@ class Feature(_Model):
 class AvanserClient(HttpProvider):
     name = "AVANSER"
 
-    def __init__(
-        self,
-        base_url: str,
-        username: str,
-        password: str,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, username, password, timeout=timeout, retry=retry, transport=transport)
-        self.last_transaction: Transaction | None = None
+    last_transaction: Transaction | None = None  # the @transaction of the latest answer: the selected account
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from bot.phone import to_dtl
-from bot.telco.base import HttpProvider, ProviderAuthFailed, ProviderRejected, RetryPolicy
+from bot.telco.base import HttpProvider, ProviderAuthFailed, ProviderRejected
 
 log = logging.getLogger("switchboard.telco.dtl")
 
@@ -51,18 +50,6 @@ class CallbackCall(BaseModel):
 
 class DtlClient(HttpProvider):
     name = "DataTechLabs"
-
-    def __init__(
-        self,
-        base_url: str,
-        username: str,
-        password: str,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, username, password, timeout=timeout, retry=retry, transport=transport)
 
     async def callback_call(self, leg_a: Leg, leg_b: Leg) -> CallbackCall:
         """Ring leg A, then leg B, and join them."""
