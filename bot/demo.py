@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bot.phone import national
+from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.render import boxed, render_blocks, render_message
 from bot.sandbox.stack import Stack
 
@@ -38,23 +39,7 @@ def chapter_help(stack: Stack) -> None:
 
 def chapter_webhooks(stack: Stack) -> None:
     _say("\n## AVANSER reports a call to Switchboard\n")
-    params = {
-        "clientid": "6999",
-        "callid": "324213111",
-        "uniqueid": "ECS1-1923211.11",
-        "bnum": "+61-0290081596",
-        "adname": "Tracking Service 1",
-        "target": "+61-0401020304",
-        "targetname": "Sydney Office",
-        "ani": "+61-0410203045",
-        "tzdate": "2019-11-14T12:11:21+10:00",
-        "duration": "30",
-        "callstatus": "avanser_missed_call",
-        "callcode": "1",
-        "clocation": "Sydney",
-        "cstate": "MOB",
-        "ccountry": "AU",
-    }
+    params = dict(SEED_CALL)
     with httpx.Client(timeout=10) as client:
         refused = client.get(stack.hook_url("/hooks/avanser/call"), params=params)
         _say(f"Without the webhook token:  HTTP {refused.status_code} — nothing stored.")

@@ -8,26 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.stack import Stack
 
 # Payloads as the seeds show them.
-AVANSER_CALL = {  # seed 001, Call-URI functionality
-    "clientid": "6999",
-    "callid": "324213111",
-    "uniqueid": "ECS1-1923211.11",
-    "bnum": "+61-0290081596",
-    "adname": "Tracking Service 1",
-    "target": "+61-0401020304",
-    "targetname": "Sydney Office",
-    "ani": "+61-0410203045",
-    "tzdate": "2019-11-14T12:11:21+10:00",
-    "duration": "30",
-    "callstatus": "avanser_missed_call",
-    "callcode": "1",
-    "clocation": "Sydney",
-    "cstate": "MOB",
-    "ccountry": "AU",
-}
+AVANSER_CALL = dict(SEED_CALL)  # seed 001, Call-URI functionality
 AVANSER_SMS = {  # seed 001, SMS-Forward functionality
     "clientId": "6999",
     "to": "+61-0401020304",

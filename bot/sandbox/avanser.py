@@ -27,6 +27,24 @@ from starlette.routing import Route
 from bot.sandbox.common import SandboxBase
 
 ACCOUNT_ID = 6999
+# The call-URI example of seed 001, parameter for parameter (a missed call to 02 9008 1596).
+SEED_CALL = {
+    "clientid": "6999",
+    "callid": "324213111",
+    "uniqueid": "ECS1-1923211.11",
+    "bnum": "+61-0290081596",
+    "adname": "Tracking Service 1",
+    "target": "+61-0401020304",
+    "targetname": "Sydney Office",
+    "ani": "+61-0410203045",
+    "tzdate": "2019-11-14T12:11:21+10:00",
+    "duration": "30",
+    "callstatus": "avanser_missed_call",
+    "callcode": "1",
+    "clocation": "Sydney",
+    "cstate": "MOB",
+    "ccountry": "AU",
+}
 RECORDING_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 512
 PAGE = 100
 SEARCH_TYPES = {"location", "coordinates", "prefix", "number_type", "number", "szu"}
