@@ -51,6 +51,21 @@ class CommandRequest:
         """Acknowledge with a message only the user sees."""
         await self.ack(text=text, blocks=blocks, response_type="ephemeral")
 
+    async def answer_later(
+        self, waiting: str, answer: Callable[[], Awaitable[tuple[str, list[dict[str, Any]] | None]]]
+    ) -> None:
+        """Ack with `waiting` now; post what `answer()` makes (text, blocks) when it is ready, only to the user."""
+        await self.reply(waiting)
+
+        async def run() -> None:
+            text, blocks = await answer()
+            body: dict[str, Any] = {"response_type": "ephemeral", "text": text}
+            if blocks:
+                body["blocks"] = blocks
+            self.services.outbox.respond(self.response_url, body)
+
+        self.later(run())
+
     def later(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> None:
         """Run slow work after the ack; its failure is told to the user through the response_url."""
         self.services.tasks.spawn(

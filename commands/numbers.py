@@ -114,13 +114,11 @@ async def search(request: CommandRequest) -> None:
     services = request.services
     query = parse_search(request.args, services.settings.country)
     client = avanser(services)
-    await request.reply(f"Searching AVANSER for {query.describe()}…")
 
-    async def show() -> None:
-        text, blocks = search_results(query, await run_search(client, query))
-        tell(services, request.response_url, text, blocks)
+    async def results() -> tuple[str, list[dict[str, Any]]]:
+        return search_results(query, await run_search(client, query))
 
-    request.later(show(), name="numbers search")
+    await request.answer_later(f"Searching AVANSER for {query.describe()}…", results)
 
 
 # -- new, edit, release: forms that become requests ---------------------------------------------------
@@ -319,15 +317,12 @@ async def list_numbers(request: CommandRequest) -> None:
     """list the active tracking numbers."""
     services = request.services
     client = avanser(services)
-    await request.reply("Fetching your tracking numbers from AVANSER…")
 
-    async def show() -> None:
+    async def listed() -> tuple[str, list[dict[str, Any]]]:
         found = await client.list_services()
-        routes = dict(services.store.execute("SELECT number, channel FROM routes").fetchall())
-        text, blocks = services_list(found, routes)
-        tell(services, request.response_url, text, blocks)
+        return services_list(found, dict(services.store.execute("SELECT number, channel FROM routes").fetchall()))
 
-    request.later(show(), name="numbers list")
+    await request.answer_later("Fetching your tracking numbers from AVANSER…", listed)
 
 
 @family.subcommand("show", "<number>")
@@ -336,13 +331,11 @@ async def show(request: CommandRequest) -> None:
     services = request.services
     number = number_arg(services, request.args)
     avanser(services)
-    await request.reply(f"Looking up {national(number)}…")
 
-    async def detail() -> None:
-        text, blocks = service_detail(await find_service(services, number), route_of(services, number))
-        tell(services, request.response_url, text, blocks)
+    async def detail() -> tuple[str, list[dict[str, Any]]]:
+        return service_detail(await find_service(services, number), route_of(services, number))
 
-    request.later(detail(), name="numbers show")
+    await request.answer_later(f"Looking up {national(number)}…", detail)
 
 
 @family.subcommand("edit", "<number>")
@@ -424,13 +417,11 @@ async def requests(request: CommandRequest) -> None:
     """recent number requests and where each one is up to."""
     services = request.services
     client = avanser(services)
-    await request.reply("Fetching recent requests from AVANSER…")
 
-    async def show() -> None:
+    async def recent() -> tuple[str, list[dict[str, Any]] | None]:
         records = (await client.list_requests())[-15:][::-1]
         if not records:
-            tell(services, request.response_url, "AVANSER has no requests on this account yet.")
-            return
+            return "AVANSER has no requests on this account yet.", None
         icons = {"completed": "✅", "failed": "❌", "reported": "⚠️", "pending": "⏳", "pending_confirmation": "⏳"}
         lines = [
             f"{icons.get(r.request_status, '•')} *{r.request_type}* "
@@ -439,14 +430,11 @@ async def requests(request: CommandRequest) -> None:
             f" · {(r.request_date or '')[:16].replace('T', ' ')}"
             for r in records
         ]
-        tell(
-            services,
-            request.response_url,
-            f"{len(records)} recent requests",
-            [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}}],
-        )
+        return f"{len(records)} recent requests", [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}}
+        ]
 
-    request.later(show(), name="numbers requests")
+    await request.answer_later("Fetching recent requests from AVANSER…", recent)
 
 
 @family.subcommand("templates")
@@ -454,13 +442,11 @@ async def templates(request: CommandRequest) -> None:
     """list, preview, create and delete email/SMS report templates."""
     services = request.services
     client = avanser(services)
-    await request.reply("Fetching report templates from AVANSER…")
 
-    async def show() -> None:
-        text, blocks = templates_list(await client.list_templates())
-        tell(services, request.response_url, text, blocks)
+    async def listed() -> tuple[str, list[dict[str, Any]]]:
+        return templates_list(await client.list_templates())
 
-    request.later(show(), name="numbers templates")
+    await request.answer_later("Fetching report templates from AVANSER…", listed)
 
 
 @family.subcommand("accounts", "[<account id>]")
