@@ -270,7 +270,12 @@ def refresh(services: Services, allocation: Allocation) -> None:
     """Edit the allocation's message to its current state."""
     if allocation.message_row is None:
         return
-    text, blocks = render_allocation(
+    services.outbox.update(allocation.message_row, *rendered(allocation))
+
+
+def rendered(allocation: Allocation) -> tuple[str, list[dict[str, Any]]]:
+    """The allocation's message as it should look now."""
+    return render_allocation(
         allocation.id,
         allocation.green_vn,
         allocation.parties,
@@ -280,7 +285,6 @@ def refresh(services: Services, allocation: Allocation) -> None:
         allocation.state,
         allocation.masked,
     )
-    services.outbox.update(allocation.message_row, text, blocks)
 
 
 def reminder_time(expires_at: float, starts_at: float, lead: float) -> float:
@@ -332,10 +336,7 @@ async def allocate(services: Services, plan: AllocationPlan, owner: str, channel
             ),
         )
         allocation = get(services, str(cursor.lastrowid))
-        text, blocks = render_allocation(
-            allocation.id, allocation.green_vn, parties, plan.usage, owner, expires, "active", plan.masked
-        )
-        row = services.outbox.post(channel, text, blocks)
+        row = services.outbox.post(channel, *rendered(allocation))
         _save(services, allocation, message_row=row)
         remember_thread(services.store, f"allocation:{result.greenvn_id}", row)
         if result.green_vn:

@@ -113,7 +113,7 @@ async def show(request: CommandRequest) -> None:
     services = request.services
     allocation = leases.get(services, request.args)
     if allocation.state != "active" or not allocation.greenvn_id or services.exotel is None:
-        await request.reply(*_shown(allocation))
+        await request.reply(*leases.rendered(allocation))
         return
     await request.reply(f"Checking #{allocation.id} with Exotel…")
     exotel, greenvn_id = services.exotel, allocation.greenvn_id
@@ -122,24 +122,9 @@ async def show(request: CommandRequest) -> None:
         # Keep in step with Exotel: an allocation it has put in the vault is over here too.
         if (await exotel.get_allocation(greenvn_id)).state == "vault":
             leases.on_deallocated(services, greenvn_id)
-        tell(services, request.response_url, *_shown(leases.get(services, str(allocation.id))))
+        tell(services, request.response_url, *leases.rendered(leases.get(services, str(allocation.id))))
 
     request.later(check(), name="vn show")
-
-
-def _shown(allocation: leases.Allocation) -> tuple[str, list[dict[str, Any]]]:
-    from notifiers.allocations import render_allocation
-
-    return render_allocation(
-        allocation.id,
-        allocation.green_vn,
-        allocation.parties,
-        allocation.usage,
-        allocation.owner,
-        allocation.expires_at,
-        allocation.state,
-        allocation.masked,
-    )
 
 
 @family.subcommand("parties", "<id>")

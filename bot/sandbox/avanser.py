@@ -252,12 +252,9 @@ class AvanserSandbox(SandboxBase):
         return Response(RECORDING_BYTES, media_type="audio/mpeg")
 
     async def _endpoint(self, request: Request) -> Response:
-        received = await self.record(request)
-        fault = self.take_fault(received)
-        if fault is not None and fault.kind != "after_commit":
-            answer = await self.fault_response(fault)
-            if answer is not None:
-                return answer
+        received, fault, early = await self.admit(request)
+        if early is not None:
+            return early
         if not self.authorized(received):
             return self._error(received, 401, "Unauthorized")
         path = request.path_params["path"].strip("/")

@@ -118,6 +118,16 @@ class SandboxBase:
             self.received.append(received)
         return received
 
+    async def admit(self, request: Request) -> tuple[Received, Fault | None, Response | None]:
+        """Record the request and take its fault; the third item is the answer when the fault answers first."""
+        received = await self.record(request)
+        fault = self.take_fault(received)
+        if fault is not None and fault.kind != "after_commit":
+            answer = await self.fault_response(fault)
+            if answer is not None:
+                return received, fault, answer
+        return received, fault, None
+
     def authorized(self, received: Received) -> bool:
         return received.basic_auth == (self.username, self.password)
 

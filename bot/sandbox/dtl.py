@@ -30,12 +30,9 @@ class DtlSandbox(SandboxBase):
         return Starlette(routes=[Route("/voice/call/callback", self._callback, methods=["POST"])])
 
     async def _callback(self, request: Request) -> Response:
-        received = await self.record(request)
-        fault = self.take_fault(received)
-        if fault is not None and fault.kind != "after_commit":
-            answer = await self.fault_response(fault)
-            if answer is not None:
-                return answer
+        received, fault, early = await self.admit(request)
+        if early is not None:
+            return early
         if not self.authorized(received):
             return JSONResponse({"error": "authentication failed"}, status_code=401)
         try:

@@ -186,12 +186,9 @@ class ExotelSandbox(SandboxBase):
 
     async def _endpoint(self, request: Request) -> Response:
         self._loop = asyncio.get_running_loop()
-        received = await self.record(request)
-        fault = self.take_fault(received)
-        if fault is not None and fault.kind != "after_commit":
-            answer = await self.fault_response(fault)
-            if answer is not None:
-                return answer
+        received, fault, early = await self.admit(request)
+        if early is not None:
+            return early
         if not self.authorized(received):
             return self._fail(7)
         if request.path_params["sid"] != self.account_sid:
