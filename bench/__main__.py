@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench.load import Result, run_load
+from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.signing import signature_headers, slash_command_body
 from bot.sandbox.slack import SlackSandbox
@@ -162,20 +163,7 @@ def outbox_bench(channels: int, per_channel: int) -> dict[str, Any]:
         }
 
 
-CALL = {
-    "clientid": "6999",
-    "bnum": "+61-0290081596",
-    "adname": "Bench ad",
-    "target": "+61-0401020304",
-    "targetname": "Sydney Office",
-    "tzdate": "2019-11-14T12:11:21+10:00",
-    "duration": "30",
-    "callstatus": "avanser_missed_call",
-    "callcode": "1",
-    "clocation": "Sydney",
-    "cstate": "MOB",
-    "ccountry": "AU",
-}
+CALL = {k: v for k, v in SEED_CALL.items() if k not in ("uniqueid", "callid", "ani")} | {"adname": "Bench ad"}
 
 
 def caller(n: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import phonenumbers
@@ -51,6 +52,7 @@ from commands.numbers_views import (
     approval_message,
     decided_message,
     form_values,
+    notice_view,
     number_form,
     release_confirm,
     search_results,
@@ -94,6 +96,19 @@ async def find_service(services: Services, number: str) -> ServiceDetail:
         if service.e164 == number:
             return service
     raise UserError(f"{national(number)} isn't one of your active tracking numbers.")
+
+
+async def modal_when_ready(
+    services: Services, trigger_id: str, title: str, build: Callable[[], Awaitable[dict[str, Any]]]
+) -> None:
+    """Open a modal at once — a trigger_id lasts 3 s, AVANSER may take longer — then show what `build()` makes,
+    or the sentence of its refusal."""
+    opened = await services.slack.views_open(trigger_id=trigger_id, view=notice_view(title, "⏳ Asking AVANSER…"))
+    try:
+        view = await build()
+    except UserError as exc:
+        view = notice_view(title, str(exc))
+    await services.slack.views_update(view_id=opened["view"]["id"], view=view)
 
 
 def route_of(services: Services, number: str | None) -> str | None:
@@ -346,7 +361,7 @@ async def edit(request: CommandRequest) -> None:
     avanser(services)
     await request.ack()
 
-    async def open_form() -> None:
+    async def form() -> dict[str, Any]:
         service = await find_service(services, number)
         config, reporting = service.service, service.reporting
         values = {
@@ -378,9 +393,9 @@ async def edit(request: CommandRequest) -> None:
             values=values,
             with_number=False,
         )
-        await services.slack.views_open(trigger_id=request.trigger_id, view=view)
+        return view
 
-    request.later(open_form(), name="numbers edit")
+    request.later(modal_when_ready(services, request.trigger_id, "Change a number", form), name="numbers edit")
 
 
 @family.subcommand("release", "<number>")
@@ -391,12 +406,11 @@ async def release(request: CommandRequest) -> None:
     avanser(services)
     await request.ack()
 
-    async def confirm() -> None:
+    async def confirm() -> dict[str, Any]:
         service = await find_service(services, number)
-        view = release_confirm(number, service.name, route_of(services, number), request.channel_id)
-        await services.slack.views_open(trigger_id=request.trigger_id, view=view)
+        return release_confirm(number, service.name, route_of(services, number), request.channel_id)
 
-    request.later(confirm(), name="numbers release")
+    request.later(modal_when_ready(services, request.trigger_id, "Release a number", confirm), name="numbers release")
 
 
 @family.subcommand("route", "<number> #channel")

@@ -443,5 +443,12 @@ def template_form(country: str) -> dict[str, Any]:
     ).to_dict()
 
 
+def notice_view(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something: while AVANSER answers, or why it couldn't."""
+    return View(
+        type="modal", title=title[:24], close="Close", blocks=[SectionBlock(text=MarkdownTextObject(text=text))]
+    ).to_dict()
+
+
 def plain(text: str) -> PlainTextObject:
     return PlainTextObject(text=text)

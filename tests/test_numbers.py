@@ -426,7 +426,7 @@ def test_list_show_route_and_requests(numbers: Stack) -> None:
 def test_edit_sends_only_what_changed(numbers: Stack) -> None:
     number = provisioned(numbers)
     slash(numbers, f"edit {number}", user=ADMIN)
-    view = wait_for(lambda: numbers.slack.calls_to("views.open"))[-1].args["view"]
+    view = wait_for(lambda: numbers.slack.calls_to("views.update"))[-1].args["view"]
     prefilled = {
         b["block_id"]: b["element"].get("initial_value")
         for b in view["blocks"]
@@ -452,7 +452,9 @@ def test_release_asks_then_decommissions(numbers: Stack) -> None:
     number = provisioned(numbers)
     slash(numbers, f"release {number}", user=ADMIN)
     view = wait_for(
-        lambda: [c for c in numbers.slack.calls_to("views.open") if c.args["view"]["callback_id"] == "numbers_release"]
+        lambda: [
+            c for c in numbers.slack.calls_to("views.update") if c.args["view"]["callback_id"] == "numbers_release"
+        ]
     )[0].args["view"]
     assert "Its calls are posted in <#C0SALES>" in view["blocks"][0]["text"]["text"]
     submit_view(numbers, "numbers_release", {}, user=ADMIN, metadata=json.loads(view["private_metadata"]))
@@ -540,3 +542,12 @@ def test_the_webhook_token_never_reaches_the_audit_table(numbers: Stack) -> None
         return json.dumps(numbers.services.store.execute("SELECT * FROM audit").fetchall())
 
     assert numbers.webhook_token not in numbers.on_app(audit())
+
+
+def test_edit_of_an_unknown_number_says_so_in_the_modal(numbers: Stack) -> None:
+    numbers.avanser.latency = 0.5  # the form opens at once anyway: a trigger_id lasts only 3 s
+    slash(numbers, "edit 02 1234 0000", user=ADMIN)
+    opened = wait_for(lambda: numbers.slack.calls_to("views.open"))[0].args["view"]
+    assert opened["blocks"][0]["text"]["text"] == "⏳ Asking AVANSER…"
+    shown = wait_for(lambda: numbers.slack.calls_to("views.update"))[0].args["view"]
+    assert shown["blocks"][0]["text"]["text"] == "(02) 1234 0000 isn't one of your active tracking numbers."
