@@ -176,7 +176,7 @@ class AppUnderTest:
     """Switchboard as a separate process against this process's Slack sandbox, with group routes seeded."""
 
     def __init__(self, tmp: str, slack: SlackSandbox, slack_url: str, groups: int) -> None:
-        from bot.routing import set_group_route
+        from bot.domain.routing import set_group_route
         from bot.store import Store
 
         db = f"{tmp}/app-{uuid.uuid4().hex[:6]}.db"
@@ -325,7 +325,7 @@ def query_bench(rows: int, lookups: int = 200) -> dict[str, Any]:
     over `rows` synthetic alerts in a real store, with the shipped index and without it."""
     import random
 
-    from bot.bridge import number_they_called
+    from bot.domain.calls import number_they_called
     from bot.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from bench.__main__ import CALL, stop_server
-from bot.routing import set_group_route
+from bot.domain.routing import set_group_route
 from bot.sandbox.avanser import _inventory
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.signing import interaction_body, signature_headers

@@ -1,7 +1,8 @@
 """The two kinds of failure (as in errbot): a refusal the user is told in plain words, and a bug.
 
     Exception
-     └── UserError            expected refusal, shown to the user as it is (ephemeral)
+     └── UserError            expected refusal, shown to the user as it is (ephemeral, or under a form's input)
+          ├── FormErrors      several inputs of one form refused at once
           └── NotAvailable    the feature exists in help but is not switched on in this version
 
 Anything else is unexpected: it is logged with a correlation id and the user is shown only that id.
@@ -13,7 +14,22 @@ import uuid
 
 
 class UserError(Exception):
-    """An expected refusal; its message is a sentence a sales rep understands."""
+    """An expected refusal; its message is a sentence a sales rep understands.
+
+    `field` names the form input it is about (a modal shows the sentence under that input).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class FormErrors(UserError):
+    """A form's values were refused: one sentence per input (shown under each input of the modal)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(" ".join(errors.values()), field=next(iter(errors), None))
+        self.errors = errors
 
 
 class NotAvailable(UserError):

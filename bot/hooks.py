@@ -13,7 +13,6 @@ import binascii
 import hmac
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.inbox import store_event
 from bot.services import Services
 from notifiers.events import (
     AvanserCall,
@@ -111,18 +111,6 @@ async def _payload(hook: Hook, request: Request) -> dict[str, Any]:
     return body
 
 
-def store_event(services: Services, source: str, dedup_key: str, payload: dict[str, Any]) -> tuple[int, bool]:
-    """Commit one event to the inbox; (row id, True) when new, (existing id, False) for a replay."""
-    cursor = services.store.execute(
-        "INSERT OR IGNORE INTO inbox (source, dedup_key, payload, received_at) VALUES (?, ?, ?, ?)",
-        (source, f"{source}:{dedup_key}", json.dumps(payload, separators=(",", ":")), time.time()),
-    )
-    if cursor.rowcount:
-        return int(cursor.lastrowid or 0), True
-    row = services.store.execute("SELECT id FROM inbox WHERE dedup_key = ?", (f"{source}:{dedup_key}",)).fetchone()
-    return int(row[0]), False
-
-
 def hook_routes(services: Services) -> list[Route]:
     warned: list[bool] = []
 
@@ -156,7 +144,7 @@ def hook_routes(services: Services) -> list[Route]:
                 log.warning("webhook %s rejected: %s", hook.path, exc)
                 metrics.labels(hook.source, "malformed").inc()
                 return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400)
-            row_id, new = store_event(services, hook.source, key, payload)
+            row_id, new = store_event(services.store, hook.source, key, payload)
             if new:
                 services.inbox.wake()
             metrics.labels(hook.source, "stored" if new else "duplicate").inc()

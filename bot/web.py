@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.domain import alerts, numbers, vn
 from bot.hooks import hook_routes
 from bot.services import Services
 from bot.settings import Settings
@@ -29,11 +30,21 @@ from bot.slack_app import build_bolt_app
 log = logging.getLogger(__name__)
 
 
+def wire_domain(services: Services) -> None:
+    """Each domain room's inbox handlers, and the jobs it rebuilds from SQLite when the app starts."""
+    for room in (alerts, numbers, vn):
+        for event_type, handler in room.inbox_handlers(services).items():
+            services.inbox.on(event_type, handler)
+    services.on_start(lambda: numbers.rebuild_polls(services))
+    services.on_start(lambda: vn.rebuild(services))
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, process_before_response: bool = True
 ) -> Starlette:
     """Build the whole web app; the store is opened now, network clients start with the server."""
     services = services or Services.create(settings)
+    wire_domain(services)
     bolt = build_bolt_app(services, process_before_response=process_before_response)
     handler = AsyncSlackRequestHandler(bolt)
     started = time.time()

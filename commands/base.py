@@ -1,80 +1,268 @@
-"""A slash command family (`/numbers`, `/vn`, `/call`): its sub-commands, its help, its dispatch.
+"""What every Slack listener shares: one `Interaction` object, one place refusals are shown, and command families.
 
-Each sub-command is an async handler whose docstring is its help text (errbot's rule: one place,
-no drift). A sub-command a later version will bring is declared with `planned()` so that help
-already says what it will do; using it says plainly that it is not switched on yet.
+Every slash command, button, shortcut and modal submission reaches its handler as an `Interaction`
+(a `CommandRequest` for slash commands): who did it, where, and how to answer — `reply` in the ack,
+`tell` later (the response_url, the still-open modal, or a DM), `open_modal` while the trigger_id is
+fresh (Slack gives 3 s), `later` for work after the ack. Handlers parse, ack, call one domain
+function and render; a `UserError` they raise is shown by `Interaction.refuse` — under the form's
+input when a modal is submitted (before it closes), else as a message only the person sees. Nothing
+else catches it.
 
-Handlers get a `CommandRequest`: they parse, `ack` within Slack's 3 seconds, and put slow work in
-`request.later(...)` — the Bolt app runs with process_before_response, so the HTTP answer waits
-for the handler to return.
+A command family (`/numbers`, `/vn`, `/call`) lists its sub-commands; each is an async handler
+whose docstring is its help text (errbot's rule: one place, no drift). The Bolt app runs with
+process_before_response, so the HTTP answer waits for the handler to return: slow work goes in
+`later`.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.views import View
 
-from bot.errors import NotAvailable, UserError
+from bot.errors import FormErrors, NotAvailable, UserError
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["CommandRequest"], Awaitable[None]]
+
+def notice_view(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something: while a provider answers, or why it couldn't."""
+    return View(
+        type="modal", title=title[:24], close="Close", blocks=[SectionBlock(text=MarkdownTextObject(text=text))]
+    ).to_dict()
+
+
+def form_values(view: dict[str, Any]) -> dict[str, Any]:
+    """The form's answers by block id: text, the chosen option's value, checkbox values, a conversation."""
+    out: dict[str, Any] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        state: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
+        if "selected_option" in state:
+            out[block_id] = (state.get("selected_option") or {}).get("value")
+        elif "selected_options" in state:
+            out[block_id] = [o.get("value") for o in state.get("selected_options") or []]
+        elif "selected_conversation" in state:
+            out[block_id] = state.get("selected_conversation")
+        else:
+            value = state.get("value")
+            out[block_id] = value.strip() if isinstance(value, str) else value
+    return out
 
 
 @dataclass
-class CommandRequest:
-    """One slash command as a handler sees it."""
+class Interaction:
+    """One thing a person did in Slack, and the ways to answer them."""
 
     services: Services
-    command: str
-    name: str  # the sub-command word, "" for the family's default
-    args: str  # the text after the sub-command
-    user_id: str
-    channel_id: str
-    response_url: str
-    trigger_id: str
     ack: AsyncAck
-    respond: AsyncRespond
     body: dict[str, Any]
+    user_id: str
+    channel_id: str  # "" when Slack gave none (a modal submission)
+    response_url: str  # "" when Slack gave none
+    trigger_id: str
+    view_open: bool = False  # a submitted modal was kept open to show progress in it
+
+    @classmethod
+    def of(cls, services: Services, ack: AsyncAck, body: dict[str, Any]) -> Interaction:
+        user = body.get("user")
+        channel = body.get("channel")
+        urls = body.get("response_urls") or []
+        return cls(
+            services=services,
+            ack=ack,
+            body=body,
+            user_id=str(user.get("id", "") if isinstance(user, dict) else body.get("user_id", "")),
+            channel_id=str((channel or {}).get("id", "") if isinstance(channel, dict) else body.get("channel_id", "")),
+            response_url=str(body.get("response_url") or (urls[0].get("response_url") if urls else "") or ""),
+            trigger_id=str(body.get("trigger_id", "")),
+        )
+
+    # -- what was sent ------------------------------------------------------------------------
+
+    @property
+    def acked(self) -> bool:
+        return self.ack.response is not None
+
+    @property
+    def value(self) -> str:
+        """The clicked button's value."""
+        return str(self.body["actions"][0]["value"])
+
+    @property
+    def view(self) -> dict[str, Any]:
+        return dict(self.body.get("view") or {})
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """A submitted modal's answers by input."""
+        return form_values(self.view)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A submitted modal's private_metadata."""
+        return dict(json.loads(self.view.get("private_metadata") or "{}"))
+
+    # -- answering ----------------------------------------------------------------------------
 
     async def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Acknowledge with a message only the user sees."""
+        """Acknowledge a slash command with a message only the person sees."""
         await self.ack(text=text, blocks=blocks, response_type="ephemeral")
 
-    async def answer_later(
-        self, waiting: str, answer: Callable[[], Awaitable[tuple[str, list[dict[str, Any]] | None]]]
-    ) -> None:
-        """Ack with `waiting` now; post what `answer()` makes (text, blocks) when it is ready, only to the user."""
-        await self.reply(waiting)
+    async def keep_modal(self, text: str, title: str = "Switchboard") -> None:
+        """Acknowledge a modal submission by keeping the modal open with `text` (the result follows in it)."""
+        self.view_open = True
+        await self.ack(response_action="update", view=notice_view(title, text))
 
-        async def run() -> None:
-            text, blocks = await answer()
+    def tell(self, text: str, blocks: list[dict[str, Any]] | None = None, *, replace: bool = False) -> None:
+        """After the ack: to the response_url, else in the still-open modal, else as a DM."""
+        services = self.services
+        if self.response_url:
             body: dict[str, Any] = {"response_type": "ephemeral", "text": text}
             if blocks:
                 body["blocks"] = blocks
-            self.services.outbox.respond(self.response_url, body)
+            if self.body.get("type") == "block_actions":
+                body["replace_original"] = replace
+            services.outbox.respond(self.response_url, body)
+        elif self.view_open and self.view.get("id"):
+            title = ((self.view.get("title") or {}).get("text")) or "Switchboard"
+            services.tasks.spawn(
+                services.slack.views_update(view_id=self.view["id"], view=notice_view(title, text)),
+                name="tell in modal",
+            )
+        else:
+            services.outbox.post(self.user_id, text, blocks)
 
-        self.later(run())
+    def later(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+        """Run slow work after the ack; a refusal or failure is told to the person."""
+        self.services.tasks.spawn(coro, name=name, tell_user=self.tell)
 
-    def later(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> None:
-        """Run slow work after the ack; its failure is told to the user through the response_url."""
-        self.services.tasks.spawn(
-            coro,
-            name=name or f"{self.command} {self.name}",
-            tell_user=lambda text: self.services.outbox.respond(
-                self.response_url, {"response_type": "ephemeral", "text": text}
-            ),
-        )
+    async def answer_later(
+        self, waiting: str, answer: Callable[[], Awaitable[tuple[str, list[dict[str, Any]] | None]]], *, name: str
+    ) -> None:
+        """Ack with `waiting` now; tell what `answer()` makes (text, blocks) when it is ready."""
+        await self.reply(waiting)
+
+        async def run() -> None:
+            self.tell(*await answer())
+
+        self.later(run(), name=name)
+
+    def open_modal(self, view: dict[str, Any]) -> None:
+        """Open a modal now: the trigger_id expires 3 s after the click."""
+        self.later(self.services.slack.views_open(trigger_id=self.trigger_id, view=view), name="open modal")
+
+    def modal_when_ready(self, title: str, waiting: str, build: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """Open a modal saying `waiting` at once, then show what `build()` makes, or the sentence of its refusal."""
+        services = self.services
+
+        async def run() -> None:
+            opened = await services.slack.views_open(trigger_id=self.trigger_id, view=notice_view(title, waiting))
+            try:
+                view = await build()
+            except UserError as exc:
+                view = notice_view(title, str(exc))
+            await services.slack.views_update(view_id=opened["view"]["id"], view=view)
+
+        self.later(run(), name=f"modal {title}")
+
+    # -- refusals -----------------------------------------------------------------------------
+
+    async def run(self, handler: Callable[[Any], Awaitable[None]]) -> None:
+        """Run a listener's handler; the one place a refusal (UserError) is shown."""
+        try:
+            await handler(self)
+        except UserError as exc:
+            await self.refuse(exc)
+
+    async def refuse(self, exc: UserError) -> None:
+        text = str(exc)
+        if self.acked:
+            self.tell(text)
+        elif self.body.get("type") == "view_submission":
+            await self._refuse_form(exc)
+        elif self.body.get("command"):
+            await self.reply(text)
+        else:
+            await self.ack()
+            self.tell(text)
+
+    async def _refuse_form(self, exc: UserError) -> None:
+        inputs = [b.get("block_id") for b in self.view.get("blocks") or [] if b.get("type") == "input"]
+        errors = dict(exc.errors) if isinstance(exc, FormErrors) else {exc.field or "": str(exc)}
+        if inputs and not all(field in inputs for field in errors):
+            errors = {str(inputs[0]): str(exc)}  # an input this form doesn't have: say it under the first one
+        if inputs or (self.view.get("blocks") is None and all(errors)):
+            await self.ack(response_action="errors", errors=errors)
+            return
+        self.view_open = True  # a form with no inputs (a confirmation): show the sentence in its place
+        title = ((self.view.get("title") or {}).get("text")) or "Switchboard"
+        await self.ack(response_action="update", view=notice_view(title, str(exc)))
+
+
+@dataclass
+class CommandRequest(Interaction):
+    """One slash command as a sub-command's handler sees it."""
+
+    command: str = ""
+    name: str = ""  # the sub-command word, "" for the family's default
+    args: str = ""  # the text after the sub-command
+
+
+Handler = Callable[[CommandRequest], Awaitable[None]]
+ListenerKind = Literal["action", "view", "shortcut"]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A button, modal or shortcut handler: registered with Bolt by `register_listeners`."""
+
+    kind: ListenerKind
+    match: str | re.Pattern[str]
+    handler: Callable[[Interaction], Awaitable[None]]
+
+
+def action(match: str | re.Pattern[str], handler: Callable[[Interaction], Awaitable[None]]) -> Listener:
+    return Listener("action", match, handler)
+
+
+def view(callback_id: str, handler: Callable[[Interaction], Awaitable[None]]) -> Listener:
+    return Listener("view", callback_id, handler)
+
+
+def shortcut(callback_id: str, handler: Callable[[Interaction], Awaitable[None]]) -> Listener:
+    return Listener("shortcut", callback_id, handler)
+
+
+def prefixed(prefix: str) -> re.Pattern[str]:
+    """Matches `prefix-<anything>`: one handler for a row of buttons."""
+    return re.compile(f"^{re.escape(prefix)}-")
+
+
+def register_listeners(app: AsyncApp, services: Services, listeners: list[Listener]) -> None:
+    """Register each listener with Bolt; each runs as an Interaction with `services` at hand."""
+    for spec in listeners:
+        getattr(app, spec.kind)(spec.match)(_bolt_listener(services, spec.handler))
+
+
+def _bolt_listener(
+    services: Services, handler: Callable[[Interaction], Awaitable[None]]
+) -> Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]:
+    # Bolt passes arguments by name (ack, body), so the handler is bound here, not as a default argument.
+    async def listener(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await Interaction.of(services, ack, body).run(handler)
+
+    return listener
 
 
 @dataclass(frozen=True)
@@ -159,8 +347,10 @@ class CommandFamily:
     # -- dispatch ------------------------------------------------------------------------------
 
     def register(self, app: AsyncApp, services: Services) -> None:
-        async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-            await self.dispatch(services, ack, body, respond)
+        async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+            base = Interaction.of(services, ack, body)
+            request = CommandRequest(**vars(base), command=self.command)
+            await request.run(self.dispatch)
 
         app.command(self.command)(on_command)
 
@@ -175,38 +365,20 @@ class CommandFamily:
             return self.default, "", text
         return None, word, rest
 
-    async def dispatch(self, services: Services, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        text = str(body.get("text") or "")
+    async def dispatch(self, request: CommandRequest) -> None:
+        text = str(request.body.get("text") or "")
         if text.strip().lower() in ("", "help", "-h", "--help", "?"):
-            await ack(text=self.help_text(), blocks=self.help_blocks(), response_type="ephemeral")
+            await request.reply(self.help_text(), self.help_blocks())
             return
         sub, word, rest = self.route(text)
         if sub is None:
             intro = f"I don't know `{self.command} {word}`. Here is what `{self.command}` can do:"
-            await ack(text=intro, blocks=self.help_blocks(intro), response_type="ephemeral")
+            await request.reply(intro, self.help_blocks(intro))
             return
-        request = CommandRequest(
-            services=services,
-            command=self.command,
-            name=word,
-            args=rest,
-            user_id=str(body.get("user_id", "")),
-            channel_id=str(body.get("channel_id", "")),
-            response_url=str(body.get("response_url", "")),
-            trigger_id=str(body.get("trigger_id", "")),
-            ack=ack,
-            respond=respond,
-            body=body,
-        )
-        try:
-            if sub.handler is None:
-                usage = self.line(sub).split("`")[1].replace("&lt;", "<").replace("&gt;", ">")
-                raise NotAvailable(
-                    f"`{usage}` isn't switched on in this version of Switchboard yet. It will: {sub.summary}"
-                )
-            await sub.handler(request)
-        except UserError as exc:
-            if ack.response is None:
-                await request.reply(str(exc))
-            else:
-                services.outbox.respond(request.response_url, {"response_type": "ephemeral", "text": str(exc)})
+        request.name, request.args = word, rest
+        if sub.handler is None:
+            usage = self.line(sub).split("`")[1].replace("&lt;", "<").replace("&gt;", ">")
+            raise NotAvailable(
+                f"`{usage}` isn't switched on in this version of Switchboard yet. It will: {sub.summary}"
+            )
+        await sub.handler(request)

@@ -7,24 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from bot.bridge import (
-    business_number,
-    check_bridge,
-    check_destination,
-    check_rate,
-    clear_phone,
-    number_they_called,
-    phone_for,
-    place_call,
-    register_phone,
-    registered_phone,
-)
+from bot.domain import calls, phones
 from bot.errors import UserError
-from bot.phone import national, parse_number
-from commands.base import CommandFamily, CommandRequest
+from bot.phone import national
+from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, shortcut
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_bolt.async_app import AsyncApp
 
     from bot.services import Services
 
@@ -63,31 +52,16 @@ async def call_number(request: CommandRequest) -> None:
     """ring your phone (or @user's), then the number, and connect you; the customer sees the team's number."""
     services = request.services
     number_text, target, note = parse_call(request.args)
-    customer = parse_number(number_text, services.settings.country)
     rep = target or request.user_id
-    # The quick checks answer in the ack; the call itself happens after it.
-    check_destination(services, customer)
-    check_bridge(services, request.user_id, rep)
-    check_rate(services, request.user_id)
-    business_number(services, number_they_called(services, customer))
+    customer = calls.check_call(services, requester=request.user_id, customer_text=number_text, rep=rep)
     who = "you" if rep == request.user_id else f"<@{rep}>"
     await request.reply(f"Calling {who} now, then {national(customer)}…")
-    request.later(_call_and_report(request, customer, rep, note), name="call")
 
+    async def run() -> None:
+        placed = await calls.place_call(services, requester=request.user_id, customer_text=customer, rep=rep, note=note)
+        request.tell(call_result_text(placed, request.user_id))
 
-async def _call_and_report(request: CommandRequest, customer: str, rep: str, note: str | None) -> None:
-    services = request.services
-    placed = await place_call(services, requester=request.user_id, customer_text=customer, rep=rep, note=note)
-    services.outbox.respond(
-        request.response_url, {"response_type": "ephemeral", "text": call_result_text(placed, request.user_id)}
-    )
-    if rep != request.user_id:
-        why = f" — “{note}”" if note else ""
-        services.outbox.post(
-            rep,
-            f"📞 <@{request.user_id}> asked you to take a call with {national(customer)}{why}. "
-            f"Your phone ({national(placed.rep_phone)}) is ringing now.",
-        )
+    request.later(run(), name="call")
 
 
 @family.subcommand("phone", "[<number>|clear]")
@@ -95,35 +69,30 @@ async def phone(request: CommandRequest) -> None:
     """show, set or clear the phone Switchboard rings for your calls."""
     services, arg = request.services, request.args.strip()
     if arg.lower() == "clear":
-        removed = clear_phone(services, request.user_id)
+        removed = phones.clear_phone(services, request.user_id)
         await request.reply("Removed your phone number." if removed else "You had no phone number registered.")
         return
     if arg:
-        saved = register_phone(services, request.user_id, arg)
+        saved = phones.register_phone(services, request.user_id, arg)
         await request.reply(f"Saved: Switchboard will ring {national(saved)} for your calls.")
         return
-    mine = registered_phone(services, request.user_id)
+    mine = phones.registered_phone(services, request.user_id)
     if mine:
         await request.reply(
             f"Switchboard rings {national(mine)} for your calls. Change it with "
             "`/call phone <number>`, or remove it with `/call phone clear`."
         )
         return
-    await request.reply("Looking at your Slack profile…")
 
-    async def from_profile() -> None:
-        found = await phone_for(services, request.user_id, requester=request.user_id)
-        services.outbox.respond(
-            request.response_url,
-            {
-                "response_type": "ephemeral",
-                "text": "No phone is registered, so Switchboard uses the one on your Slack profile: "
-                f"{national(found)}. "
-                "Register another with `/call phone <number>`.",
-            },
+    async def from_profile() -> tuple[str, None]:
+        found = await phones.phone_for(services, request.user_id, requester=request.user_id)
+        return (
+            "No phone is registered, so Switchboard uses the one on your Slack profile: "
+            f"{national(found)}. Register another with `/call phone <number>`.",
+            None,
         )
 
-    request.later(from_profile(), name="call phone")
+    await request.answer_later("Looking at your Slack profile…", from_profile, name="call phone")
 
 
 def numbers_in(text: str, country: str) -> list[str]:
@@ -136,59 +105,47 @@ def numbers_in(text: str, country: str) -> list[str]:
     return found
 
 
+async def on_shortcut(ix: Interaction) -> None:
+    await ix.ack()
+    found = numbers_in(str((ix.body.get("message") or {}).get("text") or ""), ix.services.settings.country)[:5]
+    if not found:
+        ix.tell("I couldn't find a phone number in that message.")
+        return
+    ix.tell(*pick_number(found))
+
+
+def pick_number(numbers: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{CALL_NUMBER_ACTION}-{i}",
+            "value": number,
+            "text": {"type": "plain_text", "text": f"Call {national(number)}"[:75]},
+        }
+        for i, number in enumerate(numbers)
+    ]
+    text = "Which number should I call? I'll ring your phone first."
+    return "Which number should I call?", [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": "call-numbers", "elements": buttons},
+    ]
+
+
+async def on_pick(ix: Interaction) -> None:
+    await ix.ack()
+
+    async def run() -> None:
+        placed = await calls.place_call(
+            ix.services, requester=ix.user_id, customer_text=ix.value, via="message shortcut"
+        )
+        ix.tell(call_result_text(placed, ix.user_id), replace=True)
+
+    ix.later(run(), name="call from message")
+
+
+LISTENERS = [shortcut(SHORTCUT, on_shortcut), action(prefixed(CALL_NUMBER_ACTION), on_pick)]
+
+
 def register(app: AsyncApp, services: Services) -> None:
     family.register(app, services)
-
-    @app.shortcut(SHORTCUT)
-    async def call_from_message(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        message = body.get("message") or {}
-        numbers = numbers_in(str(message.get("text") or ""), services.settings.country)[:5]
-        url = body["response_url"]
-        if not numbers:
-            services.outbox.respond(
-                url, {"response_type": "ephemeral", "text": "I couldn't find a phone number in that message."}
-            )
-            return
-        buttons = [
-            {
-                "type": "button",
-                "action_id": f"{CALL_NUMBER_ACTION}-{i}",
-                "value": number,
-                "text": {"type": "plain_text", "text": f"Call {national(number)}"[:75]},
-            }
-            for i, number in enumerate(numbers)
-        ]
-        services.outbox.respond(
-            url,
-            {
-                "response_type": "ephemeral",
-                "text": "Which number should I call?",
-                "blocks": [
-                    {
-                        "type": "section",
-                        "text": {"type": "mrkdwn", "text": "Which number should I call? I'll ring your phone first."},
-                    },
-                    {"type": "actions", "block_id": "call-numbers", "elements": buttons},
-                ],
-            },
-        )
-
-    @app.action(re.compile(f"^{CALL_NUMBER_ACTION}-\\d+$"))
-    async def call_picked_number(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        user = body["user"]["id"]
-        number = body["actions"][0]["value"]
-        url = body.get("response_url", "")
-
-        async def call() -> None:
-            placed = await place_call(services, requester=user, customer_text=number, via="message shortcut")
-            services.outbox.respond(
-                url, {"response_type": "ephemeral", "replace_original": True, "text": call_result_text(placed, user)}
-            )
-
-        services.tasks.spawn(
-            call(),
-            name="call from message",
-            tell_user=lambda text: services.outbox.respond(url, {"response_type": "ephemeral", "text": text}),
-        )
+    register_listeners(app, services, LISTENERS)

@@ -24,9 +24,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.numbers import SearchQuery
+from bot.domain.numbers import SearchQuery
 from bot.phone import national
-from bot.telco.avanser import SearchResult, ServiceDetail, Template
+from bot.telco.avanser import Account, RequestRecord, SearchResult, ServiceDetail, Template
 
 NEW_VIEW = "numbers_new"
 EDIT_VIEW = "numbers_edit"
@@ -34,8 +34,6 @@ RELEASE_VIEW = "numbers_release"
 TEMPLATE_VIEW = "numbers_template"
 PICK_ACTION = "numbers_pick"
 NEAR_ACTION = "numbers_near"
-APPROVE_ACTION = "numbers_approve"
-REJECT_ACTION = "numbers_reject"
 TEMPLATE_PREVIEW_ACTION = "numbers_template_preview"
 TEMPLATE_DELETE_ACTION = "numbers_template_delete"
 TEMPLATE_NEW_ACTION = "numbers_template_new"
@@ -262,61 +260,6 @@ def number_form(
     ).to_dict()
 
 
-def form_values(view: dict[str, Any]) -> dict[str, Any]:
-    """The form's answers by block id: text, the chosen option's value, checkbox values, a conversation."""
-    out: dict[str, Any] = {}
-    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
-        state: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
-        if "selected_option" in state:
-            out[block_id] = (state.get("selected_option") or {}).get("value")
-        elif "selected_options" in state:
-            out[block_id] = [o.get("value") for o in state.get("selected_options") or []]
-        elif "selected_conversation" in state:
-            out[block_id] = state.get("selected_conversation")
-        else:
-            value = state.get("value")
-            out[block_id] = value.strip() if isinstance(value, str) else value
-    return out
-
-
-def approval_message(row_id: int, requester: str, what: str, details: list[str], cost: str) -> tuple[str, list[Any]]:
-    text = f"<@{requester}> asks for {what}."
-    blocks = [
-        SectionBlock(text=MarkdownTextObject(text=f"📝 {text}\n" + "\n".join(f"• {d}" for d in details))),
-        ContextBlock(elements=[MarkdownTextObject(text=f"💲 {cost}")]),
-        ActionsBlock(
-            block_id=f"approval-{row_id}",
-            elements=[
-                ButtonElement(
-                    text="Approve",
-                    action_id=APPROVE_ACTION,
-                    value=str(row_id),
-                    style="primary",
-                    confirm=ConfirmObject(
-                        title="Approve this request?", text=f"{what} — {cost}", confirm="Approve", deny="Not yet"
-                    ),
-                ),
-                ButtonElement(text="Reject", action_id=REJECT_ACTION, value=str(row_id), style="danger"),
-            ],
-        ),
-    ]
-    return text.replace("<@", "@").replace(">", ""), _d(blocks)
-
-
-def decided_message(requester: str, what: str, details: list[str], admin: str, approved: bool) -> list[dict[str, Any]]:
-    verdict = f"✅ Approved by <@{admin}>" if approved else f"🚫 Rejected by <@{admin}>"
-    return _d(
-        [
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"📝 <@{requester}> asks for {what}.\n" + "\n".join(f"• {d}" for d in details)
-                )
-            ),
-            ContextBlock(elements=[MarkdownTextObject(text=verdict)]),
-        ]
-    )
-
-
 def services_list(services: list[ServiceDetail], routes: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
     if not services:
         text = "No active tracking numbers yet. Find one with `/numbers search mobile`."
@@ -443,12 +386,46 @@ def template_form(country: str) -> dict[str, Any]:
     ).to_dict()
 
 
-def notice_view(title: str, text: str) -> dict[str, Any]:
-    """A modal that only says something: while AVANSER answers, or why it couldn't."""
-    return View(
-        type="modal", title=title[:24], close="Close", blocks=[SectionBlock(text=MarkdownTextObject(text=text))]
-    ).to_dict()
-
-
 def plain(text: str) -> PlainTextObject:
     return PlainTextObject(text=text)
+
+
+def requests_list(records: list[RequestRecord]) -> tuple[str, list[dict[str, Any]] | None]:
+    """Recent AVANSER requests, newest first, each with its status."""
+    if not records:
+        return "AVANSER has no requests on this account yet.", None
+    icons = {"completed": "✅", "failed": "❌", "reported": "⚠️", "pending": "⏳", "pending_confirmation": "⏳"}
+    lines = [
+        f"{icons.get(r.request_status, '•')} *{r.request_type}* "
+        f"{national('+' + r.service_number) if r.service_number else ''} — {r.request_status}"
+        f"{': ' + r.message if r.message and r.request_status != 'completed' else ''}"
+        f" · {(r.request_date or '')[:16].replace('T', ' ')}"
+        for r in records
+    ]
+    return f"{len(records)} recent requests", _d([SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900]))])
+
+
+def accounts_list(listed: list[Account], current: int | None) -> tuple[str, list[dict[str, Any]]]:
+    """The AVANSER accounts, the selected one marked, a Switch button for up to five others."""
+    lines = [f"{'👉 ' if a.account_id == current else ''}*{a.account}* ({a.account_id})" for a in listed]
+    buttons = [
+        ButtonElement(
+            text=f"Switch to {a.account}"[:75],
+            action_id=f"{ACCOUNT_SWITCH_ACTION}-{a.account_id}",
+            value=str(a.account_id),
+        )
+        for a in listed
+        if a.account_id != current
+    ][:5]
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "No accounts."))]
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    return f"AVANSER accounts: {', '.join(a.account for a in listed)}", _d(blocks)
+
+
+def template_preview(template: dict[str, Any], preview: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    content = str(preview.get("content") or preview.get("message") or "")
+    block = SectionBlock(
+        text=MarkdownTextObject(text=f"*{template['name']}* ({template['type']})\n```{content[:2800]}```")
+    )
+    return f"{template['name']}: {content[:200]}", _d([block])

@@ -15,11 +15,11 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.phone import national
-from bot.routing import Route
 from notifiers.events import ExotelCall, ExotelDeallocation, ExotelVerification, exotel_number
 from notifiers.message import (
     AlertState,
     Message,
+    Route,
     alert_actions,
     alert_status_line,
     duration_text,

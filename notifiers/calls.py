@@ -5,11 +5,11 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.phone import national
-from bot.routing import Route
 from notifiers.events import AvanserCall
 from notifiers.message import (
     AlertState,
     Message,
+    Route,
     alert_actions,
     alert_status_line,
     duration_text,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
@@ -12,6 +12,20 @@ from bot.phone import national
 
 CALL_BACK_ACTION = "alert_call_back"
 CLAIM_ACTION = "alert_claim"
+
+
+ReportLevel = Literal["missed", "all"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a number's events go and how they are shown there (bot.domain.routing finds it)."""
+
+    channel: str
+    name: str | None = None  # the tracking number's friendly name
+    report: ReportLevel = "missed"  # "all": answered calls are posted too
+    mask_callers: bool = False  # show only the last 3 digits of callers in the channel
+    via: Literal["number", "group", "default"] = "number"
 
 
 @dataclass

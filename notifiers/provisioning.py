@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 
 from bot.phone import national
 from notifiers.events import AvanserRequestUpdate
+
+APPROVE_ACTION = "numbers_approve"
+REJECT_ACTION = "numbers_reject"
 
 
 def request_key(request_id: str) -> str:
@@ -84,3 +94,38 @@ def render_request(
     ]
     plain = text.replace("*", "")
     return plain, blocks
+
+
+def approval_message(row_id: int, requester: str, what: str, details: list[str], cost: str) -> tuple[str, list[Any]]:
+    text = f"<@{requester}> asks for {what}."
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=f"📝 {text}\n" + "\n".join(f"• {d}" for d in details))),
+        ContextBlock(elements=[MarkdownTextObject(text=f"💲 {cost}")]),
+        ActionsBlock(
+            block_id=f"approval-{row_id}",
+            elements=[
+                ButtonElement(
+                    text="Approve",
+                    action_id=APPROVE_ACTION,
+                    value=str(row_id),
+                    style="primary",
+                    confirm=ConfirmObject(
+                        title="Approve this request?", text=f"{what} — {cost}", confirm="Approve", deny="Not yet"
+                    ),
+                ),
+                ButtonElement(text="Reject", action_id=REJECT_ACTION, value=str(row_id), style="danger"),
+            ],
+        ),
+    ]
+    return text.replace("<@", "@").replace(">", ""), [b.to_dict() for b in blocks]
+
+
+def decided_message(requester: str, what: str, details: list[str], admin: str, approved: bool) -> list[dict[str, Any]]:
+    verdict = f"✅ Approved by <@{admin}>" if approved else f"🚫 Rejected by <@{admin}>"
+    blocks = [
+        SectionBlock(
+            text=MarkdownTextObject(text=f"📝 <@{requester}> asks for {what}.\n" + "\n".join(f"• {d}" for d in details))
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=verdict)]),
+    ]
+    return [b.to_dict() for b in blocks]

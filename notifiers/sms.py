@@ -5,9 +5,8 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.phone import national
-from bot.routing import Route
 from notifiers.events import AvanserSms
-from notifiers.message import AlertState, Message, alert_actions, alert_status_line, number_text
+from notifiers.message import AlertState, Message, Route, alert_actions, alert_status_line, number_text
 
 
 def thread_key(sms: AvanserSms) -> str:

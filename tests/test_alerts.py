@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import httpx
 import pytest
 
-from bot.routing import remember_thread, set_group_route, set_route
+from bot.domain.routing import remember_thread, set_group_route
 from bot.sandbox.stack import Stack
-from tests.conftest import wait_for
-from tests.test_hooks import AVANSER_CALL, AVANSER_REQUEST, AVANSER_SMS, EXOTEL_CALL, send
-
-TRACKING = "+61290081596"  # AVANSER_CALL's bnum
-
-
-def on_app(stack: Stack, action):
-    async def run():
-        return action(stack.services)
-
-    return stack.on_app(run())
-
-
-def route(stack: Stack, number: str = TRACKING, channel: str = "C0SALES", **options: Any) -> None:
-    on_app(stack, lambda s: set_route(s.store, number, channel, by="U0ADMIN", **options))
-
-
-def messages(stack: Stack, channel: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-    wait_for(lambda: len(stack.slack.channel_messages(channel)) >= count, timeout=timeout)
-    assert stack.drain(10)
-    return stack.slack.channel_messages(channel)
-
-
-def flat(message: dict[str, Any]) -> str:
-    return json.dumps(message["blocks"], ensure_ascii=False)
-
-
-def call(n: int = 0, **changes: str) -> dict[str, str]:
-    return {**AVANSER_CALL, "uniqueid": f"ECS1-{n}", "callid": str(1000 + n), **changes}
+from tests.helpers import (
+    AVANSER_REQUEST,
+    AVANSER_SMS,
+    EXOTEL_CALL,
+    call,
+    click,
+    flat,
+    messages,
+    on_app,
+    route,
+    send,
+    wait_for,
+)
 
 
 def test_missed_call_alert(stack: Stack, http: httpx.Client) -> None:
@@ -182,7 +165,7 @@ def test_request_callback_updates_the_request_message(stack: Stack, http: httpx.
 
 
 def test_allocation_events_thread_under_the_allocation(stack: Stack, http: httpx.Client) -> None:
-    from tests.test_hooks import EXOTEL_DEALLOCATION
+    from tests.helpers import EXOTEL_DEALLOCATION
 
     root = on_app(stack, lambda s: s.outbox.post("C0FIELD", "Virtual number 080 4XXX 513 for the Acme visit"))
     on_app(stack, lambda s: remember_thread(s.store, f"allocation:{EXOTEL_CALL['greenvn_id']}", root))
@@ -208,14 +191,12 @@ def test_claim_updates_the_alert_and_second_claim_is_told(stack: Stack, http: ht
     send(http, stack, "GET", "/hooks/avanser/call", call())
     [message] = messages(stack, "C0SALES")
     alert_id = message["blocks"][-1]["elements"][1]["value"]
-    click = block_action("alert_claim", alert_id, "U0REP", message, stack)
-    assert stack.slack.interact(stack.url, click).status_code == 200
+    click(stack, "alert_claim", alert_id, "U0REP", message)
     wait_for(lambda: stack.slack.channel_messages("C0SALES")[0]["edits"] == 1)
     claimed = stack.slack.channel_messages("C0SALES")[0]
     assert "🙋 Claimed by <@U0REP> at" in flat(claimed)
     assert [b["action_id"] for b in claimed["blocks"][-1]["elements"]] == ["alert_call_back"]
-    late = block_action("alert_claim", alert_id, "U0ADMIN", message, stack)
-    stack.slack.interact(stack.url, late)
+    late = click(stack, "alert_claim", alert_id, "U0ADMIN", message)
     responses = wait_for(lambda: stack.slack.responses_to(late["response_url"]))
     assert responses[0]["text"] == "<@U0REP> already claimed this one."
 
@@ -226,37 +207,6 @@ def test_masked_route_hides_the_caller(stack: Stack, http: httpx.Client) -> None
     [message] = messages(stack, "C0SALES")
     assert "•••• ••• 045" in message["text"]
     assert "203" not in json.dumps(message)
-
-
-def block_action(action_id: str, value: str, user: str, message: dict[str, Any], stack: Stack) -> dict[str, Any]:
-    """A block_actions payload shaped like shared/slack-samples/block_actions_payload.json."""
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "token": "verification_token",
-        "container": {
-            "type": "message",
-            "message_ts": message["ts"],
-            "channel_id": "C0SALES",
-            "is_ephemeral": False,
-        },
-        "trigger_id": "111.222.xxx",
-        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
-        "channel": {"id": "C0SALES", "name": "sales"},
-        "message": message,
-        "response_url": stack.slack.new_response_url(),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": message["blocks"][-1]["block_id"],
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-                "text": {"type": "plain_text", "text": "Claim", "emoji": True},
-            }
-        ],
-    }
 
 
 @pytest.mark.slow

@@ -28,7 +28,8 @@ from bot.telco.base import (
     ProviderUnavailable,
     RetryPolicy,
 )
-from tests.conftest import Providers, stack_client, wait_for
+from tests.conftest import Providers, stack_client
+from tests.helpers import wait_for
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_c5f96eabcc7f1588.readable.md"
 
@@ -393,7 +394,7 @@ async def test_update_and_decommission(providers: Providers) -> None:
 
 
 async def test_callback_reaches_the_app_inbox(stack) -> None:
-    from tests.test_hooks import inbox
+    from tests.helpers import inbox
 
     client = stack_client(stack, "avanser")
     callback_uri = f"{stack.url}/hooks/avanser/request?token={stack.webhook_token}"
@@ -608,7 +609,7 @@ async def test_httpx_errors_never_escape(providers: Providers) -> None:
 
 
 async def test_calls_and_texts_reach_the_app_inbox(stack) -> None:
-    from tests.test_hooks import inbox
+    from tests.helpers import inbox
 
     hooks = f"{stack.url}/hooks/avanser"
     token = f"token={stack.webhook_token}"

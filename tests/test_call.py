@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import pytest
 
+from bot.sandbox import payloads
 from bot.sandbox.stack import Stack
-from tests.conftest import wait_for
-from tests.test_alerts import block_action, call, messages, route
-from tests.test_hooks import send
+from tests.helpers import call, click, messages, route, send, wait_for
 
 CALLER_ID = "+61290081500"
 
@@ -142,9 +140,8 @@ def test_call_back_from_an_alert(calls: Stack) -> None:
     send(http, calls, "GET", "/hooks/avanser/call", call(1))
     [alert] = messages(calls, "C0SALES")
     slash(calls, "phone 0412 999 888")
-    click = block_action("alert_call_back", alert["blocks"][-1]["elements"][0]["value"], "U0REP", alert, calls)
-    calls.slack.interact(calls.url, click)
-    assert later(calls, click["response_url"]).startswith("📞 Ringing your phone (0412 999 888) now.")
+    clicked = click(calls, "alert_call_back", alert["blocks"][-1]["elements"][0]["value"], "U0REP", alert)
+    assert later(calls, clicked["response_url"]).startswith("📞 Ringing your phone (0412 999 888) now.")
     assert legs(calls) == [
         {"leg_A": {"to": "61412999888", "from": "61290081596"}, "leg_B": {"to": "61410203045", "from": "61290081596"}}
     ]
@@ -154,22 +151,14 @@ def test_call_back_from_an_alert(calls: Stack) -> None:
 
 def test_message_shortcut_offers_the_numbers_it_finds(calls: Stack) -> None:
     slash(calls, "phone 0412 999 888")
-    payload = {
-        "type": "message_action",
-        "callback_id": "call_number_in_message",
-        "trigger_id": "1.2.3",
-        "team": {"id": "T0SANDBOX"},
-        "user": {"id": "U0REP", "name": "riley"},
-        "channel": {"id": "C0SALES"},
-        "message": {
-            "type": "message",
-            "text": "Jo asked for a call on 0410 203 045, or the office (02) 9008 1555",
-            "ts": "1.1",
-        },
-        "response_url": calls.slack.new_response_url(),
-        "action_ts": str(time.time()),
-        "token": "t",
+    message = {
+        "type": "message",
+        "text": "Jo asked for a call on 0410 203 045, or the office (02) 9008 1555",
+        "ts": "1.1",
     }
+    payload = payloads.message_action(
+        "call_number_in_message", message, user="U0REP", response_url=calls.slack.new_response_url()
+    )
     calls.slack.interact(calls.url, payload)
     [offer] = wait_for(lambda: calls.slack.responses_to(payload["response_url"]))
     buttons = offer["blocks"][1]["elements"]
@@ -177,26 +166,10 @@ def test_message_shortcut_offers_the_numbers_it_finds(calls: Stack) -> None:
         ("Call 0410 203 045", "+61410203045"),
         ("Call (02) 9008 1555", "+61290081555"),
     ]
-    click = {
-        "type": "block_actions",
-        "user": {"id": "U0REP"},
-        "team": {"id": "T0SANDBOX"},
-        "container": {"type": "message", "is_ephemeral": True},
-        "trigger_id": "1.2.4",
-        "api_app_id": "A0",
-        "response_url": payload["response_url"],
-        "token": "t",
-        "actions": [
-            {
-                "action_id": "call_number-1",
-                "block_id": "call-numbers",
-                "value": "+61290081555",
-                "type": "button",
-                "action_ts": "1",
-            }
-        ],
-    }
-    calls.slack.interact(calls.url, click)
+    picked = payloads.block_actions(
+        "call_number-1", "+61290081555", user="U0REP", response_url=payload["response_url"], block_id="call-numbers"
+    )
+    calls.slack.interact(calls.url, picked)
     wait_for(lambda: len(calls.slack.responses_to(payload["response_url"])) == 2)
     assert legs(calls) == [
         {"leg_A": {"to": "61412999888", "from": "61290081555"}, "leg_B": {"to": "61290081555", "from": "61290081500"}}

@@ -14,12 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.routing import set_group_route
+from bot.domain.routing import set_group_route
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.slack import SlackSandbox
 from bot.store import Store
-from tests.conftest import wait_for
-from tests.test_hooks import AVANSER_CALL
+from tests.helpers import AVANSER_CALL, wait_for
 
 EVENTS = 400
 CHANNELS = 4

@@ -19,7 +19,8 @@ from bot.telco.exotel import (
     PartiesUpdate,
     Preferences,
 )
-from tests.conftest import Providers, stack_client, wait_for
+from tests.conftest import Providers, stack_client
+from tests.helpers import wait_for
 
 SEED_ALLOCATION = {  # seed 002, 'Create an Allocation', the curl example
     "aparty_numbers": ["+919176226528", "+911234567891"],
@@ -240,7 +241,7 @@ async def test_get_is_retried_and_malformed_json_is_typed(providers: Providers) 
 
 
 async def test_events_reach_the_app_inbox(stack) -> None:
-    from tests.test_hooks import inbox
+    from tests.helpers import inbox
 
     client = stack_client(stack, "exotel")
     allocation = await client.allocate(seed_request(deallocation_duration="1s"))

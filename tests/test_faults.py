@@ -14,15 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.numbers import parse_search
+from bot.domain.vn import parse_quick
 from bot.errors import UserError
-from bot.leases import parse_quick
-from bot.numbers import parse_search
 from bot.sandbox.signing import signature_headers
 from bot.sandbox.stack import Stack
 from commands.call import parse_call
-from tests.conftest import wait_for
-from tests.test_alerts import call, messages, route
-from tests.test_hooks import HOOKS_UNDER_TEST, inbox, send
+from tests.helpers import HOOKS_UNDER_TEST, call, inbox, messages, route, send, wait_for
 
 
 def test_slack_event_retries_are_handled_once(stack: Stack, http: httpx.Client) -> None:

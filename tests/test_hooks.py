@@ -3,122 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
 
-from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.stack import Stack
-
-# Payloads as the seeds show them.
-AVANSER_CALL = dict(SEED_CALL)  # seed 001, Call-URI functionality
-AVANSER_SMS = {  # seed 001, SMS-Forward functionality
-    "clientId": "6999",
-    "to": "+61-0401020304",
-    "from": "+61-0401020305",
-    "txt": "this is a test message",
-    "date": "2016-04-12 10:10:10",
-}
-AVANSER_REQUEST = {  # seed 001, Callback-URI "Request completed"
-    "account_id": 6999,
-    "request_id": "c9220015e2f48bc7cf4b38186a7b2025",
-    "custom_id": "client desired unique id",
-    "status": "completed",
-    "message": "Request completed successfully",
-    "service_number": "611300123123",
-    "answer_point": "614201010100",
-}
-EXOTEL_CALL = {  # seed 002, Call Event
-    "start_time": "2021-01-19T19:17:03+50:30",
-    "direction": "incoming",
-    "source": "exotel",
-    "dial_call_duration": "32",
-    "connection_id": "YOUR_CONNECTION_ID",
-    "dial_call_status": "completed",
-    "greenvn": "+91804XXXX513",
-    "recording_url": "https://s3-ap-southeast-1.amazonaws.com/x/CALL_SID.mp3",
-    "on_call_duration": "27",
-    "greenvn_id": "d12638b6-28b8-488d-8cf3-c60619ac2280",
-    "call_type": "completed",
-    "call_sid": "53fa8e40bb1XXXXXXXXXX257c439151k",
-    "to": "+91776XXXX969",
-    "current_time": "2021-01-19T19:17:44+50:30",
-    "from": "+91959XXXX342",
-}
-EXOTEL_DEALLOCATION = {  # seed 002, Deallocation Callback Event
-    "connection_id": "YOUR_CONNECTION_ID",
-    "aparty_numbers": ["+917317678172"],
-    "bparty_numbers": ["+918400047000"],
-    "aparty_pins": [None],
-    "bparty_pins": [None],
-    "usage": "twoway",
-    "state": "vault",
-    "greenvn": "+91983XXXX195",
-    "greenvn_id": "fffe1797-b738-483f-a5a6-757ddfb15e78",
-}
-EXOTEL_VERIFIED = {
-    "connection_id": "c1",
-    "greenvn": "+918012345678",
-    "greenvn_id": "123456",
-    "caller": "+919876543210",
-    "pin": "1234",
-}
-EXOTEL_VERIFY_FAILED = {
-    "call_sid": "8a4d92198hy678",
-    "greenvn": "+918012345678",
-    "start_time": "2021-09-24 07:05:28",
-    "caller": "+919876543210",
-    "pin": "9999",
-}
-
-HOOKS_UNDER_TEST = [
-    ("GET", "/hooks/avanser/call"),
-    ("GET", "/hooks/avanser/sms"),
-    ("POST", "/hooks/avanser/request"),
-    ("POST", "/hooks/exotel/call"),
-    ("POST", "/hooks/exotel/deallocation"),
-    ("POST", "/hooks/exotel/verification"),
-]
-
-CASES: list[tuple[str, str, dict[str, Any]]] = [
-    ("GET", "/hooks/avanser/call", AVANSER_CALL),
-    ("GET", "/hooks/avanser/sms", AVANSER_SMS),
-    ("POST", "/hooks/avanser/request", AVANSER_REQUEST),
-    ("POST", "/hooks/exotel/call", EXOTEL_CALL),
-    ("POST", "/hooks/exotel/deallocation", EXOTEL_DEALLOCATION),
-    ("POST", "/hooks/exotel/verification", EXOTEL_VERIFIED),
-    ("POST", "/hooks/exotel/verification", EXOTEL_VERIFY_FAILED),
-]
-
-
-def send(
-    http: httpx.Client,
-    stack: Stack,
-    method: str,
-    path: str,
-    payload: dict[str, Any],
-    token: str | None = "right",
-    auth: tuple[str, str] | None = None,
-) -> httpx.Response:
-    params = {}
-    if token == "right":
-        params["token"] = stack.webhook_token
-    elif token is not None:
-        params["token"] = token
-    if method == "GET":
-        return http.get(stack.hook_url(path), params={**payload, **params}, auth=auth)
-    return http.post(stack.hook_url(path), params=params, json=payload, auth=auth)
-
-
-def inbox(stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
-    rows = stack.on_app(_rows(stack))
-    return [(r[0], r[1], json.loads(r[2])) for r in rows]
-
-
-async def _rows(stack: Stack) -> list[tuple[Any, ...]]:
-    assert stack.services is not None
-    return stack.services.store.execute("SELECT source, dedup_key, payload FROM inbox ORDER BY id").fetchall()
+from tests.helpers import (
+    AVANSER_CALL,
+    AVANSER_REQUEST,
+    CASES,
+    EXOTEL_CALL,
+    inbox,
+    send,
+)
 
 
 @pytest.mark.parametrize(("method", "path", "payload"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox.stack import ADMIN, Stack
-from tests.conftest import wait_for
+from tests.helpers import click, submit_view, wait_for
 
 REP = "U0REP"
 
@@ -37,72 +37,6 @@ def reply(stack: Stack, url: str, n: int = 1) -> dict[str, Any]:
 
 def text_of(body: dict[str, Any]) -> str:
     return json.dumps(body.get("blocks") or body.get("text"), ensure_ascii=False)
-
-
-def form(values: dict[str, Any]) -> dict[str, Any]:
-    """view.state.values as Slack sends them for the request form."""
-    state: dict[str, Any] = {}
-    for block, value in values.items():
-        if block in ("type", "report"):
-            state[block] = {"value": {"type": "static_select", "selected_option": {"value": value}}}
-        elif block == "record_call":
-            state[block] = {"value": {"type": "checkboxes", "selected_options": [{"value": "yes"}] if value else []}}
-        elif block == "channel":
-            state[block] = {"value": {"type": "conversations_select", "selected_conversation": value}}
-        else:
-            state[block] = {"value": {"type": "plain_text_input", "value": value}}
-    return state
-
-
-def submit_view(
-    stack: Stack,
-    callback_id: str,
-    values: dict[str, Any],
-    user: str = REP,
-    metadata: dict[str, Any] | None = None,
-    view_id: str = "V0FORM",
-) -> Any:
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "token": "verification_token",
-        "trigger_id": "1.2.view",
-        "view": {
-            "id": view_id,
-            "team_id": "T0SANDBOX",
-            "type": "modal",
-            "callback_id": callback_id,
-            "private_metadata": json.dumps(metadata or {"channel": "C0SALES"}),
-            "blocks": [],
-            "state": {"values": form(values)},
-            "hash": "1.h",
-            "title": {"type": "plain_text", "text": "x"},
-        },
-        "response_urls": [],
-    }
-    return stack.slack.interact(stack.url, payload)
-
-
-def click(
-    stack: Stack, action_id: str, value: str, user: str, message: dict[str, Any] | None = None, channel: str = "C0SALES"
-) -> dict[str, Any]:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "name": user.lower(), "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "token": "verification_token",
-        "trigger_id": "1.2.click",
-        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
-        "channel": {"id": channel},
-        "container": {"type": "message", "channel_id": channel},
-        "message": message or {},
-        "response_url": stack.slack.new_response_url(),
-        "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1"}],
-    }
-    assert stack.slack.interact(stack.url, payload).status_code == 200
-    return payload
 
 
 TRANSFER = {
@@ -457,7 +391,7 @@ def test_release_asks_then_decommissions(numbers: Stack) -> None:
         ]
     )[0].args["view"]
     assert "Its calls are posted in <#C0SALES>" in view["blocks"][0]["text"]["text"]
-    submit_view(numbers, "numbers_release", {}, user=ADMIN, metadata=json.loads(view["private_metadata"]))
+    submit_view(numbers, view, {}, user=ADMIN)
     wait_for(lambda: numbers.avanser.requests_to("DELETE", "/v1/services/"))
     wait_for(lambda: number not in numbers.avanser.services, timeout=10)
     wait_for(lambda: any("is released" in m["text"] for m in numbers.slack.channel_messages("C0SALES")), timeout=10)

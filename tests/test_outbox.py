@@ -10,7 +10,7 @@ import pytest
 
 from bot.outbox import Outbox
 from bot.sandbox.stack import Stack
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 def on_outbox(stack: Stack, action: Callable[[Outbox], Any]) -> Any:

@@ -12,7 +12,7 @@ from bot.errors import UserError
 from bot.sandbox.signing import signature_headers, slash_command_body
 from bot.sandbox.stack import Stack
 from commands import FAMILIES
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.command)
@@ -127,7 +127,7 @@ def test_background_failure_reaches_the_user_through_response_url(stack: Stack, 
         async def work():
             raise UserError("AVANSER has no free numbers in Perth right now.")
 
-        request.later(work())
+        request.later(work(), name="slow")
 
     family.register(stack.app_server.app.state.bolt, stack.services)  # type: ignore[union-attr]
     answer, response_url = stack.slack.command(stack.url, "/slow", "go", client=http)

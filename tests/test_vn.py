@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot import leases
+from bot.domain import vn as vn_domain
 from bot.errors import UserError
 from bot.sandbox.stack import ADMIN, Stack
-from tests.conftest import wait_for
-from tests.test_numbers import click, submit_view
+from tests.helpers import click, submit_view, wait_for
 
 REP = "U0REP"
 QUICK = "+919176226528,+911234567891 to +918136966620 twoway for 2h pin 1234"
@@ -34,11 +33,11 @@ def later(stack: Stack, url: str) -> str:
     return wait_for(lambda: stack.slack.responses_to(url), timeout=10)[-1]["text"]
 
 
-def allocations(stack: Stack) -> list[leases.Allocation]:
-    async def rows() -> list[leases.Allocation]:
+def allocations(stack: Stack) -> list[vn_domain.Allocation]:
+    async def rows() -> list[vn_domain.Allocation]:
         assert stack.services is not None
-        return leases.owned(stack.services, "", everyone=True) + [
-            leases.get(stack.services, str(r[0]))
+        return vn_domain.owned(stack.services, "", everyone=True) + [
+            vn_domain.get(stack.services, str(r[0]))
             for r in stack.services.store.execute("SELECT id FROM allocations WHERE state != 'active'").fetchall()
         ]
 
@@ -46,7 +45,7 @@ def allocations(stack: Stack) -> list[leases.Allocation]:
 
 
 def test_quick_form_reads_every_field() -> None:
-    plan = leases.parse_quick(
+    plan = vn_domain.parse_quick(
         "+919176226528, +911234567891 to +918136966620 oneway for 45m pin 1234 bpin 5678,9012 "
         "vn +918012345679 region ka pincode 560001 landline strict flow f-1 masked"
     )
@@ -55,7 +54,7 @@ def test_quick_form_reads_every_field() -> None:
     assert (plan.greenvn, plan.region, plan.pin_code, plan.number_type) == ("+918012345679", "KA", "560001", "landline")
     assert plan.strict and plan.masked and plan.flow_id == "f-1"
     body = plan.request("X1").to_body()
-    assert body["deallocation_policy"] == {"duration": f"{2700 + int(leases.SAFETY_NET)}s"}
+    assert body["deallocation_policy"] == {"duration": f"{2700 + int(vn_domain.SAFETY_NET)}s"}
     assert body["preferences"] == {"greenvn": "+918012345679", "region": "KA", "pin_code": "560001", "type": "landline"}
 
 
@@ -74,7 +73,7 @@ def test_quick_form_reads_every_field() -> None:
 )
 def test_quick_form_refusals(text: str, message: str) -> None:
     with pytest.raises(UserError) as info:
-        leases.parse_quick(text)
+        vn_domain.parse_quick(text)
     assert message in str(info.value)
 
 
@@ -86,7 +85,7 @@ def test_allocate_with_the_quick_form(vn: Stack) -> None:
     body = sent.json
     assert body["aparty_numbers"] == ["+919176226528", "+911234567891"] and body["bparty_numbers"] == ["+918136966620"]
     assert body["usage"] == "twoway" and body["aparty_pins"] == [1234] and body["connection_id"].startswith("sb-")
-    assert body["deallocation_policy"] == {"duration": f"{7200 + int(leases.SAFETY_NET)}s"}
+    assert body["deallocation_policy"] == {"duration": f"{7200 + int(vn_domain.SAFETY_NET)}s"}
     [allocation] = allocations(vn)
     assert result.startswith(f"✅ {allocation.green_vn and '0' + allocation.green_vn[3:6]}")
     [message] = wait_for(lambda: vn.slack.channel_messages("C0FIELD"))
@@ -228,7 +227,7 @@ def test_parties_and_swap(vn: Stack) -> None:
     meta = json.loads(view["private_metadata"])
     submit_view(
         vn,
-        "vn_parties",
+        view,
         {
             "aparty": "+919176226528",
             "bparty": "+918136966620, +919000000001",

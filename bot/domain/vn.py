@@ -21,12 +21,21 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.routing import deliver, remember_thread, route_for, thread_channel
 from bot.errors import UserError
+from bot.inbox import Handler
 from bot.phone import InvalidNumber, national, parse_number
-from bot.routing import remember_thread
 from bot.telco.base import TelcoError
-from bot.telco.exotel import REGIONS, AllocationRequest, ExotelAlreadyDeleted, PartiesUpdate, Preferences
-from notifiers.allocations import render_allocation, render_reminder
+from bot.telco.exotel import (
+    REGIONS,
+    AllocationRequest,
+    ExotelAlreadyDeleted,
+    ExotelClient,
+    PartiesUpdate,
+    Preferences,
+)
+from notifiers.allocations import render_allocation, render_deallocation, render_reminder
+from notifiers.events import Event, ExotelDeallocation, exotel_number
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -43,14 +52,17 @@ def parse_duration(text: str) -> float:
     """`45m`, `2h`, `3d` (or `30s`) in seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text.lower())
     if not match:
-        raise UserError(f"“{text}” isn't a duration; use minutes, hours or days such as 45m, 2h or 3d.")
+        raise UserError(
+            f"“{text}” isn't a duration; use minutes, hours or days such as 45m, 2h or 3d.", field="duration"
+        )
     seconds = float(match.group(1)) * UNITS[match.group(2)]
     if not 1 <= seconds <= 90 * 86400:
-        raise UserError("A virtual number can be kept for between a minute and 90 days.")
+        raise UserError("A virtual number can be kept for between a minute and 90 days.", field="duration")
     return seconds
 
 
-def _numbers(text: str, side: str) -> list[str]:
+def parse_numbers(text: str, side: str, *, field: str | None = None) -> list[str]:
+    """Comma- or space-separated phone numbers (Indian when typed without +), E.164, no repeats."""
     numbers = []
     for part in re.split(r"[,\s]+", text.strip()):
         if not part:
@@ -58,21 +70,24 @@ def _numbers(text: str, side: str) -> list[str]:
         try:
             numbers.append(parse_number(part, INDIA))
         except InvalidNumber as exc:
-            raise UserError(f"{side}: {exc}") from None
+            raise UserError(f"{side}: {exc}", field=field) from None
     if not numbers:
-        raise UserError(f"{side}: give at least one phone number.")
+        raise UserError(f"{side}: give at least one phone number.", field=field)
     if len(set(numbers)) < len(numbers):
-        raise UserError(f"{side}: the same number is listed twice.")
+        raise UserError(f"{side}: the same number is listed twice.", field=field)
     return numbers
 
 
-def _pins(text: str, side: str) -> list[int]:
+def parse_pins(text: str, side: str, *, field: str | None = None) -> list[int]:
+    """PINs: positive whole numbers (Exotel's pins are integers)."""
     pins = []
     for part in re.split(r"[,\s]+", text.strip()):
         if not part:
             continue
         if not part.isdigit() or int(part) <= 0 or len(part) > 9:
-            raise UserError(f"{side}: “{part}” isn't a PIN; use positive numbers, 4 to 6 digits are easiest.")
+            raise UserError(
+                f"{side}: “{part}” isn't a PIN; use positive numbers, 4 to 6 digits are easiest.", field=field
+            )
         pins.append(int(part))
     return pins
 
@@ -100,10 +115,15 @@ class AllocationPlan:
         if overlap:  # Exotel code 14, caught before Exotel is called
             raise UserError(
                 f"{national(next(iter(overlap)))} is on both sides; a virtual number connects two "
-                "different sets of people."
+                "different sets of people.",
+                field="bparty",
             )
         if self.region and self.region not in REGIONS:
-            raise UserError(f"“{self.region}” isn't a region Exotel offers; use one of {', '.join(REGIONS)}.")
+            raise UserError(
+                f"“{self.region}” isn't a region Exotel offers; use one of {', '.join(REGIONS)}.", field="region"
+            )
+        if self.pin_code and not self.pin_code.isdigit():
+            raise UserError(f"“{self.pin_code}” isn't a pin code (six digits, e.g. 560001).", field="pin_code")
 
     def request(self, connection_id: str) -> AllocationRequest:
         prefs = Preferences(greenvn=self.greenvn, region=self.region, pin_code=self.pin_code, type=self.number_type)  # type: ignore[arg-type]
@@ -138,7 +158,7 @@ def parse_quick(text: str) -> AllocationPlan:
     b_words: list[str] = []
     while words and (re.fullmatch(r"\+?[\d,()-]+", words[0]) or words[0] == ","):
         b_words.append(words.pop(0))
-    plan = AllocationPlan(aparty=_numbers(head, "a-party"), bparty=_numbers(" ".join(b_words), "b-party"))
+    plan = AllocationPlan(aparty=parse_numbers(head, "a-party"), bparty=parse_numbers(" ".join(b_words), "b-party"))
     while words:
         word = words.pop(0).lower()
         value = (
@@ -157,16 +177,14 @@ def parse_quick(text: str) -> AllocationPlan:
         elif word == "for" and value:
             plan.duration = parse_duration(value)
         elif word in ("pin", "apin") and value:
-            plan.apins = _pins(value, "a-party PIN")
+            plan.apins = parse_pins(value, "a-party PIN")
         elif word == "bpin" and value:
-            plan.bpins = _pins(value, "b-party PIN")
+            plan.bpins = parse_pins(value, "b-party PIN")
         elif word == "vn" and value:
-            plan.greenvn = _numbers(value, "virtual number")[0]
+            plan.greenvn = parse_numbers(value, "virtual number")[0]
         elif word == "region" and value:
             plan.region = value.upper()
         elif word == "pincode" and value:
-            if not value.isdigit():
-                raise UserError(f"“{value}” isn't a pin code (six digits, e.g. 560001).")
             plan.pin_code = value
         elif word == "flow" and value:
             plan.flow_id = value
@@ -295,7 +313,8 @@ def reminder_time(expires_at: float, starts_at: float, lead: float) -> float:
 # -- lifecycle --------------------------------------------------------------------------------------------
 
 
-def _client(services: Services) -> Any:
+def exotel_client(services: Services) -> ExotelClient:
+    """The Exotel client, or a sentence saying it isn't set up."""
     if services.exotel is None:
         raise UserError("Exotel isn't set up: an admin needs to add the Exotel settings.")
     return services.exotel
@@ -303,7 +322,7 @@ def _client(services: Services) -> Any:
 
 async def allocate(services: Services, plan: AllocationPlan, owner: str, channel: str) -> Allocation:
     """Ask Exotel for a GreenVN, record the lease, post its message, schedule its reminder and end."""
-    client = _client(services)
+    client = exotel_client(services)
     connection_id = f"sb-{uuid.uuid4().hex[:16]}"
     result = await client.allocate(plan.request(connection_id))
     now = time.time()
@@ -389,7 +408,7 @@ async def expire(services: Services, allocation_id: int) -> None:
 
 async def end(services: Services, allocation: Allocation, state: str, *, by: str) -> None:
     """Release the GreenVN at Exotel (already released counts) and close the lease, once."""
-    client = _client(services)
+    client = exotel_client(services)
     if allocation.greenvn_id:
         try:
             await client.deallocate(allocation.greenvn_id)
@@ -426,6 +445,24 @@ def _close(services: Services, allocation: Allocation, state: str, by: str) -> N
         )
 
 
+def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
+    """The inbox handlers of this room, bound to `services`."""
+    return {ExotelDeallocation: lambda inbox_id, event: on_deallocation(services, inbox_id, event)}  # type: ignore[arg-type]
+
+
+def on_deallocation(services: Services, inbox_id: int, event: ExotelDeallocation) -> str:
+    """Exotel's deallocation event: the lease ends here too; one that isn't ours is said in its thread or route."""
+    if on_deallocated(services, event.greenvn_id):
+        return "done"  # a lease of Switchboard's: it closed the lease and said so in its thread
+    message = render_deallocation(event)
+    route = route_for(services.store, services.settings.alerts_channel, number=exotel_number(event.greenvn))
+    channel = thread_channel(services.store, *message.thread_keys) or (route.channel if route else None)
+    if channel is None:
+        return "unrouted"
+    deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message)
+    return "done"
+
+
 def on_deallocated(services: Services, greenvn_id: str) -> bool:
     """Exotel's deallocation event: end the lease here too. False when the allocation isn't ours."""
     row = services.store.execute(f"SELECT {COLUMNS} FROM allocations WHERE greenvn_id = ?", (greenvn_id,)).fetchone()
@@ -443,7 +480,7 @@ def extend(services: Services, allocation: Allocation, seconds: float, user: str
     new_end = max(allocation.expires_at, time.time()) + seconds
     if allocation.provider_expires_at and new_end > allocation.provider_expires_at:
         raise UserError(
-            f"Exotel releases this number at {_when(allocation.provider_expires_at)} at the latest "
+            f"Exotel releases this number at {when(allocation.provider_expires_at)} at the latest "
             "(set when it was made); get a new one with `/vn new` to keep going longer."
         )
     _save(
@@ -468,7 +505,7 @@ def extend(services: Services, allocation: Allocation, seconds: float, user: str
 async def update_parties(services: Services, allocation: Allocation, user: str, update: PartiesUpdate) -> None:
     may_manage(services, allocation, user)
     assert allocation.greenvn_id is not None
-    result = await _client(services).update_parties(allocation.greenvn_id, update)
+    result = await exotel_client(services).update_parties(allocation.greenvn_id, update)
     parties = dict(allocation.parties)
     parties.update({k: v for k, v in update.model_dump(exclude_none=True).items() if k != "usage"})
     _save(services, allocation, parties=parties, usage=result.usage or update.usage or allocation.usage)
@@ -479,7 +516,7 @@ async def update_parties(services: Services, allocation: Allocation, user: str, 
 async def swap(services: Services, allocation: Allocation, user: str, preferences: Preferences | None) -> str:
     may_manage(services, allocation, user)
     assert allocation.greenvn_id is not None
-    result = await _client(services).swap_number(allocation.greenvn_id, preferences)
+    result = await exotel_client(services).swap_number(allocation.greenvn_id, preferences)
     old = allocation.green_vn
     _save(services, allocation, green_vn=result.green_vn)
     if result.green_vn and allocation.message_row is not None:
@@ -491,6 +528,85 @@ async def swap(services: Services, allocation: Allocation, user: str, preference
     return result.green_vn or ""
 
 
+async def release_now(services: Services, ref: str, user: str) -> Allocation:
+    """Release an allocation at once, for its owner or an admin."""
+    allocation = get(services, ref)
+    may_manage(services, allocation, user)
+    if allocation.state != "active":
+        raise UserError("That virtual number was already released.")
+    await end(services, allocation, "released", by=user)
+    return allocation
+
+
+async def check_with_exotel(services: Services, allocation: Allocation) -> Allocation:
+    """Keep in step with Exotel: an allocation it has put in the vault is over here too."""
+    if allocation.state != "active" or not allocation.greenvn_id or services.exotel is None:
+        return allocation
+    if (await services.exotel.get_allocation(allocation.greenvn_id)).state == "vault":
+        on_deallocated(services, allocation.greenvn_id)
+    return get(services, str(allocation.id))
+
+
+# -- forms --------------------------------------------------------------------------------------------
+
+
+def plan_from_form(values: dict[str, Any]) -> AllocationPlan:
+    """The new-allocation form's values (by input name), checked; a UserError names the input it is about."""
+    options = values.get("options") or []
+    plan = AllocationPlan(
+        aparty=parse_numbers(values.get("aparty") or "", "a-party", field="aparty"),
+        bparty=parse_numbers(values.get("bparty") or "", "b-party", field="bparty"),
+        usage=values.get("usage") or "twoway",
+        duration=parse_duration(values.get("duration") or ""),
+        apins=parse_pins(values.get("apins") or "", "a-party PIN", field="apins"),
+        bpins=parse_pins(values.get("bpins") or "", "b-party PIN", field="bpins"),
+        greenvn=(
+            parse_numbers(values["greenvn"], "virtual number", field="greenvn")[0] if values.get("greenvn") else None
+        ),
+        region=values.get("region"),
+        pin_code=values.get("pin_code") or None,
+        number_type=values.get("number_type"),
+        strict="strict" in options,
+        flow_id=values.get("flow_id") or None,
+        masked="masked" in options,
+    )
+    plan.check()
+    return plan
+
+
+def parties_from_form(values: dict[str, Any]) -> PartiesUpdate:
+    """The parties form's values, checked like a new allocation's."""
+    update = PartiesUpdate(
+        aparty_numbers=parse_numbers(values.get("aparty") or "", "a-party", field="aparty"),
+        bparty_numbers=parse_numbers(values.get("bparty") or "", "b-party", field="bparty"),
+        aparty_pins=parse_pins(values.get("apins") or "", "a-party PIN", field="apins") or None,
+        bparty_pins=parse_pins(values.get("bpins") or "", "b-party PIN", field="bpins") or None,
+        usage=values.get("usage") or None,
+    )
+    AllocationPlan(aparty=update.aparty_numbers or [], bparty=update.bparty_numbers or []).check()
+    return update
+
+
+def parse_preferences(text: str) -> Preferences | None:
+    """`region KA vn +91… mobile` — what a swap should prefer."""
+    words = text.split()
+    prefs: dict[str, Any] = {}
+    while words:
+        word = words.pop(0).lower()
+        if word in ("mobile", "landline"):
+            prefs["type"] = word
+        elif word == "region" and words:
+            region = words.pop(0).upper()
+            if region not in REGIONS:
+                raise UserError(f"“{region}” isn't a region Exotel offers; use one of {', '.join(REGIONS)}.")
+            prefs["region"] = region
+        elif word == "vn" and words:
+            prefs["greenvn"] = parse_numbers(words.pop(0), "virtual number")[0]
+        else:
+            raise UserError(f"I don't understand “{word}”. Use region <code>, vn <number>, mobile or landline.")
+    return Preferences(**prefs) if prefs else None
+
+
 async def rebuild(services: Services) -> None:
     """At start: release what expired while the app was down, send due reminders, schedule the rest."""
     for allocation in owned(services, "", everyone=True):
@@ -500,5 +616,6 @@ async def rebuild(services: Services) -> None:
             schedule(services, allocation)
 
 
-def _when(epoch: float) -> str:
+def when(epoch: float) -> str:
+    """`Sun 22 Nov 12:29 UTC`."""
     return time.strftime("%a %d %b %H:%M UTC", time.gmtime(epoch))

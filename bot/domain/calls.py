@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.phones import phone_for
 from bot.errors import UserError
-from bot.phone import InvalidNumber, national, parse_number, region_of
+from bot.phone import national, parse_number, region_of
 from bot.telco.base import TelcoError
 from bot.telco.dtl import CallbackCall, Leg
 
@@ -30,73 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class NoPhone(UserError):
-    """The person to ring has no phone Switchboard can use."""
-
-
 class CallNotAllowed(UserError):
     """The call breaks a rule: country, rate limit, or who may bridge whom."""
-
-
-# -- the user phone registry (SQLite is the truth) ------------------------------------------------
-
-
-def registered_phone(services: Services, user_id: str) -> str | None:
-    row = services.store.execute("SELECT phone FROM user_phones WHERE user_id = ?", (user_id,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def register_phone(services: Services, user_id: str, text: str) -> str:
-    """Validate and store the phone Switchboard rings for `user_id`; returns it in E.164."""
-    phone = parse_number(text, services.settings.country)
-    services.store.execute(
-        "INSERT INTO user_phones (user_id, phone, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT(user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at",
-        (user_id, phone, time.time()),
-    )
-    services.store.audit(user_id, "phone.register", subject=user_id)
-    return phone
-
-
-def clear_phone(services: Services, user_id: str) -> bool:
-    cursor = services.store.execute("DELETE FROM user_phones WHERE user_id = ?", (user_id,))
-    if cursor.rowcount:
-        services.store.audit(user_id, "phone.clear", subject=user_id)
-    return bool(cursor.rowcount)
-
-
-def how_to_register(who: str = "you") -> str:
-    if who == "you":
-        return (
-            "I don't have a phone number for you. Register the phone Switchboard should ring with "
-            "`/call phone +61 412 345 678` (or add a phone number to your Slack profile)."
-        )
-    return (
-        f"I don't have a phone number for <@{who}>. They can register one with `/call phone <number>` "
-        "(or add a phone number to their Slack profile)."
-    )
-
-
-async def phone_for(services: Services, user_id: str, *, requester: str) -> str:
-    """The registered phone, else the Slack profile's phone if it parses; NoPhone with guidance otherwise."""
-    phone = registered_phone(services, user_id)
-    if phone:
-        return phone
-    try:
-        profile = await services.slack.users_profile_get(user=user_id)
-        text = str((profile.get("profile") or {}).get("phone") or "")
-    except Exception as exc:  # Slack unreachable or no users.profile:read: same guidance
-        log.warning("could not read the Slack profile of %s: %s", user_id, type(exc).__name__)
-        text = ""
-    if text:
-        try:
-            return parse_number(text, services.settings.country)
-        except InvalidNumber:
-            pass
-    raise NoPhone(how_to_register("you" if user_id == requester else user_id))
-
-
-# -- placing a call ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -161,6 +97,16 @@ def business_number(services: Services, tracking: str | None) -> str:
     )
 
 
+def check_call(services: Services, *, requester: str, customer_text: str, rep: str) -> str:
+    """The quick rules, checked before the ack: the customer's number (E.164) when the call may go ahead."""
+    customer = parse_number(customer_text, services.settings.country)
+    check_destination(services, customer)
+    check_bridge(services, requester, rep)
+    check_rate(services, requester)
+    business_number(services, number_they_called(services, customer))
+    return customer
+
+
 async def place_call(
     services: Services,
     *,
@@ -197,4 +143,11 @@ async def place_call(
     services.store.audit(
         requester, "call.placed", subject=customer, detail=json.dumps(detail), provider_ref=result.call_id
     )
+    if rep != requester:
+        why = f" — “{note}”" if note else ""
+        services.outbox.post(
+            rep,
+            f"📞 <@{requester}> asked you to take a call with {national(customer)}{why}. "
+            f"Your phone ({national(rep_phone)}) is ringing now.",
+        )
     return PlacedCall(rep, rep_phone, customer, leg_a.caller_id, leg_b.caller_id, result)

@@ -1,0 +1,203 @@
+"""Alerts: a call or text on one of our numbers becomes a message in its route's channel, with Claim and Call back.
+
+    provider ─▶ /hooks/* ─▶ inbox ─▶ on_avanser_call / on_avanser_sms / on_exotel_call / on_verification
+                                         │ route_for (routing) · render_* (notifiers) · an `alerts` row
+                                         ▼
+                                      deliver (routing) ─▶ outbox ─▶ Slack
+
+An alert row keeps the full caller number even when the channel shows it masked, and who claimed it
+or called back; `claim` and `call_back` change it and edit the alert's message in place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.domain import calls
+from bot.domain.routing import Delivered, deliver, route_for, thread_channel, thread_root
+from bot.errors import UserError
+from bot.inbox import Handler
+from notifiers.allocations import render_allocation_call, render_verification
+from notifiers.calls import kind_of, render_call, wanted
+from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
+from notifiers.message import AlertState, Message, Route
+from notifiers.sms import render_sms, thread_key
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+
+def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
+    """The inbox handlers of this room, bound to `services`."""
+    return {
+        AvanserCall: lambda inbox_id, event: on_avanser_call(services, inbox_id, event),  # type: ignore[arg-type]
+        AvanserSms: lambda inbox_id, event: on_avanser_sms(services, inbox_id, event),  # type: ignore[arg-type]
+        ExotelCall: lambda inbox_id, event: on_exotel_call(services, inbox_id, event),  # type: ignore[arg-type]
+        ExotelVerification: lambda inbox_id, event: on_verification(services, inbox_id, event),  # type: ignore[arg-type]
+    }
+
+
+def _route(services: Services, number: str | None, custom_group: str | None = None) -> Route | None:
+    return route_for(services.store, services.settings.alerts_channel, number=number, custom_group=custom_group)
+
+
+def _new_alert(
+    services: Services, inbox_id: int, channel: str, kind: str, caller: str | None, tracking: str | None
+) -> AlertState:
+    cursor = services.store.execute(
+        "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (inbox_id, channel, kind, caller, tracking, time.time()),
+    )
+    return AlertState(id=int(cursor.lastrowid or 0))
+
+
+def _post(services: Services, inbox_id: int, channel: str, message: Message, alert: int, *, digest: bool) -> Delivered:
+    delivered = deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message, digest=digest)
+    services.store.execute(
+        "UPDATE alerts SET outbox_id = ?, digest_id = ? WHERE id = ?", (delivered.row, delivered.digest, alert)
+    )
+    return delivered
+
+
+def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> str:
+    route = _route(services, event.tracking_e164, event.custom_group)
+    if route is None:
+        return "unrouted"
+    if not wanted(event, route):
+        return "skipped"
+    state = _new_alert(services, inbox_id, route.channel, kind_of(event), event.caller_e164, event.tracking_e164)
+    message = render_call(event, route, state)
+    delivered = _post(services, inbox_id, route.channel, message, state.id, digest=True)
+    recording = event.recording_url
+    if delivered.row is not None and event.is_voicemail and services.settings.recording_allowed(recording):
+        assert recording is not None
+        services.outbox.attach_file(
+            delivered.row,
+            recording,
+            f"voicemail-{event.dedup_key()}.mp3",
+            f"Voicemail — {message.text}",
+            dedup_key=f"inbox:{inbox_id}:recording",
+        )
+    return "done"
+
+
+def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
+    route = _route(services, event.tracking_e164)
+    if route is None:
+        return "unrouted"
+    first = thread_root(services.store, thread_key(event)) is None
+    state = _new_alert(services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164)
+    _post(services, inbox_id, route.channel, render_sms(event, route, state, first=first), state.id, digest=first)
+    return "done"
+
+
+def _allocation_route(services: Services, greenvn: str | None) -> Route | None:
+    return _route(services, exotel_number(greenvn))
+
+
+def on_exotel_call(services: Services, inbox_id: int, event: ExotelCall) -> str:
+    route = _allocation_route(services, event.greenvn)
+    keys = render_allocation_call(event, route or Route(channel=""), AlertState(id=0)).thread_keys
+    channel = thread_channel(services.store, *keys) or (route.channel if route else None)
+    if channel is None:
+        return "unrouted"
+    caller, vn = exotel_number(event.caller), exotel_number(event.greenvn)
+    state = _new_alert(services, inbox_id, channel, "allocation_call", caller, vn)
+    message = render_allocation_call(event, route or Route(channel=channel), state)
+    _post(services, inbox_id, channel, message, state.id, digest=False)
+    return "done"
+
+
+def on_verification(services: Services, inbox_id: int, event: ExotelVerification) -> str:
+    route = _allocation_route(services, event.greenvn)
+    message = render_verification(event, route or Route(channel=""))
+    channel = thread_channel(services.store, *message.thread_keys) or (route.channel if route else None)
+    if channel is None:
+        return "unrouted"
+    deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message)
+    return "done"
+
+
+# -- what people do about an alert ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    state: AlertState
+    event: Event
+    channel: str
+    outbox_id: int | None
+    caller: str | None
+    tracking: str | None
+
+
+def load_alert(services: Services, alert_id: int) -> Alert | None:
+    """An alert, its event, its channel and its message row (None when unknown)."""
+    row = services.store.execute(
+        "SELECT a.id, a.claimed_by, a.claimed_at, a.called_back_by, a.called_back_at, i.source, i.payload,"
+        " a.channel, a.outbox_id, a.caller, a.tracking FROM alerts a JOIN inbox i ON i.id = a.inbox_id WHERE a.id = ?",
+        (alert_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    state = AlertState(id=row[0], claimed_by=row[1], claimed_at=row[2], called_back_by=row[3], called_back_at=row[4])
+    return Alert(state, parse_event(row[5], json.loads(row[6])), str(row[7]), row[8], row[9], row[10])
+
+
+def render_alert(services: Services, alert: Alert) -> Message | None:
+    """The alert's message as it should look now (after a claim or a call back)."""
+    default, event, channel = services.settings.alerts_channel, alert.event, alert.channel
+    if isinstance(event, AvanserCall):
+        route = route_for(services.store, default, number=event.tracking_e164, custom_group=event.custom_group)
+        return render_call(event, route or Route(channel=channel), alert.state)
+    if isinstance(event, AvanserSms):
+        route = route_for(services.store, default, number=event.tracking_e164)
+        return render_sms(event, route or Route(channel=channel), alert.state, first=True)
+    if isinstance(event, ExotelCall):
+        route = route_for(services.store, default, number=exotel_number(event.greenvn))
+        return render_allocation_call(event, route or Route(channel=channel), alert.state)
+    return None
+
+
+def refresh_alert(services: Services, alert_id: int) -> None:
+    """Queue an edit of the alert's message to show who claimed or called back."""
+    alert = load_alert(services, alert_id)
+    message = render_alert(services, alert) if alert is not None else None
+    if alert is not None and message is not None and alert.outbox_id is not None:  # not inside a storm digest
+        services.outbox.update(alert.outbox_id, message.text, message.blocks)
+
+
+def claim(services: Services, alert_id: int, user_id: str) -> str | None:
+    """Mark the alert as handled by `user_id` and edit its message; who claimed it first, if someone else did."""
+    cursor = services.store.execute(
+        "UPDATE alerts SET claimed_by = ?, claimed_at = ? WHERE id = ? AND claimed_by IS NULL",
+        (user_id, time.time(), alert_id),
+    )
+    if cursor.rowcount == 0:
+        row = services.store.execute("SELECT claimed_by FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise UserError("I can't find that alert any more.")
+        return str(row[0]) if row[0] != user_id else None
+    services.store.audit(user_id, "alert.claim", subject=str(alert_id))
+    refresh_alert(services, alert_id)
+    return None
+
+
+async def call_back(services: Services, alert_id: int, user_id: str) -> calls.PlacedCall:
+    """Ring the clicker, then the caller of the alert, showing the number the caller had called."""
+    alert = load_alert(services, alert_id)
+    if alert is None:
+        raise UserError("I can't find that alert any more.")
+    if not alert.caller:
+        raise UserError("The caller withheld their number, so I can't call them back.")
+    placed = await calls.place_call(
+        services, requester=user_id, customer_text=alert.caller, tracking=alert.tracking, via="alert"
+    )
+    services.store.execute(
+        "UPDATE alerts SET called_back_by = ?, called_back_at = ? WHERE id = ?", (user_id, time.time(), alert_id)
+    )
+    refresh_alert(services, alert_id)
+    return placed

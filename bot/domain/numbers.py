@@ -1,0 +1,940 @@
+"""Tracking numbers: search grammar, and the life of a request (new, change, release) in SQLite.
+
+    awaiting_approval ──approve──▶ submitting ──AVANSER ack──▶ pending ──callback or poll──▶ completed
+            │                           │                                                   └──────▶ failed
+            └──reject──▶ rejected       └──AVANSER refused──▶ failed
+
+A request is a row of `number_requests` first; its progress message in the channel it was asked
+from is edited at every step (`render_request` in notifiers/provisioning.py). The AVANSER
+callback-URI drives it to the end; when none arrives within SWITCHBOARD_CALLBACK_WAIT seconds, a
+scheduler job polls the request list and feeds the final status into the inbox, as the callback
+would have — the inbox's dedup key makes the two count once. Nothing here imports slack_bolt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import phonenumbers
+
+from bot.domain.routing import deliver, remember_thread, remove_route, route_for, set_route, thread_root
+from bot.errors import FormErrors, UserError
+from bot.inbox import Handler, store_event
+from bot.phone import InvalidNumber, national, parse_number
+from bot.settings import Settings
+from bot.telco.avanser import (
+    Account,
+    Acknowledgment,
+    AvanserClient,
+    CallReporting,
+    EmailReport,
+    NumberRule,
+    NumberType,
+    SearchResult,
+    ServiceConfig,
+    ServiceDetail,
+    ServiceRequest,
+    ServiceUpdate,
+    SmsReport,
+)
+from bot.telco.base import TelcoError
+from notifiers.events import AvanserRequestUpdate, Event
+from notifiers.message import Message
+from notifiers.provisioning import (
+    approval_message,
+    decided_message,
+    render_request,
+    render_request_update,
+    request_key,
+)
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+TemplateType = Literal["email", "sms"]
+NUMBER_TYPES: dict[str, NumberType] = {"mobile": "MOBILE", "geo": "GEO", "tollfree": "TOLLFREE", "freecall": "FREECALL"}
+SEARCH_USAGE = (
+    "Search with `/numbers search mobile` (or geo, tollfree, freecall), `/numbers search near <address> "
+    "[radius <km>]`, `/numbers search at <lat>,<lng> [radius <km>]`, `/numbers search prefix <number>` or "
+    "`/numbers search szu <name>`; add `in <country>` for another country."
+)
+
+
+class BadSearch(UserError):
+    """The search words could not be read."""
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    kind: Literal["type", "near", "at", "prefix", "szu", "number"]
+    country: str
+    number_type: NumberType | None = None
+    address: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    radius: float = 20
+    number: str | None = None  # E.164
+    szu: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "type":
+            return f"{(self.number_type or '').lower()} numbers in {self.country}"
+        if self.kind == "near":
+            return f"numbers within {self.radius:g} km of {self.address}"
+        if self.kind == "at":
+            return f"numbers within {self.radius:g} km of {self.lat}, {self.lng}"
+        if self.kind in ("prefix", "number"):
+            return f"numbers like {national(self.number or '')}"
+        return f"numbers in the {self.szu} zone"
+
+    def rule(self) -> NumberRule:
+        """The same search as an AVANSER `service_number` rule, for a new-service request."""
+        if self.kind == "type":
+            return NumberRule(search_type="number_type", country=self.country, number_type=self.number_type)
+        if self.kind == "near":
+            return NumberRule(search_type="location", country=self.country, location=self.address, radius=self.radius)
+        if self.kind == "at":
+            return NumberRule(
+                search_type="coordinates", country=self.country, lat=self.lat, lng=self.lng, radius=self.radius
+            )
+        if self.kind in ("prefix", "number"):
+            return NumberRule(search_type=self.kind, country=self.country, number=self.number)
+        return NumberRule(search_type="szu", country=self.country, szu=self.szu)
+
+
+def parse_search(text: str, default_country: str) -> SearchQuery:
+    """Read `mobile`, `near 150 Elizabeth St Sydney radius 5 in AU`, `at -33.86,151.2`, `prefix 0290`, `szu perth`,
+    or a plain number (the exact number wanted)."""
+    words = text.split()
+    country = default_country
+    radius: float = 20
+    if len(words) >= 2 and words[-2].lower() == "in":
+        country = words[-1].upper()
+        words = words[:-2]
+        if len(country) != 2 or not country.isalpha():
+            raise BadSearch(f"“{country}” isn't a country code; use two letters such as AU.")
+    if len(words) >= 2 and words[-2].lower() == "radius":
+        try:
+            radius = float(words[-1].lower().removesuffix("km"))
+        except ValueError:
+            raise BadSearch(f"“{words[-1]}” isn't a radius in km.") from None
+        if not 0 < radius <= 500:
+            raise BadSearch("The radius must be between 1 and 500 km.")
+        words = words[:-2]
+    if not words:
+        raise BadSearch(SEARCH_USAGE)
+    head, rest = words[0].lower(), " ".join(words[1:]).strip()
+    if head in NUMBER_TYPES and not rest:
+        return SearchQuery("type", country, number_type=NUMBER_TYPES[head])
+    if head == "near" and rest:
+        return SearchQuery("near", country, address=rest, radius=radius)
+    if head == "at" and rest:
+        match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)", rest)
+        if not match or not (-90 <= float(match.group(1)) <= 90 and -180 <= float(match.group(2)) <= 180):
+            raise BadSearch(f"“{rest}” isn't a latitude,longitude pair such as -33.87,151.21.")
+        return SearchQuery("at", country, lat=float(match.group(1)), lng=float(match.group(2)), radius=radius)
+    if head == "prefix" and rest:
+        return SearchQuery("prefix", country, number=_number(rest, country))
+    if head == "szu" and rest:
+        if country != "AU":
+            raise BadSearch("SZU searches are for Australian numbers only.")
+        return SearchQuery("szu", country, szu=rest.lower())
+    try:
+        return SearchQuery("number", country, number=parse_number(" ".join(words), country))
+    except InvalidNumber:
+        raise BadSearch(SEARCH_USAGE) from None
+
+
+def _number(text: str, country: str) -> str:
+    try:
+        return parse_number(text, country)
+    except InvalidNumber:
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 4:  # a prefix need not be a whole number: pad it to one AVANSER can match
+            padded = (digits + "0" * 12)[: max(len(digits), 10)]
+            try:
+                return parse_number(padded, country)
+            except InvalidNumber:
+                pass
+        raise BadSearch(f"“{text}” isn't a number or the start of one.") from None
+
+
+async def run_search(client: AvanserClient, query: SearchQuery) -> SearchResult:
+    if query.kind == "type":
+        assert query.number_type is not None
+        return await client.search_by_type(query.country, query.number_type)
+    if query.kind == "near":
+        return await client.search_by_location(query.country, query.address or "", query.radius)
+    if query.kind == "at":
+        return await client.search_by_coordinates(query.country, query.lat or 0, query.lng or 0, query.radius)
+    if query.kind in ("prefix", "number"):
+        return await client.search_by_prefix(query.country, query.number or "")
+    return await client.search_by_szu(query.szu or "")
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+@dataclass
+class NumberRequest:
+    id: int
+    kind: str
+    custom_id: str
+    name: str
+    number: str | None
+    channel: str
+    requester: str
+    status: str
+    body: dict[str, Any]
+    request_id: str | None
+    message_row: int | None
+    approval_row: int | None
+    decided_by: str | None
+    error: str | None
+    submitted_at: float | None
+
+
+def load_request(services: Services, *, id: int | None = None, request_id: str | None = None) -> NumberRequest | None:
+    column, value = ("id", id) if id is not None else ("request_id", request_id)
+    row = services.store.execute(
+        "SELECT id, kind, custom_id, name, number, channel, requester, status, body, request_id, message_row,"
+        f" approval_row, decided_by, error, submitted_at FROM number_requests WHERE {column} = ?",
+        (value,),
+    ).fetchone()
+    if row is None:
+        return None
+    return NumberRequest(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        json.loads(row[8]),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
+
+
+def _set(services: Services, request: NumberRequest, **changes: Any) -> None:
+    for key, value in changes.items():
+        setattr(request, key, value)
+    columns = ", ".join(f"{k} = ?" for k in changes)
+    services.store.execute(
+        f"UPDATE number_requests SET {columns}, updated_at = ? WHERE id = ?",
+        (*changes.values(), time.time(), request.id),
+    )
+
+
+def show_progress(services: Services, request: NumberRequest) -> None:
+    """Edit the request's progress message to its current state."""
+    if request.message_row is None:
+        return
+    text, blocks = render_request(
+        request.kind,
+        request.status,
+        name=request.name,
+        number=request.number,
+        channel=request.channel,
+        requester=request.requester,
+        request_id=request.request_id,
+        decided_by=request.decided_by,
+        error=request.error,
+        approvals=services.settings.approvals_channel,
+    )
+    services.outbox.update(request.message_row, text, blocks)
+
+
+def _without_secrets(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as audited: the webhook URLs carry SWITCHBOARD_WEBHOOK_TOKEN, so they are left out."""
+    return {k: v for k, v in body.items() if k not in ("call_uri", "sms_forward_uri", "callback_uri")}
+
+
+def new_custom_id() -> str:
+    return f"sb-{uuid.uuid4().hex[:12]}"
+
+
+def create_request(
+    services: Services,
+    *,
+    kind: Literal["create", "update", "delete"],
+    name: str,
+    number: str | None,
+    channel: str,
+    requester: str,
+    body: dict[str, Any],
+    custom_id: str | None = None,
+) -> NumberRequest:
+    """Store the request and post its progress message; admins' requests go straight to AVANSER."""
+    admin = services.is_admin(requester)
+    status = "submitting" if admin else "awaiting_approval"
+    if not admin and not services.settings.approvals_channel:
+        raise UserError(
+            "Only Switchboard admins can do that here, and no approvals channel is set up. "
+            "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL."
+        )
+    custom_id = custom_id or new_custom_id()
+    now = time.time()
+    with services.store.transaction():
+        cursor = services.store.execute(
+            "INSERT INTO number_requests (kind, custom_id, name, number, channel, requester, status, body, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, custom_id, name, number, channel, requester, status, json.dumps(body), now, now),
+        )
+        request = load_request(services, id=int(cursor.lastrowid or 0))
+        assert request is not None
+        text, blocks = render_request(
+            kind,
+            status,
+            name=name,
+            number=number,
+            channel=channel,
+            requester=requester,
+            approvals=services.settings.approvals_channel,
+        )
+        _set(services, request, message_row=services.outbox.post(channel, text, blocks))
+        services.store.audit(
+            requester,
+            f"number.{kind}.request",
+            subject=number or name,
+            detail=json.dumps({"custom_id": custom_id, "body": _without_secrets(body)}),
+        )
+    return request
+
+
+async def submit(services: Services, request_row: int, *, resume: bool = False) -> None:
+    """Send the request to AVANSER (after approval, or at once for admins) and schedule the fallback poll."""
+    request = load_request(services, id=request_row)
+    if request is None or request.status != "submitting":
+        return
+    client = services.avanser
+    if client is None:
+        raise UserError("AVANSER isn't set up: an admin needs to add the AVANSER settings.")
+    try:
+        existing = await client.find_request(request.custom_id) if resume else None
+        if existing is not None:  # the process stopped after AVANSER took it: never send it twice
+            ack = Acknowledgment(
+                request_id=existing.id, message=existing.message or "", service_number=existing.service_number
+            )
+        elif request.kind == "create":
+            ack = await client.request_service(ServiceRequest.model_validate(request.body))
+        elif request.kind == "update":
+            assert request.number is not None
+            ack = await client.update_service(request.number, ServiceUpdate.model_validate(request.body))
+        else:
+            assert request.number is not None
+            ack = await client.decommission_service(request.number)
+    except TelcoError as exc:
+        _set(services, request, status="failed", error=str(exc))
+        services.store.audit(
+            "AVANSER",
+            f"number.{request.kind}.refused",
+            subject=request.number or request.name,
+            detail=json.dumps({"custom_id": request.custom_id, "error": exc.detail}),
+        )
+        show_progress(services, request)
+        return
+    number = ack.service_e164 or request.number
+    latest = load_request(services, id=request.id)
+    if latest is not None and latest.status in ("completed", "failed"):
+        return  # AVANSER's callback came before its answer to the request, and already settled it
+    _set(services, request, status="pending", request_id=ack.request_id, number=number, submitted_at=time.time())
+    if request.message_row is not None:
+        remember_thread(services.store, request_key(ack.request_id), request.message_row)
+    services.store.audit(
+        request.requester,
+        f"number.{request.kind}.submitted",
+        subject=number or request.name,
+        provider_ref=ack.request_id,
+        detail=json.dumps({"custom_id": request.custom_id}),
+    )
+    show_progress(services, request)
+    schedule_poll(services, request)
+
+
+def decide(services: Services, request_row: int, admin: str, approve: bool) -> NumberRequest:
+    """An admin's decision on a waiting request; UserError when it is not theirs to make or already made."""
+    if not services.is_admin(admin):
+        raise UserError("Only Switchboard admins can approve or reject number requests.")
+    request = load_request(services, id=request_row)
+    if request is None:
+        raise UserError("I can't find that request any more.")
+    if request.status != "awaiting_approval":
+        who = f" by <@{request.decided_by}>" if request.decided_by else ""
+        raise UserError(f"That request was already decided{who}.")
+    _set(services, request, status="submitting" if approve else "rejected", decided_by=admin)
+    services.store.audit(
+        admin,
+        "number.approve" if approve else "number.reject",
+        subject=request.number or request.name,
+        detail=json.dumps({"custom_id": request.custom_id}),
+    )
+    show_progress(services, request)
+    verdict = "approved" if approve else "rejected"
+    services.outbox.post(
+        request.requester,
+        f"<@{admin}> {verdict} your request for “{request.name}”."
+        + (" AVANSER is setting it up now." if approve else ""),
+    )
+    return request
+
+
+def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
+    """The inbox handlers of this room, bound to `services`."""
+    return {AvanserRequestUpdate: lambda inbox_id, event: on_request_update(services, inbox_id, event)}  # type: ignore[arg-type]
+
+
+def on_request_update(services: Services, inbox_id: int, event: AvanserRequestUpdate) -> str:
+    """AVANSER's callback: a request of ours edits its own message; anyone else's is posted where its number goes."""
+    if finish(services, event.request_id, str(event.status), event.message, event.service_e164, event.custom_id):
+        return "done"
+    text, blocks = render_request_update(event)
+    root = thread_root(services.store, request_key(event.request_id))
+    if root is not None:
+        services.outbox.update(root, text, blocks, dedup_key=f"inbox:{inbox_id}")
+        return "done"
+    route = route_for(services.store, services.settings.alerts_channel, number=event.service_e164)
+    if route is None:
+        return "unrouted"
+    deliver(services.store, services.outbox, f"inbox:{inbox_id}", route.channel, Message(text=text, blocks=blocks))
+    return "done"
+
+
+def finish(
+    services: Services,
+    request_id: str,
+    status: str,
+    message: str,
+    service_number: str | None,
+    custom_id: str | None = None,
+) -> bool:
+    """Apply AVANSER's final word (callback or poll) to a request Switchboard made; False if it isn't ours."""
+    request = load_request(services, request_id=request_id)
+    if request is None and custom_id:
+        # The callback can beat the answer to our own POST (a slow or lost answer): match it by custom_id.
+        row = services.store.execute("SELECT id FROM number_requests WHERE custom_id = ?", (custom_id,)).fetchone()
+        request = load_request(services, id=row[0]) if row else None
+        if request is not None:
+            _set(services, request, request_id=request_id)
+    if request is None:
+        return False
+    if request.status in ("completed", "failed"):
+        return True
+    number = service_number or request.number
+    if status == "completed":
+        _set(services, request, status="completed", number=number)
+        if request.kind == "create" and number:
+            set_route(services.store, number, request.channel, by=request.requester, name=request.name)
+            if request.message_row is not None:  # the number's calls thread under the request's message
+                remember_thread(services.store, f"number:{number}", request.message_row)
+            services.store.audit(
+                "AVANSER",
+                "route.set",
+                subject=number,
+                detail=json.dumps({"channel": request.channel}),
+                provider_ref=request_id,
+            )
+        if request.kind == "delete" and number:
+            remove_route(services.store, number)
+    else:
+        _set(services, request, status="failed", number=number, error=message or "AVANSER gave no reason")
+    services.store.audit(
+        "AVANSER",
+        f"number.{request.kind}.{request.status}",
+        subject=number,
+        provider_ref=request_id,
+        detail=json.dumps({"message": message}),
+    )
+    show_progress(services, request)
+    return True
+
+
+# -- the fallback poll ------------------------------------------------------------------------------
+
+
+def schedule_poll(services: Services, request: NumberRequest, *, after: float | None = None) -> None:
+    wait = services.settings.callback_wait if after is None else after
+    start = max(time.time(), (request.submitted_at or time.time()) + wait) if after is None else time.time() + wait
+    services.scheduler.at(start, f"poll-request-{request.id}", poll_request, services, request.id)
+
+
+async def poll_request(services: Services, request_row: int) -> None:
+    """No callback came: ask AVANSER for the request's status, and record a final one like a callback."""
+    request = load_request(services, id=request_row)
+    if request is None or request.status != "pending" or request.request_id is None or services.avanser is None:
+        return
+    try:
+        records = await services.avanser.list_requests()
+    except TelcoError as exc:
+        log.warning("polling AVANSER request %s failed (%s); trying again later", request.request_id, exc.detail)
+        schedule_poll(services, request, after=services.settings.callback_wait)
+        return
+    record = next((r for r in records if r.id == request.request_id), None)
+    if record is None or record.request_status not in ("completed", "failed", "reported"):
+        schedule_poll(services, request, after=services.settings.callback_wait)
+        return
+    status = "completed" if record.request_status == "completed" else "failed"
+    payload = {
+        "request_id": record.id,
+        "status": status,
+        "custom_id": record.custom_id,
+        "message": record.message or "",
+        "service_number": record.service_number,
+        "answer_point": record.answer_point,
+        "via": "poll",
+    }
+    # The poll's finding goes through the inbox, exactly as a callback would.
+    _, new = store_event(services.store, "avanser.request", f"{record.id}:{status}", payload)
+    if new:
+        log.info("AVANSER request %s is %s (found by polling; no callback came)", record.id, status)
+        services.inbox.wake()
+
+
+async def rebuild_polls(services: Services) -> None:
+    """At start: a poll for every request still waiting for AVANSER (SQLite is the truth)."""
+    rows = services.store.execute("SELECT id FROM number_requests WHERE status = 'pending'").fetchall()
+    for (row_id,) in rows:
+        request = load_request(services, id=row_id)
+        if request is not None:
+            schedule_poll(services, request)
+    stuck = services.store.execute("SELECT id FROM number_requests WHERE status = 'submitting'").fetchall()
+    for (row_id,) in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
+        services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
+
+
+# -- the provider and Switchboard's own webhooks -------------------------------------------------------
+
+
+def avanser_client(services: Services) -> AvanserClient:
+    """The AVANSER client, or a sentence saying it isn't set up."""
+    if services.avanser is None:
+        raise UserError("AVANSER isn't set up: an admin needs to add the AVANSER settings.")
+    return services.avanser
+
+
+def hook_urls(settings: Settings) -> dict[str, str]:
+    """call_uri, sms_forward_uri and callback_uri: Switchboard's own webhooks, never typed by users."""
+    if not settings.public_url or settings.webhook_token is None:
+        raise UserError(
+            "AVANSER couldn't reach Switchboard: an admin needs to set SWITCHBOARD_PUBLIC_URL and "
+            "SWITCHBOARD_WEBHOOK_TOKEN first.",
+            field="name",
+        )
+    base = settings.public_url.rstrip("/")
+    token = f"token={settings.webhook_token.get_secret_value()}"
+    return {
+        "call_uri": f"{base}/hooks/avanser/call?{token}",
+        "sms_forward_uri": f"{base}/hooks/avanser/sms?{token}",
+        "callback_uri": f"{base}/hooks/avanser/request?{token}",
+    }
+
+
+def parse_number_arg(services: Services, text: str) -> str:
+    """The number a sub-command is about, E.164."""
+    if not text.strip():
+        raise UserError("Which number? For example `/numbers show 02 9008 1596`.")
+    return parse_number(text, services.settings.country)
+
+
+async def find_service(services: Services, number: str) -> ServiceDetail:
+    """The active tracking number `number` (E.164) as AVANSER has it."""
+    for service in await avanser_client(services).list_services():
+        if service.e164 == number:
+            return service
+    raise UserError(f"{national(number)} isn't one of your active tracking numbers.")
+
+
+def may_request(services: Services, user: str) -> None:
+    """Admins request directly; anyone else needs an approvals channel to wait in."""
+    if not services.is_admin(user) and not services.settings.approvals_channel:
+        raise UserError(
+            "Only Switchboard admins can do that here, and no approvals channel is set up. "
+            "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL.",
+            field="name",
+        )
+
+
+# -- forms: what a person typed → a request AVANSER accepts -------------------------------------------
+
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+FORM_FIELDS = (
+    "name",
+    "type",
+    "answer_point",
+    "answer_point_name",
+    "call_greeting",
+    "call_whisper",
+    "voicemail",
+    "report",
+    "email_to",
+    "email_subject",
+    "sms_mobile",
+    "template",
+)
+SERVICE_FIELDS = {
+    "type",
+    "answer_point",
+    "answer_point_name",
+    "record_call",
+    "call_greeting",
+    "call_whisper",
+    "voicemail",
+}
+REPORTING_FIELDS = {"report", "email_to", "email_subject", "sms_mobile", "template"}
+
+
+def _reporting(values: dict[str, Any], errors: dict[str, str], country: str) -> CallReporting:
+    email = sms = None
+    recipients = [r.strip() for r in (values.get("email_to") or "").split(",") if r.strip()]
+    bad = [r for r in recipients if not EMAIL.match(r)]
+    if bad:
+        errors["email_to"] = f"“{bad[0]}” isn't an email address."
+    elif recipients:
+        if not values.get("email_subject"):
+            errors["email_subject"] = "Give the report emails a subject."
+        email = EmailReport(
+            subject=values.get("email_subject") or "", email_to=recipients, template=values.get("template") or None
+        )
+    if values.get("sms_mobile"):
+        try:
+            sms = SmsReport(mobile=parse_number(values["sms_mobile"], country), template=values.get("template") or None)
+        except InvalidNumber as exc:
+            errors["sms_mobile"] = str(exc)
+    return CallReporting(report=values.get("report") or "none", email=email, sms=sms)
+
+
+def service_from_form(values: dict[str, Any], errors: dict[str, str], country: str) -> ServiceConfig:
+    """What calls do, from the form; problems go into `errors` by input name."""
+    kind: Literal["transfer", "voicemail", "prompt"] = (
+        values["type"] if values.get("type") in ("transfer", "voicemail", "prompt") else "transfer"
+    )
+    answer_point = None
+    if values.get("answer_point"):
+        try:
+            answer_point = parse_number(values["answer_point"], country)
+        except InvalidNumber as exc:
+            errors["answer_point"] = str(exc)
+    elif kind == "transfer":
+        errors["answer_point"] = "A transfer needs the phone its calls go to."
+    for key in ("call_greeting", "call_whisper", "voicemail"):
+        value = values.get(key)
+        if value and not re.match(r"^https?://\S+$", value):
+            errors[key] = "Give a web address starting with http:// or https://."
+    return ServiceConfig(
+        type=kind,
+        answer_point=answer_point,
+        answer_point_name=values.get("answer_point_name") or None,
+        record_call=("yes" in (values.get("record_call") or [])) if kind == "transfer" else None,
+        call_greeting=values.get("call_greeting") or None,
+        call_whisper=values.get("call_whisper") or None,
+        voicemail=values.get("voicemail") or None,
+        call_reporting=_reporting(values, errors, country),
+    )
+
+
+def _rule(values: dict[str, Any], errors: dict[str, str], country: str) -> tuple[NumberRule, str | None]:
+    text = values.get("number") or "mobile"
+    try:
+        query = parse_search(text, country)
+    except BadSearch as exc:
+        errors["number"] = str(exc).split("\n")[0]
+        return NumberRule(search_type="number_type", number_type="MOBILE"), None
+    return query.rule(), query.number if query.kind == "number" else None
+
+
+@dataclass(frozen=True)
+class NewNumber:
+    """A checked request form: what AVANSER will be asked for, and where its progress and alerts go."""
+
+    request: ServiceRequest
+    number: str | None  # the number picked, when one was
+    rule: NumberRule
+    channel: str
+
+
+def check_new_number(services: Services, user: str, values: dict[str, Any], channel: str) -> NewNumber:
+    """The new-number form's values, checked before the form closes (FormErrors by input otherwise)."""
+    may_request(services, user)
+    urls = hook_urls(services.settings)
+    errors: dict[str, str] = {}
+    country = services.settings.country
+    rule, number = _rule(values, errors, country)
+    config = service_from_form(values, errors, country)
+    custom_id = values.get("custom_id") or None
+    if custom_id and len(custom_id) > 50:
+        errors["custom_id"] = "At most 50 characters."
+    if errors:
+        raise FormErrors(errors)
+    request = ServiceRequest(
+        name=values["name"],
+        custom_id=custom_id or new_custom_id(),
+        service_number=rule,
+        service=config,
+        custom_group=values.get("custom_group") or None,
+        **urls,
+    )
+    return NewNumber(request, number, rule, values.get("channel") or channel or user)
+
+
+def request_new_number(services: Services, user: str, checked: NewNumber) -> NumberRequest:
+    """Record a checked new-number request and send it on (to AVANSER, or to the approvers)."""
+    created = create_request(
+        services,
+        kind="create",
+        name=checked.request.name,
+        number=checked.number,
+        channel=checked.channel,
+        requester=user,
+        body=checked.request.model_dump(mode="json", exclude_none=True),
+        custom_id=checked.request.custom_id,
+    )
+    send_on(services, created.id, checked.rule)
+    return created
+
+
+def form_values_of(service: ServiceDetail) -> dict[str, Any]:
+    """A tracking number's settings as the edit form shows them."""
+    config, reporting = service.service, service.reporting
+    email = reporting.email if reporting else None
+    sms = reporting.sms if reporting else None
+    return {
+        "name": service.name,
+        "type": config.type,
+        "answer_point": national(config.answer_point) if config.answer_point else None,
+        "answer_point_name": config.answer_point_name,
+        "record_call": config.record_call,
+        "call_greeting": config.call_greeting,
+        "call_whisper": config.call_whisper,
+        "voicemail": config.voicemail,
+        "report": reporting.report if reporting else "none",
+        "email_to": ", ".join(email.email_to) if email else None,
+        "email_subject": email.subject if email else None,
+        "sms_mobile": national(sms.mobile) if sms else None,
+        "template": (email.template if email else None) or (sms.template if sms else None),
+    }
+
+
+def changed_fields(values: dict[str, Any], before: dict[str, Any], country: str) -> set[str]:
+    """The inputs whose value differs from what the form showed (spacing in a number is not a change)."""
+
+    def same(key: str) -> bool:
+        new, old = values.get(key) or None, before.get(key) or None
+        if key in ("answer_point", "sms_mobile") and new and old:
+            try:
+                return parse_number(new, country) == parse_number(old, country)
+            except InvalidNumber:
+                return False
+        return bool(new == old)
+
+    changed = {k for k in FORM_FIELDS if not same(k)}
+    if ("yes" in (values.get("record_call") or [])) != bool(before.get("record_call")):
+        changed.add("record_call")
+    return changed
+
+
+def check_edit(services: Services, user: str, values: dict[str, Any], before: dict[str, Any]) -> ServiceUpdate:
+    """The edit form's values as an update that sends only what changed (FormErrors otherwise)."""
+    may_request(services, user)
+    errors: dict[str, str] = {}
+    config = service_from_form(values, errors, services.settings.country)
+    if errors:
+        raise FormErrors(errors)
+    changed = changed_fields(values, before, services.settings.country)
+    if not changed:
+        raise UserError("Nothing was changed.", field="name")
+    service_fields = SERVICE_FIELDS & changed
+    return ServiceUpdate(
+        name=values["name"] if "name" in changed else None,
+        service=ServiceConfig(**{k: getattr(config, k) for k in service_fields}) if service_fields else None,
+        call_reporting=config.call_reporting if changed & REPORTING_FIELDS else None,
+    )
+
+
+def request_change(
+    services: Services, user: str, number: str, name: str, update: ServiceUpdate, channel: str
+) -> NumberRequest:
+    created = create_request(
+        services,
+        kind="update",
+        name=name,
+        number=number,
+        channel=channel or user,
+        requester=user,
+        body=update.model_dump(mode="json", exclude_none=True),
+    )
+    send_on(services, created.id, None)
+    return created
+
+
+def request_release(services: Services, user: str, number: str, name: str, channel: str) -> NumberRequest:
+    may_request(services, user)
+    created = create_request(
+        services, kind="delete", name=name, number=number, channel=channel or user, requester=user, body={}
+    )
+    send_on(services, created.id, None)
+    return created
+
+
+# -- approvals ------------------------------------------------------------------------------------------
+
+
+def number_kind(e164: str) -> str:
+    """AVANSER's type of a number: MOBILE, FREECALL (1800), TOLLFREE (1300/13) or GEO."""
+    kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    if kind == phonenumbers.PhoneNumberType.MOBILE:
+        return "MOBILE"
+    if kind == phonenumbers.PhoneNumberType.TOLL_FREE:
+        return "FREECALL"
+    if kind == phonenumbers.PhoneNumberType.SHARED_COST:
+        return "TOLLFREE"
+    return "GEO"
+
+
+async def cost_of(services: Services, rule: NumberRule) -> str:
+    """What the number will cost, from the account's number rates where AVANSER gives them."""
+    kind = (rule.number_type or ("GEO" if rule.search_type in ("location", "coordinates", "szu") else "")).upper()
+    if not kind and rule.number:
+        kind = number_kind(rule.number)
+    try:
+        rates = await avanser_client(services).number_rates()
+    except TelcoError:
+        return "Cost: AVANSER's rates couldn't be fetched just now."
+    matching = [r for r in rates if kind and kind in (str(r.rate_code).upper(), str(r.description).upper())]
+    if matching:
+        rate = matching[0]
+        return f"Cost: setup ${rate.setup_charge}, rental ${rate.rental_charge} ({rate.description})"
+    if rates:
+        listed = "; ".join(f"{r.description}: setup ${r.setup_charge}, rental ${r.rental_charge}" for r in rates[:4])
+        return f"Cost depends on the number picked — {listed}"
+    return "Cost: AVANSER lists no number rates for this account."
+
+
+def describe_rule(rule: NumberRule, number: str | None) -> str:
+    if number:
+        return national(number)
+    return {
+        "number_type": f"any {str(rule.number_type).lower()} number",
+        "szu": f"a number in the {rule.szu} zone",
+        "location": f"a number near {rule.location}",
+        "coordinates": f"a number near {rule.lat}, {rule.lng}",
+        "prefix": f"a number like {national(rule.number or '')}",
+    }.get(rule.search_type, "a number")
+
+
+def summary(request: NumberRequest) -> tuple[str, list[str]]:
+    """What a request asks for, in the words an approver reads."""
+    shown = national(request.number) if request.number else None
+    if request.kind == "create":
+        rule = NumberRule.model_validate(request.body["service_number"])
+        service = request.body.get("service") or {}
+        target = f" → {national(service['answer_point'])}" if service.get("answer_point") else ""
+        return f"a tracking number “{request.name}”", [
+            f"Number: {describe_rule(rule, request.number)}",
+            f"Type: {service.get('type', '?')}{target}",
+            f"Alerts in <#{request.channel}>",
+        ]
+    if request.kind == "update":
+        changing = sorted(request.body.get("service", {}).keys() | (request.body.keys() - {"service"}))
+        return f"a change to “{request.name}” ({shown})", [f"Changing: {', '.join(changing).replace('_', ' ')}"]
+    return f"the release of {shown} (“{request.name}”)", ["The number goes back to AVANSER; this can't be undone."]
+
+
+def send_on(services: Services, request_row: int, rule: NumberRule | None) -> None:
+    """Admins' requests go to AVANSER now; anyone else's wait in the approvals channel with their cost."""
+    request = load_request(services, id=request_row)
+    assert request is not None
+    if request.status == "submitting":
+        services.tasks.spawn(submit(services, request_row), name="submit number request")
+        return
+    approvals = services.settings.approvals_channel
+    assert approvals is not None
+
+    async def ask() -> None:
+        cost = (
+            await cost_of(services, rule) if rule is not None else "Releasing or changing a number costs nothing extra."
+        )
+        what, details = summary(request)
+        text, blocks = approval_message(request_row, request.requester, what, details, cost)
+        _set(services, request, approval_row=services.outbox.post(approvals, text, blocks))
+
+    services.tasks.spawn(ask(), name="ask for approval")
+
+
+def decide_and_send(services: Services, request_row: int, admin: str, approve: bool) -> NumberRequest:
+    """An admin's decision: the approval message shows it, and an approved request goes to AVANSER."""
+    request = decide(services, request_row, admin, approve)
+    if request.approval_row is not None:
+        what, details = summary(request)
+        services.outbox.update(
+            request.approval_row,
+            f"{'Approved' if approve else 'Rejected'}: {what}",
+            decided_message(request.requester, what, details, admin, approve),
+        )
+    if approve:
+        services.tasks.spawn(submit(services, request.id), name="submit approved request")
+    return request
+
+
+# -- templates and accounts -------------------------------------------------------------------------------
+
+
+def may_administer(services: Services, user: str, what: str) -> None:
+    if not services.is_admin(user):
+        raise UserError(f"Only Switchboard admins can {what}.", field="name")
+
+
+async def delete_template(services: Services, user: str, name: str, country: str, type: TemplateType) -> None:
+    may_administer(services, user, "delete report templates")
+    await avanser_client(services).delete_template(name, country=country, type=type)
+    services.store.audit(user, "template.delete", subject=name)
+
+
+def check_template(services: Services, user: str, values: dict[str, Any]) -> tuple[str, str, str, TemplateType]:
+    """(name, content, country, type) of the template form, checked before it closes."""
+    may_administer(services, user, "change templates")
+    country = (values.get("country") or "").upper()
+    if len(country) != 2:
+        raise UserError("Use a two-letter country code such as AU.", field="country")
+    kind: TemplateType = "sms" if values.get("type") == "sms" else "email"
+    return values["name"], values["content"], country, kind
+
+
+async def save_template(
+    services: Services, user: str, name: str, content: str, country: str, type: TemplateType
+) -> None:
+    await avanser_client(services).save_template(name, content, country=country, type=type)
+    services.store.audit(user, "template.save", subject=name)
+
+
+async def switch_account(services: Services, user: str, account: int) -> None:
+    may_administer(services, user, "switch the AVANSER account")
+    await avanser_client(services).switch_account(account)
+    services.store.audit(user, "account.switch", subject=str(account))
+
+
+async def accounts(services: Services) -> tuple[list[Account], int | None]:
+    """The accounts this AVANSER user may act for, and the one selected now."""
+    client = avanser_client(services)
+    listed = await client.list_accounts()
+    return listed, client.last_transaction.account_id if client.last_transaction else None
+
+
+def route_number(services: Services, user: str, number: str, channel: str) -> None:
+    """Send a number's calls and texts to `channel` from now on."""
+    set_route(services.store, number, channel, by=user)
+    services.store.audit(user, "route.set", subject=number, detail=json.dumps({"channel": channel}))

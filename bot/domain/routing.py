@@ -1,0 +1,195 @@
+"""Where an event goes, and how it gets there.
+
+Routes: a number's own route (`/numbers route`), then its AVANSER custom_group's, then
+SWITCHBOARD_ALERTS_CHANNEL. Threads: a key (`request:<id>`, `allocation:<greenvn_id>`,
+`sms:<number>:<sender>`, `number:<e164>`) names the outbox row whose message later events reply
+under. Delivery (`deliver`): a message is posted in its thread when one is registered in the same
+channel, else in the channel — or, during a storm (a new alert would wait more than STORM_DELAY
+seconds behind the posts already queued for its channel), gathered into the channel's storm
+digest, one message edited as alerts arrive. Nothing is dropped; the digest lists every alert.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from bot.outbox import Outbox
+from bot.store import Store
+from notifiers.digest import DIGEST_SECONDS, fits, render_digest
+from notifiers.message import Message, ReportLevel, Route
+
+STORM_DELAY = 3.0  # seconds a new alert would wait behind the channel's queue before a digest takes over
+
+
+def route_for(
+    store: Store, default_channel: str | None, *, number: str | None, custom_group: str | None = None
+) -> Route | None:
+    """The route of an event on `number` (E.164); None when nothing, not even a default, applies."""
+    if number:
+        row = store.execute("SELECT channel, name, options FROM routes WHERE number = ?", (number,)).fetchone()
+        if row:
+            options = json.loads(row[2] or "{}")
+            return Route(
+                channel=row[0],
+                name=row[1],
+                report=options.get("report", "missed"),
+                mask_callers=bool(options.get("mask_callers")),
+                via="number",
+            )
+    if custom_group:
+        row = store.execute("SELECT channel FROM group_routes WHERE custom_group = ?", (custom_group,)).fetchone()
+        if row:
+            return Route(channel=row[0], via="group")
+    if default_channel:
+        return Route(channel=default_channel, via="default")
+    return None
+
+
+def routed_channel(store: Store, number: str | None) -> str | None:
+    """The channel of `number`'s own route, if it has one."""
+    row = store.execute("SELECT channel FROM routes WHERE number = ?", (number,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def routed_channels(store: Store) -> dict[str, str]:
+    """Every number's own route: number → channel."""
+    return {str(n): str(c) for n, c in store.execute("SELECT number, channel FROM routes").fetchall()}
+
+
+def set_route(
+    store: Store,
+    number: str,
+    channel: str,
+    *,
+    by: str,
+    name: str | None = None,
+    report: ReportLevel | None = None,
+    mask_callers: bool | None = None,
+) -> None:
+    """Send `number`'s events to `channel`; options not given keep their current value."""
+    row = store.execute("SELECT name, options FROM routes WHERE number = ?", (number,)).fetchone()
+    options = json.loads(row[1]) if row else {}
+    if report is not None:
+        options["report"] = report
+    if mask_callers is not None:
+        options["mask_callers"] = mask_callers
+    store.execute(
+        "INSERT INTO routes (number, channel, name, options, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(number) DO UPDATE SET channel = excluded.channel, name = excluded.name,"
+        " options = excluded.options, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        (
+            number,
+            channel,
+            name if name is not None else (row[0] if row else None),
+            json.dumps(options),
+            by,
+            time.time(),
+        ),
+    )
+
+
+def remove_route(store: Store, number: str) -> None:
+    store.execute("DELETE FROM routes WHERE number = ?", (number,))
+
+
+def set_group_route(store: Store, custom_group: str, channel: str, *, by: str) -> None:
+    store.execute(
+        "INSERT INTO group_routes (custom_group, channel, updated_by, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(custom_group) DO UPDATE SET channel = excluded.channel, updated_by = excluded.updated_by,"
+        " updated_at = excluded.updated_at",
+        (custom_group, channel, by, time.time()),
+    )
+
+
+# -- threads ----------------------------------------------------------------------------------------
+
+
+def thread_root(store: Store, *keys: str) -> int | None:
+    """The outbox row registered under the first of `keys` that has one."""
+    for key in keys:
+        row = store.execute("SELECT outbox_id FROM threads WHERE key = ?", (key,)).fetchone()
+        if row:
+            return int(row[0])
+    return None
+
+
+def remember_thread(store: Store, key: str, outbox_id: int) -> None:
+    store.execute(
+        "INSERT OR IGNORE INTO threads (key, outbox_id, created_at) VALUES (?, ?, ?)",
+        (key, outbox_id, time.time()),
+    )
+
+
+def thread_channel(store: Store, *keys: str) -> str | None:
+    """The channel of the first registered thread among `keys`."""
+    root = thread_root(store, *keys) if keys else None
+    if root is None:
+        return None
+    row = store.execute("SELECT channel FROM outbox WHERE id = ?", (root,)).fetchone()
+    return str(row[0]) if row else None
+
+
+# -- delivery ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivered:
+    row: int | None  # the outbox row that posts the message; None when it went into a digest
+    digest: int | None = None  # the digest it went into
+
+
+def deliver(
+    store: Store, outbox: Outbox, key: str, channel: str, message: Message, *, digest: bool = False
+) -> Delivered:
+    """Queue `message` for `channel` under dedup key `key`: in its thread, in the channel, or in a storm digest."""
+    root = thread_root(store, *message.thread_keys) if message.thread_keys else None
+    if root is not None:
+        root_channel = str(store.execute("SELECT channel FROM outbox WHERE id = ?", (root,)).fetchone()[0])
+        if root_channel == channel:  # else the number was routed elsewhere since: post there, not in the old thread
+            extra = {"reply_broadcast": True} if message.broadcast else {}
+            return Delivered(outbox.post(channel, message.text, message.blocks, dedup_key=key, thread_of=root, **extra))
+    if digest and _storming(store, outbox, channel):
+        return Delivered(None, _add_to_digest(store, outbox, channel, message.summary or message.text))
+    row = outbox.post(channel, message.text, message.blocks, dedup_key=key)
+    if message.starts_thread:
+        remember_thread(store, message.starts_thread, row)
+    return Delivered(row)
+
+
+def _open_digest(store: Store, channel: str) -> tuple[int, int, list[str]] | None:
+    row = store.execute(
+        "SELECT id, outbox_id, lines FROM digests WHERE channel = ? AND opened_at > ? ORDER BY id DESC LIMIT 1",
+        (channel, time.time() - DIGEST_SECONDS),
+    ).fetchone()
+    return (int(row[0]), int(row[1]), json.loads(row[2])) if row else None
+
+
+def _storming(store: Store, outbox: Outbox, channel: str) -> bool:
+    if _open_digest(store, channel) is not None:
+        return True
+    waiting = store.execute(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND channel = ? AND method = 'chat.postMessage'",
+        (channel,),
+    ).fetchone()[0]
+    return int(waiting) * outbox.channel_interval >= STORM_DELAY
+
+
+def _add_to_digest(store: Store, outbox: Outbox, channel: str, line: str) -> int:
+    current = _open_digest(store, channel)
+    if current is not None:
+        digest_id, outbox_id, lines = current
+        lines.append(line)
+        if fits(lines):
+            title, blocks = render_digest(lines)
+            store.execute("UPDATE digests SET lines = ? WHERE id = ?", (json.dumps(lines), digest_id))
+            outbox.update(outbox_id, title, blocks)
+            return digest_id
+    title, blocks = render_digest([line])
+    outbox_id = outbox.post(channel, title, blocks)
+    cursor = store.execute(
+        "INSERT INTO digests (channel, outbox_id, opened_at, lines) VALUES (?, ?, ?, ?)",
+        (channel, outbox_id, time.time(), json.dumps([line])),
+    )
+    return int(cursor.lastrowid or 0)

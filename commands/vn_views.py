@@ -1,0 +1,175 @@
+"""Block Kit for /vn: the new-allocation, parties and extend forms, and the answers (slack_sdk.models)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    CheckboxesElement,
+    ConfirmObject,
+    ConversationFilter,
+    ConversationSelectElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.vn import Allocation, when
+from bot.phone import national
+from bot.telco.exotel import REGIONS
+from notifiers.allocations import RELEASE_ACTION
+
+NEW_VIEW, PARTIES_VIEW, EXTEND_VIEW = "vn_new", "vn_parties", "vn_extend"
+
+
+def allocated_text(allocation: Allocation) -> str:
+    return (
+        f"✅ {national(allocation.green_vn or '')} is yours (#{allocation.id}) until "
+        f"{when(allocation.expires_at)}. Its calls are posted in the thread in <#{allocation.channel}>; "
+        "I'll remind you before it ends."
+    )
+
+
+def allocations_list(found: list[Allocation], everyone: bool) -> tuple[str, list[dict[str, Any]]]:
+    lines = [
+        f"*#{a.id}* {national(a.green_vn or '')} — {len(a.parties['aparty_numbers'])} ⇄ "
+        f"{len(a.parties['bparty_numbers'])} people · until {when(a.expires_at)}"
+        + (f" · <@{a.owner}>" if everyone else "")
+        for a in found
+    ]
+    return f"{len(found)} active virtual numbers", [
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900])).to_dict()
+    ]
+
+
+def release_question(allocation: Allocation) -> tuple[str, list[dict[str, Any]]]:
+    vn = national(allocation.green_vn or "")
+    text = f"Release *{vn}* (#{allocation.id}) now? Its parties can no longer reach each other through it."
+    button = ButtonElement(
+        text="Release now",
+        action_id=RELEASE_ACTION,
+        value=str(allocation.id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Release it now?", text=f"{vn} stops working at once.", confirm="Release", deny="Keep it"
+        ),
+    )
+    blocks = [SectionBlock(text=MarkdownTextObject(text=text)), ActionsBlock(elements=[button])]
+    return f"Release {vn} now?", [b.to_dict() for b in blocks]
+
+
+def _input(
+    block_id: str, label: str, *, optional: bool = True, hint: str | None = None, initial: str | None = None
+) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=optional,
+        hint=hint,
+        element=PlainTextInputElement(action_id="value", initial_value=initial or None),
+    )
+
+
+def _choice(
+    block_id: str, label: str, options: list[tuple[str, str]], initial: str | None = None, optional: bool = True
+) -> InputBlock:
+    choices = [Option(value=v, label=t) for v, t in options]
+    start = next((o for o in choices if o.value == initial), None)
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=optional,
+        element=StaticSelectElement(action_id="value", options=choices, initial_option=start),
+    )
+
+
+USAGES = [("twoway", "Both sides can call each other"), ("oneway", "Only the first side can call")]
+
+
+def new_form(channel: str) -> dict[str, Any]:
+    blocks = [
+        _input("aparty", "First side: phone numbers", optional=False, hint="Comma-separated, e.g. +919176226528"),
+        _input("bparty", "Other side: phone numbers", optional=False),
+        _choice("usage", "Who can call", USAGES, "twoway", optional=False),
+        _input("duration", "Keep it for", optional=False, initial="2h", hint="e.g. 45m, 2h, 3d"),
+        _input("apins", "First side PINs", hint="Lets others join that side by entering the PIN; 4–6 digits."),
+        _input("bpins", "Other side PINs"),
+        _input("greenvn", "A specific virtual number"),
+        _choice("region", "Region", [(r, r) for r in REGIONS]),
+        _input("pin_code", "Near this pin code"),
+        _choice("number_type", "Number type", [("mobile", "Mobile"), ("landline", "Landline")]),
+        InputBlock(
+            block_id="options",
+            label="Options",
+            optional=True,
+            element=CheckboxesElement(
+                action_id="value",
+                options=[
+                    Option(value="strict", label="Only if every preference is met"),
+                    Option(value="masked", label="Hide full numbers in the channel"),
+                ],
+            ),
+        ),
+        _input("flow_id", "Call flow id", hint="Only when your Exotel account has several call flows."),
+        InputBlock(
+            block_id="channel",
+            label="Post its calls in",
+            element=ConversationSelectElement(
+                action_id="value",
+                initial_conversation=channel,
+                filter=ConversationFilter(include=["public", "private", "im"], exclude_bot_users=True),
+            ),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=NEW_VIEW,
+        title="New virtual number",
+        submit="Get number",
+        close="Cancel",
+        private_metadata=json.dumps({"channel": channel}),
+        blocks=blocks,
+    ).to_dict()
+
+
+def parties_form(allocation: Allocation) -> dict[str, Any]:
+    p = allocation.parties
+
+    def joined(values: list[Any]) -> str:
+        return ", ".join(str(v) for v in values or [] if v is not None)
+
+    blocks = [
+        _input("aparty", "First side: phone numbers", optional=False, initial=joined(p.get("aparty_numbers", []))),
+        _input("bparty", "Other side: phone numbers", optional=False, initial=joined(p.get("bparty_numbers", []))),
+        _input("apins", "First side PINs", initial=joined(p.get("aparty_pins", []))),
+        _input("bpins", "Other side PINs", initial=joined(p.get("bparty_pins", []))),
+        _choice("usage", "Who can call", USAGES, allocation.usage, optional=False),
+    ]
+    return View(
+        type="modal",
+        callback_id=PARTIES_VIEW,
+        title="Change the parties",
+        submit="Save",
+        close="Cancel",
+        private_metadata=json.dumps({"id": allocation.id}),
+        blocks=blocks,
+    ).to_dict()
+
+
+def extend_form(allocation_id: int) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=EXTEND_VIEW,
+        title="Keep it longer",
+        submit="Extend",
+        close="Cancel",
+        private_metadata=json.dumps({"id": allocation_id}),
+        blocks=[_input("duration", "Extend by", optional=False, initial="4h", hint="e.g. 45m, 2h, 3d")],
+    ).to_dict()
