@@ -25,12 +25,14 @@ import httpx
 
 from bench.__main__ import CALL, stop_server
 from bot.domain.routing import set_group_route
-from bot.sandbox.avanser import _inventory
+from bot.sandbox import payloads
+from bot.sandbox.avanser import make_inventory
 from bot.sandbox.server import LoopbackServer, free_socket
 from bot.sandbox.signing import interaction_body, signature_headers
 from bot.sandbox.slack import SlackSandbox
 from bot.sandbox.stack import ADMIN, Stack
 from bot.store import Store
+from commands.numbers import new_number_form
 
 ROOT = Path(__file__).resolve().parent
 NUMBER = re.compile(r"0412 (\d{3}) (\d{3})")
@@ -187,12 +189,9 @@ def replays(events: int) -> dict[str, Any]:
         retried = 0
         for n in range(events // 4):  # Events API deliveries, each retried by Slack 1-3 times
             body = json.dumps(
-                {
-                    "type": "event_callback",
-                    "event_id": f"Ev{n}",
-                    "team_id": "T0SANDBOX",
-                    "event": {"type": "app_home_opened", "user": f"U0F{n}", "tab": "home"},
-                }
+                payloads.event_callback(
+                    {"type": "app_home_opened", "user": f"U0F{n}", "tab": "home"}, event_id=f"Ev{n}"
+                )
             )
             for retry in range(4):
                 headers = {**signature_headers(stack.slack.signing_secret, body), "Content-Type": "application/json"}
@@ -265,7 +264,7 @@ def provisioning_faults(attempts: int) -> dict[str, Any]:
     kinds = ["timeout", "status-500", "status-429", "malformed", "after_commit-502", "after_commit-timeout"]
     with Stack(outbox_channel_interval=0) as stack:
         stack.avanser.callback_delay = 0.2
-        stack.avanser.inventory = _inventory(10)  # enough numbers for every attempt that should succeed
+        stack.avanser.inventory = make_inventory(10)  # enough numbers for every attempt that should succeed
         for i in range(attempts):
             kind = kinds[i % len(kinds)]
             if kind == "timeout":
@@ -283,28 +282,14 @@ def provisioning_faults(attempts: int) -> dict[str, Any]:
         submitted: dict[int, float] = {}
         with httpx.Client(timeout=10) as http:
             for i in range(attempts):
-                state = {
-                    "name": {"value": {"type": "plain_text_input", "value": f"Fault ad {i}"}},
-                    "type": {"value": {"type": "static_select", "selected_option": {"value": "voicemail"}}},
-                    "number": {"value": {"type": "plain_text_input", "value": "szu sydney"}},
-                    "report": {"value": {"type": "static_select", "selected_option": {"value": "none"}}},
-                    "channel": {"value": {"type": "conversations_select", "selected_conversation": f"C0P{i}"}},
+                values = {
+                    "name": f"Fault ad {i}",
+                    "type": "voicemail",
+                    "number": "szu sydney",
+                    "report": "none",
+                    "channel": f"C0P{i}",
                 }
-                payload = {
-                    "type": "view_submission",
-                    "user": {"id": ADMIN, "team_id": "T0SANDBOX"},
-                    "team": {"id": "T0SANDBOX"},
-                    "api_app_id": "A0SWITCHBOARD",
-                    "trigger_id": "1.f",
-                    "view": {
-                        "id": f"V{i}",
-                        "type": "modal",
-                        "callback_id": "numbers_new",
-                        "private_metadata": "{}",
-                        "state": {"values": state},
-                        "blocks": [],
-                    },
-                }
+                payload = payloads.view_submission(new_number_form(None), values, user=ADMIN, view_id=f"V{i}")
                 body = interaction_body(payload)
                 headers = {
                     **signature_headers(stack.slack.signing_secret, body),

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bot.phone import national
+from bot.sandbox import payloads
 from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.render import boxed, render_blocks, render_message
 from bot.sandbox.stack import Stack
@@ -85,7 +86,7 @@ def chapter_new_number(stack: Stack) -> None:
     }
     number_field = next(b for b in form["blocks"] if b["block_id"] == "number")
     values["number"] = number_field["element"]["initial_value"]
-    stack.slack.interact(stack.url, _submission("U0REP", "numbers_new", values, form["private_metadata"]))
+    stack.slack.interact(stack.url, payloads.view_submission(form, values, user="U0REP"))
     stack.drain(10)
     _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
     approval = stack.slack.channel_messages("C0APPROVALS")[0]
@@ -103,46 +104,11 @@ def chapter_new_number(stack: Stack) -> None:
     _say(boxed("#sales", render_message(stack.slack.channel_messages("C0SALES")[0], width=76)))
 
 
-def _click(user: str, action_id: str, value: str, stack: Stack) -> dict[str, Any]:
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "team": {"id": "T0SANDBOX"},
-        "channel": {"id": "C0SALES"},
-        "trigger_id": "1.demo",
-        "container": {"type": "message", "channel_id": "C0SALES"},
-        "response_url": stack.slack.new_response_url(),
-        "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1"}],
-    }
-
-
-def _submission(user: str, callback_id: str, values: dict[str, Any], metadata: str) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in ("type", "report"):
-            state[key] = {"value": {"type": "static_select", "selected_option": {"value": value}}}
-        elif key == "record_call":
-            state[key] = {"value": {"type": "checkboxes", "selected_options": [{"value": "yes"}] if value else []}}
-        elif key == "channel":
-            state[key] = {"value": {"type": "conversations_select", "selected_conversation": value}}
-        else:
-            state[key] = {"value": {"type": "plain_text_input", "value": value}}
-    return {
-        "type": "view_submission",
-        "user": {"id": user, "team_id": "T0SANDBOX"},
-        "team": {"id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "trigger_id": "1.demo",
-        "view": {
-            "id": "V0DEMO",
-            "type": "modal",
-            "callback_id": callback_id,
-            "private_metadata": metadata,
-            "state": {"values": state},
-            "blocks": [],
-        },
-    }
+def _click(
+    user: str, action_id: str, value: str, stack: Stack, message: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    url = stack.slack.new_response_url()
+    return payloads.block_actions(action_id, value, user=user, response_url=url, message=message)
 
 
 def chapter_missed_call(stack: Stack) -> None:
@@ -153,34 +119,15 @@ def chapter_missed_call(stack: Stack) -> None:
     stack.drain(10)
     message = next(m for m in stack.slack.channel_messages("C0SALES") if m["text"].startswith("Missed call"))
     _say(boxed("#sales", render_message(message, width=76)))
-    click: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {"id": "U0REP", "name": "riley", "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SWITCHBOARD",
-        "container": {"type": "message", "message_ts": message["ts"], "channel_id": "C0SALES"},
-        "channel": {"id": "C0SALES"},
-        "message": message,
-        "response_url": stack.slack.new_response_url(),
-        "trigger_id": "1.demo",
-        "team": {"id": "T0SANDBOX"},
-        "actions": [
-            {
-                "action_id": "alert_claim",
-                "block_id": message["blocks"][-1]["block_id"],
-                "type": "button",
-                "value": message["blocks"][-1]["elements"][1]["value"],
-                "action_ts": "1",
-            }
-        ],
-    }
+    alert_id = message["blocks"][-1]["elements"][1]["value"]
+    click = _click("U0REP", "alert_claim", alert_id, stack, message)
     stack.slack.interact(stack.url, click)
     stack.drain(10)
     _say("Riley clicks Claim; the alert is edited in place:")
     _say(boxed("#sales", render_message(_latest(stack, message["ts"]), width=76)))
 
     _say("\n## Riley clicks Call back → DataTechLabs rings Riley, then the caller\n")
-    callback: dict[str, Any] = dict(click, response_url=stack.slack.new_response_url())
-    callback["actions"] = [dict(click["actions"][0], action_id="alert_call_back")]
+    callback = _click("U0REP", "alert_call_back", alert_id, stack, message)
     stack.slack.interact(stack.url, callback)
     stack.drain(10)
     for reply in stack.slack.responses_to(callback["response_url"]):

@@ -485,3 +485,16 @@ def test_edit_of_an_unknown_number_says_so_in_the_modal(numbers: Stack) -> None:
     assert opened["blocks"][0]["text"]["text"] == "⏳ Asking AVANSER…"
     shown = wait_for(lambda: numbers.slack.calls_to("views.update"))[0].args["view"]
     assert shown["blocks"][0]["text"]["text"] == "(02) 1234 0000 isn't one of your active tracking numbers."
+
+
+def test_a_rep_is_told_on_the_form_when_no_one_can_approve(tmp_path) -> None:
+    with Stack(tmp_path, outbox_channel_interval=0, SWITCHBOARD_APPROVALS_CHANNEL=None) as stack:
+        answer = submit_view(stack, "numbers_new", TRANSFER, user=REP)
+        assert answer.json() == {
+            "response_action": "errors",
+            "errors": {
+                "name": "Only Switchboard admins can do that here, and no approvals channel is set up. "
+                "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL."
+            },
+        }
+        assert stack.avanser.requests_to("POST", "/v1/requests") == []

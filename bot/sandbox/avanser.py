@@ -70,7 +70,7 @@ PLACES = [
 ]
 
 
-def _inventory(scale: int = 1) -> list[dict[str, Any]]:
+def make_inventory(scale: int = 1) -> list[dict[str, Any]]:
     numbers: list[dict[str, Any]] = []
 
     def add(e164: str, region: str, kind: str, lat: float | None, lng: float | None, szu: str | None) -> None:
@@ -137,7 +137,7 @@ class AvanserSandbox(SandboxBase):
         self.fail_provisioning: set[str] = set()  # E.164 numbers whose provisioning fails
         self.accounts = {6999: "Test Account", 7001: "Agency Client B"}
         self.account_id = ACCOUNT_ID
-        self.inventory = _inventory(inventory_scale)
+        self.inventory = make_inventory(inventory_scale)
         self.reserved: set[str] = set()
         self.services: dict[str, dict[str, Any]] = {}  # E.164 -> service detail
         self.requests: list[dict[str, Any]] = []
