@@ -273,6 +273,14 @@ def test_commands_and_interactions_carry_fresh_triggers(stack: Stack) -> None:
     assert extend.args["trigger_id"] != "1.2.click" and extend.response["ok"] is True
 
 
+def test_socket_mode_commands_carry_fresh_triggers(tmp_path: Path) -> None:
+    with Stack(tmp_path, SLACK_APP_TOKEN=SANDBOX_APP_TOKEN) as stack:
+        wait_for(lambda: stack.slack.socket_connections == 1)
+        stack.slack.socket_command("/vn", "new")
+        opened = wait_for(lambda: stack.slack.calls_to("views.open"))[0]
+        assert stack.slack.triggers[opened.args["trigger_id"]].exchanged
+
+
 # -- response_url ------------------------------------------------------------------------------------
 
 
