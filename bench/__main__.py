@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,10 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def signed_commands(secret: str, response_url: str, count: int, text: str = "help") -> list[tuple[str, dict[str, str]]]:
+def signed_commands(
+    secret: str, new_response_url: Callable[[], str], count: int, text: str = "help"
+) -> list[tuple[str, dict[str, str]]]:
+    """Signed slash commands, each with its own response_url (Slack's take 5 posts each)."""
     out = []
     for i in range(count):
         body = slash_command_body(
@@ -70,7 +74,7 @@ def signed_commands(secret: str, response_url: str, count: int, text: str = "hel
             text,
             user_id="U0REP",
             channel_id="C0SALES",
-            response_url=response_url,
+            response_url=new_response_url(),
             trigger_id=f"{i}.bench",
         )
         out.append((body, {"Content-Type": "application/x-www-form-urlencoded", **signature_headers(secret, body)}))
@@ -116,9 +120,7 @@ def ack_bench(requests: int) -> dict[str, Any]:
             process, url = start_server(kind, {**env, "SWITCHBOARD_DB": f"{tmp}/{kind}-{len(results)}.db"}, *extra)
             try:
                 for concurrency in connections:
-                    bodies = signed_commands(
-                        slack.signing_secret, slack.new_response_url(), requests + concurrency, text
-                    )
+                    bodies = signed_commands(slack.signing_secret, slack.new_response_url, requests + concurrency, text)
 
                     def build(i: int, bodies=bodies, url=url) -> httpx.Request:
                         body, headers = bodies[i % len(bodies)]

@@ -301,29 +301,36 @@ class Outbox(Worker):
             self.metrics.outbox_delivery_seconds.observe(max(0.0, time.time() - row.created_at))
 
     async def _already_posted(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str, str] | None:
-        """After a crash or a lost answer: find the post in the channel's history by its row id.
+        """After a crash or a lost answer: find the post by its row id in the channel, or in its thread.
 
-        Needs the channels:history scope (groups:history for private channels); without it the
-        row is posted again (at least once), and the log says so.
+        conversations.history shows only a channel's top-level messages, so a reply is looked for with
+        conversations.replies under its thread's root. Needs channels:history (groups:history in
+        private channels, im:history in DMs) and the bot in the channel; without them the row is
+        posted again (at least once), and the log says so.
         """
         channel = str(kwargs.get("channel", row.channel))
         if channel[:1] in ("U", "W"):
             return None  # a DM by user id: its D… channel is not known until the post succeeds
+        params = {
+            "channel": channel,
+            "oldest": f"{row.created_at - 5:.6f}",
+            "limit": 200,
+            "include_all_metadata": "true",
+        }
+        thread_ts = kwargs.get("thread_ts")
+        method = "conversations.history"
+        if thread_ts:
+            method, params["ts"] = "conversations.replies", str(thread_ts)
         try:
-            response = await self.client.api_call(
-                "conversations.history",
-                params={
-                    "channel": channel,
-                    "oldest": f"{row.created_at - 5:.6f}",
-                    "limit": 200,
-                    "include_all_metadata": "true",
-                },
-            )
+            response = await self.client.api_call(method, params=params)
         except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = type(exc).__name__
+            if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
+                reason = _error_text(exc.response.data) or reason
             log.warning(
                 "outbox: could not check whether row %d already reached Slack (%s); posting it again",
                 row.id,
-                type(exc).__name__,
+                reason,
             )
             return None
         data = response.data if isinstance(response.data, dict) else {}
@@ -467,8 +474,7 @@ class Outbox(Worker):
             if error in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
                 log.error("outbox: Slack rejected the bot token (%s); messages are kept until it is fixed", error)
             return _Retry(error)
-        detail = data.get("errors") or data.get("response_metadata", {}).get("messages") or ""
-        return _Refused(f"{error} {detail}".strip())
+        return _Refused(_error_text(data) or error)
 
     def _schedule_retry(self, row: _Row, exc: _Retry) -> None:
         if exc.retry_after is not None:
@@ -501,6 +507,15 @@ class Outbox(Worker):
         )
         self.metrics.outbox_failed.labels(error.split()[0] if error else "unknown").inc()
         log.error("outbox: Slack refused row %d (%s to %s): %s", row.id, row.method, row.channel, error)
+
+
+def _error_text(data: dict[str, Any]) -> str:
+    """Slack's error with what explains it: Block Kit's messages, or the scope a missing_scope needed."""
+    error = str(data.get("error") or "")
+    if error == "missing_scope":
+        return f"missing_scope (needed {data.get('needed')}; the token has {data.get('provided')})"
+    detail = data.get("errors") or (data.get("response_metadata") or {}).get("messages") or ""
+    return f"{error} {detail}".strip()
 
 
 def _retry_after(headers: Any) -> float:

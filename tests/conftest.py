@@ -14,6 +14,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     """Switchboard and the Slack sandbox on loopback, with a fresh database."""
     with Stack(tmp_path, outbox_channel_interval=0.0) as running:
         yield running
+        # The manifest's scopes cover whatever the test made Switchboard do.
+        refused = [(c.method, c.response["needed"]) for c in running.slack.calls if c.response.get("needed")]
+        assert refused == [], f"Slack answered missing_scope: {refused}"
 
 
 @pytest.fixture

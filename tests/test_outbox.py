@@ -237,3 +237,44 @@ def test_without_history_access_it_posts_again(stack: Stack) -> None:
 
     stack.on_app(crashed())
     wait_for(lambda: len(stack.slack.channel_messages("C0SALES")) == 2)
+
+
+@pytest.mark.parametrize("channel", ["C0SALES", "U0REP"], ids=["channel", "dm"])
+def test_a_lost_answer_in_a_thread_is_checked_in_the_thread_not_posted_twice(stack: Stack, channel: str) -> None:
+    # conversations.history never shows thread replies: only conversations.replies can find this one.
+    assert stack.services is not None
+    stack.services.outbox.backoff_base = 0.05
+    parent = on_outbox(stack, lambda o: o.post(channel, "Virtual number 080 4XXX 513 for the Acme visit"))
+    assert stack.drain(10)
+    posted_in = row(stack, parent)["posted_channel"]
+    stack.slack.inject(503, count=1, methods={"chat.postMessage"}, after_commit=True)
+    reply = on_outbox(stack, lambda o: o.post(channel, "Missed call from 0410 203 045", thread_of=parent))
+    assert stack.drain(10)
+    root, answer = stack.slack.channel_messages(posted_in)  # exactly one reply
+    assert answer["thread_ts"] == root["ts"] and answer["text"] == "Missed call from 0410 203 045"
+    assert row(stack, reply)["ts"] == answer["ts"] and row(stack, reply)["status"] == "sent"
+    [looked] = stack.slack.calls_to("conversations.replies")
+    assert looked.args["ts"] == root["ts"] and looked.args["include_all_metadata"] == "true"
+    assert stack.slack.calls_to("conversations.history") == []
+
+
+def test_in_a_channel_the_bot_only_posts_to_it_cannot_check_and_posts_again(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # chat:write.public lets the bot post where it was never invited, but not read: at least once there.
+    stack.slack.add_channel("C0OUTSIDE", bot_member=False)
+    row_id = on_outbox(stack, lambda o: o.post("C0OUTSIDE", "at least once"))
+    assert stack.drain(10)
+
+    async def crashed() -> None:
+        assert stack.services is not None
+        stack.services.store.execute(
+            "UPDATE outbox SET status = 'pending', sending_at = created_at WHERE id = ?", (row_id,)
+        )
+        stack.services.outbox.wake()
+
+    with caplog.at_level("WARNING"):
+        stack.on_app(crashed())
+        wait_for(lambda: len(stack.slack.channel_messages("C0OUTSIDE")) == 2)
+    assert [c.response["error"] for c in stack.slack.calls if c.method == "conversations.history"] == ["not_in_channel"]
+    assert any("(not_in_channel); posting it again" in r.getMessage() for r in caplog.records)

@@ -222,7 +222,8 @@ def test_parties_and_swap(vn: Stack) -> None:
     _, url = slash(vn, QUICK)
     later(vn, url)
     slash(vn, "parties 1")
-    view = wait_for(lambda: vn.slack.calls_to("views.open"))[0].args["view"]
+    opened = wait_for(lambda: vn.slack.calls_to("views.open"))[0]
+    view = opened.args["view"]
     assert view["callback_id"] == "vn_parties"
     meta = json.loads(view["private_metadata"])
     submit_view(
@@ -236,6 +237,7 @@ def test_parties_and_swap(vn: Stack) -> None:
             "usage": "oneway",
         },
         metadata=meta,
+        view_id=opened.response["view"]["id"],
     )
     sent = wait_for(lambda: vn.exotel.requests_to("PUT", "/v1/tenants/"))[0]
     assert sent.path.endswith("/call-party")
@@ -245,6 +247,9 @@ def test_parties_and_swap(vn: Stack) -> None:
         "aparty_pins": [4321],
         "usage": "oneway",
     }
+    result = wait_for(lambda: vn.slack.calls_to("views.update"))[0]  # the modal says how it went
+    assert result.args["view_id"] == opened.response["view"]["id"]
+    assert "now connects the numbers you gave" in json.dumps(result.args["view"])
     _, url = slash(vn, "swap 1 region KA mobile")
     assert later(vn, url).startswith("✅ #1 now uses 098450 12345")
     swap = vn.exotel.requests_to("PUT", "/v1/tenants/")[-1]

@@ -1,10 +1,21 @@
 """A stand-in for Slack on loopback: the Web API the app calls, and the person who types commands.
 
 Web API (`POST /api/<method>`): auth.test, chat.postMessage / update / postEphemeral, views.open /
-update / publish, conversations.open, users.info, users.profile.get — answering as Slack does
-(HTTP 200 with `ok`, 429 with `Retry-After`), checking the bot token and Block Kit limits
-(`invalid_blocks` with Slack's JSON pointers). Every call is recorded. Optional per-channel rate
-limit, and injected faults (5xx, 429, slow answers) for a given count or time.
+update / publish / push, conversations.history / replies / info / open, users.info,
+users.profile.get, files.getUploadURLExternal / completeUploadExternal — answering as Slack does
+(HTTP 200 with `ok`, 429 with `Retry-After`), checking the token, Block Kit limits (`invalid_blocks`
+with Slack's JSON pointers) and, as strictly as Slack, what the app may do: the bot token carries
+the scopes it was built with (by default those of the repo's `manifest.yml`) and a method without
+its scope answers `missing_scope` with `needed` / `provided`; a channel the bot is not in takes posts
+only with `chat:write.public` and shows no history; a trigger_id opens one view within 3 s; a
+response_url takes 5 posts within 30 minutes; conversations.history shows no thread replies
+(conversations.replies does); chat.update edits only the bot's own messages. Each rule names its
+source in Slack's reference. The sandbox's clock can be moved (`advance`) so no test waits out a
+limit. Every call is recorded. Optional per-channel rate limit, and injected faults (5xx, 429, slow
+answers) for a given count or time.
+
+Channels: every channel id the sandbox hasn't been told about is one the bot was invited to (the
+README's install step 6); `add_channel()` declares a private one, or one the bot is not in.
 
 `response_url`s point back here (`POST /response/<id>`), so ephemeral answers are recorded too.
 
@@ -12,7 +23,7 @@ Socket Mode: `apps.connections.open` (with the app-level token) hands out a WebS
 `socket_command()` sends a slash command envelope down it and returns the app's ack.
 
 The sandbox is also the Slack side of a conversation: `command()` and `interact()` send signed
-requests to the app, exactly as Slack would.
+requests to the app, exactly as Slack would, each with a fresh trigger_id.
 """
 
 from __future__ import annotations
@@ -25,11 +36,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -45,6 +59,49 @@ SANDBOX_APP_TOKEN = "xapp-sandbox-token"
 TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0SWITCHBOARD"
 RATE_LIMITED_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+
+# The scope a bot token needs for each method the sandbox answers, from the "Scopes" fact of each
+# method's page in Slack's reference (docs.slack.dev/reference/methods/<method>). None: "No scopes
+# required". A dict: the scope depends on the conversation's type ("The scopes and token types
+# required to use this method vary by conversation type"; the channels:history scope page lists
+# conversations.history and conversations.replies for bot tokens).
+HISTORY_SCOPES = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
+READ_SCOPES = {"public": "channels:read", "private": "groups:read", "im": "im:read"}
+BOT_METHOD_SCOPES: dict[str, str | dict[str, str] | None] = {
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "views.open": None,
+    "views.push": None,
+    "views.update": None,
+    "views.publish": None,
+    "conversations.history": HISTORY_SCOPES,
+    "conversations.replies": HISTORY_SCOPES,
+    "conversations.info": READ_SCOPES,
+    "conversations.open": "im:write",  # a 1:1 DM; mpim:write would be for several users
+    "users.info": "users:read",
+    "users.profile.get": "users.profile:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+# apps.connections.open takes only an app-level token with connections:write (its reference page).
+APP_METHOD_SCOPES: dict[str, str] = {"apps.connections.open": "connections:write"}
+APP_TOKEN_SCOPES = frozenset({"connections:write"})
+
+# handling-user-interaction (docs.slack.dev/interactivity/handling-user-interaction): a trigger_id
+# "expires in 3 seconds" and opens one view (views.open lists exchanged_trigger_id /
+# expired_trigger_id / invalid_trigger_id); a response_url takes "up to 5 times within 30 minutes".
+TRIGGER_TTL = 3.0
+RESPONSE_URL_TTL = 30 * 60.0
+RESPONSE_URL_USES = 5
+
+
+def manifest_scopes(path: Path | str | None = None) -> frozenset[str]:
+    """The bot scopes a manifest asks for (`oauth_config.scopes.bot`): what installing it grants."""
+    manifest = yaml.safe_load(Path(path or MANIFEST).read_text())
+    return frozenset(str(scope) for scope in manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass
@@ -74,6 +131,28 @@ class Fault:
         return self.remaining is None or self.remaining > 0
 
 
+@dataclass
+class Channel:
+    """A conversation as the bot sees it: public, private or a DM, and whether the bot is in it."""
+
+    id: str
+    private: bool = False
+    bot_member: bool = True
+
+    @property
+    def kind(self) -> str:
+        if self.id[:1] == "D":
+            return "im"
+        return "private" if self.private else "public"
+
+
+@dataclass
+class Trigger:
+    issued_at: float
+    user: str
+    exchanged: bool = False
+
+
 class SlackSandbox:
     """State of the fake Slack workspace; thread-safe, read it from tests while the server runs."""
 
@@ -83,10 +162,21 @@ class SlackSandbox:
         bot_token: str = SANDBOX_BOT_TOKEN,
         signing_secret: str = SANDBOX_SIGNING_SECRET,
         channel_interval: float | None = None,
+        scopes: Iterable[str] | None = None,
+        trigger_ttl: float = TRIGGER_TTL,
+        response_url_ttl: float = RESPONSE_URL_TTL,
     ) -> None:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.channel_interval = channel_interval  # None: no rate limit; else seconds between posts
+        # The bot token's scopes; by default what installing the repo's manifest.yml grants.
+        self.scopes = frozenset(manifest_scopes() if scopes is None else scopes)
+        self.trigger_ttl = trigger_ttl
+        self.response_url_ttl = response_url_ttl
+        self.clock_offset = 0.0  # seconds the sandbox's clock is ahead of the real one (`advance`)
+        self.channels: dict[str, Channel] = {}  # declared channels; any other is one the bot is in
+        self.triggers: dict[str, Trigger] = {}
+        self.response_urls: dict[str, float] = {}  # key -> when it was issued (sandbox clock)
         self.base_url = ""  # set by the server that serves `app`
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
@@ -144,6 +234,46 @@ class SlackSandbox:
         with self._lock:
             self.faults.clear()
 
+    def now(self) -> float:
+        """The sandbox's clock: real time plus whatever `advance` added."""
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock forward: trigger_ids and response_urls age without a test waiting."""
+        with self._lock:
+            self.clock_offset += seconds
+
+    def add_channel(self, channel_id: str, *, private: bool = False, bot_member: bool = True) -> Channel:
+        """Declare a channel: private (bots see only those they are in), or one the bot was never invited to."""
+        channel = Channel(channel_id, private=private, bot_member=bot_member)
+        with self._lock:
+            self.channels[channel_id] = channel
+        return channel
+
+    def channel(self, channel_id: str) -> Channel:
+        with self._lock:
+            declared = self.channels.get(channel_id)
+        if declared is not None:
+            return declared
+        # Undeclared: a channel the bot was invited to (README, install step 6), or the bot's DM.
+        return Channel(channel_id, private=channel_id[:1] == "G", bot_member=True)
+
+    def post_as_user(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> str:
+        """A message a person wrote (not the bot): something chat.update must refuse to edit."""
+        ts = self._next_ts()
+        with self._lock:
+            self.messages[channel].append(
+                {"ts": ts, "user": user, "text": text, "blocks": [], "thread_ts": thread_ts, "edits": 0}
+            )
+        return ts
+
+    def issue_trigger(self, user_id: str = "U0REP") -> str:
+        """A trigger_id as Slack puts in a command or interaction: one views.open within `trigger_ttl` s."""
+        trigger_id = f"{next(self._ts)}.{TEAM_ID[1:]}.{uuid.uuid4().hex[:16]}"
+        with self._lock:
+            self.triggers[trigger_id] = Trigger(issued_at=self.now(), user=user_id)
+        return trigger_id
+
     def calls_to(self, method: str) -> list[ApiCall]:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.status == 200 and c.response.get("ok")]
@@ -170,7 +300,11 @@ class SlackSandbox:
         return peak
 
     def new_response_url(self) -> str:
-        return f"{self.base_url}/response/{uuid.uuid4().hex}"
+        """A response_url as Slack puts in a command or interaction: 5 posts within `response_url_ttl` s."""
+        key = uuid.uuid4().hex
+        with self._lock:
+            self.response_urls[key] = self.now()
+        return f"{self.base_url}/response/{key}"
 
     # -- the Slack side of a conversation ------------------------------------------------------
 
@@ -194,13 +328,22 @@ class SlackSandbox:
             user_id=user_id,
             channel_id=channel_id,
             response_url=response_url,
-            trigger_id=f"{next(self._ts)}.{TEAM_ID}.{uuid.uuid4().hex[:8]}",
+            trigger_id=self.issue_trigger(user_id),
             team_id=TEAM_ID,
         )
         return self._send(app_url, body, client, timestamp, secret), response_url
 
     def interact(self, app_url: str, payload: dict[str, Any], *, client: httpx.Client | None = None) -> httpx.Response:
-        """Send a signed interactivity payload (button click, modal submission) to the app."""
+        """Send a signed interactivity payload (button click, modal submission) to the app.
+
+        Slack gives every interaction a new trigger_id: the payload's own is replaced by a fresh one,
+        unless it is one this sandbox issued (to replay a used or stale trigger on purpose).
+        """
+        payload = dict(payload)
+        with self._lock:
+            known = payload.get("trigger_id") in self.triggers
+        if not known:
+            payload["trigger_id"] = self.issue_trigger(str((payload.get("user") or {}).get("id") or ""))
         return self._send(app_url, interaction_body(payload), client, None, None)
 
     def _send(
@@ -261,6 +404,62 @@ class SlackSandbox:
         result: dict[str, Any] = handler(args)
         return result
 
+    def refusal(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any] | None:
+        """What Slack answers before a method runs: a missing or wrong token, or a scope the token lacks."""
+        if method in APP_METHOD_SCOPES:
+            expected, other, granted = self.app_token, self.bot_token, APP_TOKEN_SCOPES
+            needed: str | None = APP_METHOD_SCOPES[method]
+        elif method in BOT_METHOD_SCOPES:
+            expected, other, granted = self.bot_token, self.app_token, self.scopes
+            rule = BOT_METHOD_SCOPES[method]
+            if isinstance(rule, dict):
+                channel = str(args.get("channel") or "")
+                needed = rule[self.channel(self._channel_id(channel)).kind] if channel else None
+            else:
+                needed = rule
+        else:
+            return {"ok": False, "error": "unknown_method"}
+        if not token:
+            return {"ok": False, "error": "not_authed"}
+        if token == other:  # an app-level token for a bot method, or the other way round
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token != expected:
+            return {"ok": False, "error": "invalid_auth"}
+        if needed is not None and needed not in granted:
+            # Slack's shape: {"ok": false, "error": "missing_scope", "needed": "...", "provided": "a,b"}
+            return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(granted))}
+        return None
+
+    def _post_refusal(self, channel_id: str) -> dict[str, Any] | None:
+        """chat.postMessage's membership rule: a public channel the bot isn't in needs chat:write.public.
+
+        chat.postMessage reference: `not_in_channel`; the chat:write.public scope page: "Send messages
+        to channels your Slack app isn't a member of". A private channel the bot isn't in is invisible
+        to it (`channel_not_found`).
+        """
+        channel = self.channel(channel_id)
+        if channel.kind == "im" or channel.bot_member:
+            return None
+        if channel.private:
+            return {"ok": False, "error": "channel_not_found"}
+        if "chat:write.public" in self.scopes:
+            return None
+        return {"ok": False, "error": "not_in_channel"}
+
+    def _read_refusal(self, channel_id: str) -> dict[str, Any] | None:
+        """History and threads only of conversations the bot is in.
+
+        channels:history scope page: "View messages and other content in public channels that your
+        Slack app has been added to" (conversations.history: `not_in_channel`); chat:write.public
+        grants no reading.
+        """
+        if not channel_id:
+            return {"ok": False, "error": "channel_not_found"}
+        channel = self.channel(channel_id)
+        if channel.kind == "im" or channel.bot_member:
+            return None
+        return {"ok": False, "error": "channel_not_found" if channel.private else "not_in_channel"}
+
     def _api_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         ws_url = self.base_url.replace("http://", "ws://", 1)
         return {"ok": True, "url": f"{ws_url}/socket-mode?ticket={uuid.uuid4().hex}"}
@@ -312,6 +511,9 @@ class SlackSandbox:
         if problem:
             return problem
         channel = self._channel_id(args["channel"])
+        refused = self._post_refusal(channel)
+        if refused:
+            return refused
         ts = self._next_ts()
         message = {
             "ts": ts,
@@ -335,9 +537,15 @@ class SlackSandbox:
         if problem:
             return problem
         channel = args["channel"]
+        if self.channel(channel).private and not self.channel(channel).bot_member:
+            return {"ok": False, "error": "channel_not_found"}
         with self._lock:
             for message in self.messages.get(channel, []):
                 if message["ts"] == args.get("ts"):
+                    if message["user"] != BOT_USER_ID:
+                        # chat.update reference: `cant_update_message` — "Authenticated user does not
+                        # have permission to update this message": a bot edits only its own posts.
+                        return {"ok": False, "error": "cant_update_message"}
                     message["text"] = args.get("text", message["text"])
                     if "blocks" in args:
                         message["blocks"] = args["blocks"]
@@ -367,10 +575,28 @@ class SlackSandbox:
             self.views[view_id] = stored
         return {"ok": True, "view": stored}
 
+    def trigger_problem(self, trigger_id: str) -> str | None:
+        """Why Slack would refuse this trigger_id now (views.open's errors), or None."""
+        with self._lock:
+            trigger = self.triggers.get(trigger_id)
+            if trigger is None:
+                return "invalid_trigger_id"
+            if trigger.exchanged:
+                return "exchanged_trigger_id"
+            if self.now() - trigger.issued_at > self.trigger_ttl:
+                return "expired_trigger_id"
+        return None
+
     def _api_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("trigger_id"):
-            return {"ok": False, "error": "invalid_trigger_id"}
-        return self._open_view(args.get("view"))
+        trigger_id = str(args.get("trigger_id") or "")
+        with self._lock:  # one trigger, one view: two racing calls can't both exchange it
+            problem = self.trigger_problem(trigger_id)
+            if problem:
+                return {"ok": False, "error": problem}
+            result = self._open_view(args.get("view"))
+            if result["ok"]:
+                self.triggers[trigger_id].exchanged = True
+        return result
 
     def _api_views_push(self, args: dict[str, Any]) -> dict[str, Any]:
         return self._api_views_open(args)
@@ -441,17 +667,60 @@ class SlackSandbox:
 
     def _api_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
+        refused = self._read_refusal(channel)
+        if refused:
+            return refused
+        oldest = float(args.get("oldest") or 0)
         with self._lock:
-            if channel not in self.messages:
-                return {"ok": False, "error": "channel_not_found"}
-            oldest = float(args.get("oldest") or 0)
-            found = [dict(m) for m in self.messages[channel] if float(m["ts"]) >= oldest and not m["thread_ts"]]
+            # conversations.replies reference: history "returns only parent messages"; a reply shows in
+            # the channel only when it was also sent to the channel (reply_broadcast).
+            found = [
+                dict(m)
+                for m in self.messages.get(channel, [])
+                if float(m["ts"]) >= oldest and (not m["thread_ts"] or m.get("reply_broadcast"))
+            ]
         found.reverse()  # newest first, as Slack returns them
         limit = int(args.get("limit") or 100)
-        if str(args.get("include_all_metadata", "")).lower() not in ("true", "1"):
-            for message in found:
-                message.pop("metadata", None)
+        _metadata_unless_asked(found, args)
         return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first, then its replies, oldest first (conversations.replies reference)."""
+        channel = str(args.get("channel") or "")
+        refused = self._read_refusal(channel)
+        if refused:
+            return refused
+        ts = str(args.get("ts") or "")
+        oldest = float(args.get("oldest") or 0)
+        with self._lock:
+            messages = self.messages.get(channel, [])
+            parent = next((m for m in messages if m["ts"] == ts), None)
+            if parent is None:  # "ts must be the timestamp of an existing message"
+                return {"ok": False, "error": "thread_not_found"}
+            replies = [] if parent["thread_ts"] else [m for m in messages if m["thread_ts"] == ts]
+            found = [dict(parent)] + [dict(m) for m in replies if float(m["ts"]) >= oldest]
+        limit = int(args.get("limit") or 1000)
+        _metadata_unless_asked(found, args)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _api_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = str(args.get("channel") or "")
+        if not channel_id:
+            return {"ok": False, "error": "channel_not_found"}
+        channel = self.channel(channel_id)
+        if channel.private and not channel.bot_member:
+            return {"ok": False, "error": "channel_not_found"}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel.id,
+                "is_channel": channel.kind == "public",
+                "is_group": channel.kind == "private",
+                "is_im": channel.kind == "im",
+                "is_private": channel.kind != "public",
+                "is_member": channel.bot_member,
+            },
+        }
 
     def _api_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users") or "").split(",")
@@ -492,7 +761,7 @@ class SlackSandbox:
         if auth.startswith("Bearer "):
             token = auth.removeprefix("Bearer ")
         fault = self._fault_for(method)
-        if fault is not None and fault.after_commit:
+        if fault is not None and fault.after_commit and self.refusal(method, args, token) is None:
             self.handle(method, dict(args))
         if fault is not None:
             if fault.delay:
@@ -506,11 +775,10 @@ class SlackSandbox:
                 )
             if fault.status >= 500:
                 return PlainTextResponse("upstream connect error", status_code=fault.status)
-        expected = self.app_token if method == "apps.connections.open" else self.bot_token
-        if token != expected:
-            result: dict[str, Any] = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
-            self._record(method, args, 200, result)
-            return JSONResponse(result)
+        refused = self.refusal(method, args, token)
+        if refused is not None:
+            self._record(method, args, 200, refused)
+            return JSONResponse(refused)
         channel = str(args.get("channel") or "")
         wait = self._rate_limit(method, self._channel_id(channel)) if channel else None
         if wait is not None:
@@ -550,7 +818,15 @@ class SlackSandbox:
         except ValueError:
             return PlainTextResponse("invalid_payload", status_code=400)
         with self._lock:
-            if len(self.responses[key]) >= 5:  # Slack takes five responses per response_url
+            # "up to 5 times within 30 minutes" (handling-user-interaction#message_responses). Slack's
+            # reference doesn't list the answers; these are the bodies hooks.slack.com sends: 404
+            # no_service for a URL it never issued, expired_url after 30 min, used_url after 5 posts.
+            issued_at = self.response_urls.get(key)
+            if issued_at is None:
+                return PlainTextResponse("no_service", status_code=404)
+            if self.now() - issued_at > self.response_url_ttl:
+                return PlainTextResponse("expired_url", status_code=404)
+            if len(self.responses[key]) >= RESPONSE_URL_USES:
                 return PlainTextResponse("used_url", status_code=404)
         if body.get("blocks") is not None:
             errors = check_blocks(body["blocks"])
@@ -627,7 +903,7 @@ class SlackSandbox:
             "text": text,
             "api_app_id": "A0SWITCHBOARD",
             "response_url": self.new_response_url(),
-            "trigger_id": f"{next(self._ts)}.{TEAM_ID}.socket",
+            "trigger_id": self.issue_trigger(user_id),
         }
         envelope = {
             "envelope_id": envelope_id,
@@ -672,6 +948,13 @@ async def _request_args(request: Request) -> dict[str, Any]:
         else:
             args.update(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
     return args
+
+
+def _metadata_unless_asked(messages: list[dict[str, Any]], args: dict[str, Any]) -> None:
+    """Message metadata is returned only with include_all_metadata (conversations.history / replies)."""
+    if str(args.get("include_all_metadata", "")).lower() not in ("true", "1"):
+        for message in messages:
+            message.pop("metadata", None)
 
 
 def _user(user_id: str, name: str, phone: str) -> dict[str, Any]:

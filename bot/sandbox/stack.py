@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,7 +19,7 @@ from bot.sandbox.avanser import AvanserSandbox
 from bot.sandbox.dtl import DtlSandbox
 from bot.sandbox.exotel import ExotelSandbox
 from bot.sandbox.server import LoopbackServer
-from bot.sandbox.slack import SlackSandbox
+from bot.sandbox.slack import SlackSandbox, manifest_scopes
 from bot.services import Services
 from bot.settings import Settings, load_settings
 from bot.web import create_app
@@ -33,11 +34,14 @@ class Stack:
         *,
         slack_channel_interval: float | None = None,
         outbox_channel_interval: float = 1.05,
+        slack_scopes: Iterable[str] | None = None,
         **settings: Any,
     ) -> None:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="switchboard-")
         self.workdir = Path(workdir if workdir is not None else self._tmp.name)  # type: ignore[union-attr]
-        self.slack = SlackSandbox(channel_interval=slack_channel_interval)
+        # The bot token gets what installing the repo's manifest.yml grants, unless a test says otherwise.
+        scopes = manifest_scopes() if slack_scopes is None else slack_scopes
+        self.slack = SlackSandbox(channel_interval=slack_channel_interval, scopes=scopes)
         self.avanser = AvanserSandbox()
         self.exotel = ExotelSandbox()
         self.dtl = DtlSandbox()
