@@ -24,8 +24,8 @@ from bot.sandbox.slack import (
     manifest_scopes,
 )
 from bot.sandbox.stack import ADMIN, Stack
-from tests.conftest import wait_for
-from tests.test_numbers import TRANSFER, click, progress, submit_view
+from tests.helpers import click, submit_view, wait_for
+from tests.test_numbers import TRANSFER, progress
 
 MODAL = {"type": "modal", "title": {"type": "plain_text", "text": "Switchboard"}, "blocks": []}
 ROOT = Path(__file__).resolve().parent.parent
