@@ -819,6 +819,22 @@ async def test_raw_bodies_are_what_was_exchanged(providers: Providers) -> None:
     sent = last(providers, "POST", "/v1/requests")
     answer = await raw(providers, "GET", f"requests/{ack.request_id}/request_body")
     assert answer.headers["content-type"].startswith("text/plain") and answer.text == sent.text
+    [record] = (await raw(providers, "GET", "requests")).json()["response"]
+    assert set(record) == {  # List Requests, field for field
+        "id",
+        "request_type",
+        "custom_id",
+        "custom_group",
+        "request_date",
+        "callback_date",
+        "request_status",
+        "message",
+        "service_number",
+        "answer_point",
+        "callback_url",
+        "@links",
+        "@callback",
+    }
     acknowledgment = await client.acknowledgment_body(ack.request_id)
     assert (
         set(acknowledgment) == {"@transaction", "response"}

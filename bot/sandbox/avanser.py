@@ -895,7 +895,9 @@ def _public(item: dict[str, Any], kind: str) -> dict[str, Any]:
     if kind == "services":
         return {k: v for k, v in item.items() if k not in ("custom_id", "custom_group", "callback_uri")}
     public = {
-        k: v for k, v in item.items() if k not in ("request_body", "acknowledgment_body", "callback_body", "callback")
+        k: v
+        for k, v in item.items()
+        if k not in ("request_body", "request_text", "acknowledgment_body", "callback_body", "callback")
     }
     public["@links"] = {
         "request_body": f"/requests/{item['id']}/request_body",
