@@ -9,20 +9,26 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.errors import UserError
 from bot.telco.avanser import (
+    AvanserMaybeApplied,
     AvanserRejected,
     CallReporting,
     EmailReport,
     NumberRule,
+    RuleNotOffered,
     ServiceConfig,
     ServiceRequest,
     ServiceUpdate,
     SmsReport,
     TemplateInUse,
+    cost_for,
+    number_type_of,
 )
 from bot.telco.base import (
     ProviderAuthFailed,
     ProviderBadResponse,
+    ProviderMaybeApplied,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
@@ -31,12 +37,19 @@ from bot.telco.base import (
 from tests.conftest import Providers, stack_client
 from tests.helpers import wait_for
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_c5f96eabcc7f1588.readable.md"
+SEED = Path(__file__).resolve().parent / "fixtures" / "avanser_seed_examples.md"  # seed 001's request examples
 
 
 def auth_header(providers: Providers) -> str:
     raw = f"{providers.avanser.username}:{providers.avanser.password}".encode()
     return "Basic " + base64.b64encode(raw).decode()
+
+
+async def raw(providers: Providers, method: str, path: str, **options) -> httpx.Response:
+    """A request to the AVANSER sandbox as it is, not through the client."""
+    async with httpx.AsyncClient() as http:
+        headers = {"authorization": auth_header(providers)}
+        return await http.request(method, f"{providers.avanser.base_url}/v1/{path}", headers=headers, **options)
 
 
 def last(providers: Providers, method: str, path: str):
@@ -82,8 +95,13 @@ async def test_account_reports(providers: Providers) -> None:
     assert details[0].client_name == "Test Account" and details[0].invoice_address["post_code"] == "2000"
     packages = await client.packages()
     assert packages[0].package_code == "corporate" and packages[0].rates[0]["price"] == "0.25"
-    rates = await client.number_rates()
-    assert {r.rate_code: r.rental_charge for r in rates}["MOBILE"] == "15.00"
+    [rate] = await client.number_rates()
+    assert (rate.rate_code, rate.description, rate.setup_charge, rate.rental_charge) == (
+        "61",
+        "Test MMT",
+        "0.00",
+        "0.00",
+    )
     assert (await client.call_rates())[0].cost_per_minute == "0.39"
     assert (await client.transcription_rates())[0].rate == "0.1"
     assert (await client.features())[0].feature_code == "TBR"
@@ -453,7 +471,7 @@ async def test_templates(providers: Providers) -> None:
     assert sent.headers["content-type"].startswith("text/html") and sent.text == body
     preview = await client.preview_template("missed_sms")
     assert last(providers, "GET", "/v1/templates").query == {"name": "missed_sms", "country": "AU"}
-    assert preview["content"] == body
+    assert preview == {"message": "Success", "code": 200}  # Generic Success: the seed's preview has no text
     await client.delete_template("missed_sms", type="sms")
     assert last(providers, "DELETE", "/v1/templates").query == {
         "type": "sms",
@@ -642,3 +660,277 @@ async def test_calls_and_texts_reach_the_app_inbox(stack) -> None:
     assert (call["custom_id"], call["custom_group"]) == ("ad-1", "spring")
     sms = next(r[2] for r in rows if r[0] == "avanser.sms")
     assert sms["txt"] == "Is the sale still on?" and sms["from"] == "+61-0410203045" and sms["clientId"] == "6999"
+
+
+# -- only what seed 001 shows -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["number", "string"])
+async def test_number_rates_are_read_in_the_seed_shape(providers: Providers, form: str) -> None:
+    # Seed: `rate_code : 61 (string)` — unquoted in the example, typed string: the sandbox sends either.
+    providers.avanser.rate_code_form = form
+    answer = await raw(providers, "GET", "accounts/number_rates")
+    assert answer.json()["response"] == [
+        {
+            "rate_code": 61 if form == "number" else "61",
+            "description": "Test MMT",
+            "setup_date": "2017-01-07",
+            "setup_charge": "0.00",
+            "rental_charge": "0.00",
+        }
+    ]
+    client = providers.avanser_client()
+    [rate] = await client.number_rates()
+    assert rate.rate_code == "61" and rate.label == "Test MMT, rate code 61"
+    assert (await client.call_rates())[0].rate_code == "61"
+
+
+async def test_the_cost_of_a_number_type_is_known_only_when_a_rate_names_it(providers: Providers) -> None:
+    client = providers.avanser_client()
+    unknown = await client.number_cost("MOBILE")
+    assert not unknown.known and unknown.number_type == "MOBILE"
+    assert unknown.sentence() == (
+        "Cost: unknown — AVANSER's number rates don't say which applies to a mobile number "
+        "(Test MMT, rate code 61: setup $0.00, rental $0.00)."
+    )
+    providers.avanser.number_rates.append(
+        {
+            "rate_code": 62,
+            "description": "Virtual mobile number",
+            "setup_date": "2017-01-07",
+            "setup_charge": 5,
+            "rental_charge": "15.00",
+        }
+    )
+    mobile = await client.number_cost(NumberRule(search_type="number_type", number_type="MOBILE"))
+    assert (
+        mobile.known and mobile.sentence() == "Cost: setup $5.00, rental $15.00 (Virtual mobile number, rate code 62)"
+    )
+    geo = await client.number_cost(NumberRule(search_type="szu", szu="sydney"))  # picked by place: a local number
+    assert geo.number_type == "GEO" and not geo.known
+    picked = await client.number_cost(NumberRule(search_type="number", number="+61412010100"))
+    assert picked.number_type == "MOBILE" and picked.known
+    assert cost_for([], "TOLLFREE").sentence() == "Cost: unknown — AVANSER lists no number rates for this account."
+    assert number_type_of("+611800555120") == "FREECALL" and number_type_of("+611300123120") == "TOLLFREE"
+
+
+async def test_geo_is_never_sent_as_a_request_rule(providers: Providers) -> None:
+    # Inbound Request: number_type is tollfree, freecall or mobile; GEO is a search type only.
+    rule = NumberRule(search_type="number_type", number_type="GEO")
+    assert rule.problem() == (
+        "AVANSER can't pick a geo number by type in a new-service request (it offers mobile, tollfree and "
+        "freecall). Search near an address, by SZU or by prefix, or pick a number from `/numbers search geo`."
+    )
+    request = ServiceRequest(
+        name="Geo", custom_id="geo-1", service_number=rule, service=ServiceConfig(type="voicemail")
+    )
+    with pytest.raises(RuleNotOffered) as info:
+        await providers.avanser_client().request_service(request)
+    assert isinstance(info.value, UserError) and str(info.value) == rule.problem()
+    assert providers.avanser.received == []
+    assert NumberRule(search_type="number_type", number_type="mobile").problem() is None  # the schema's case reads
+    # and the sandbox refuses it, as AVANSER's schema does
+    body = {
+        **request.model_dump(exclude_none=True),
+        "service_number": {"country": "AU", "search_type": "number_type", "number_type": "GEO"},
+    }
+    answer = await raw(providers, "POST", "requests", json=body)
+    assert answer.status_code == 400 and answer.json()["errors"] == {
+        "number_type": "must be tollfree, freecall or mobile"
+    }
+    body["service_number"]["number_type"] = "mobile"
+    assert (await raw(providers, "POST", "requests", json=body)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        (lambda b: b["service"].update(recording=True), {"recording": "unknown field"}),
+        (lambda b: b.update(call_callback_uri="http://x.example/cb"), {"call_callback_uri": "unknown field"}),
+        (
+            lambda b: b["service_number"].pop("radius"),
+            {"radius": "required when search_type is coordinates or location"},
+        ),
+        (
+            lambda b: b["service"]["call_reporting"]["sms"].update(template="html_email_template"),
+            {"template": "invalid template"},
+        ),
+        (
+            lambda b: b["service"]["call_reporting"]["email"].update(template="never_saved"),
+            {"template": "invalid template"},
+        ),
+        (
+            lambda b: b["service"]["call_reporting"]["email"].update(email_cc="a@b.example"),
+            {"email_cc": "must be a list of email addresses"},
+        ),
+    ],
+)
+def test_the_sandbox_refuses_what_the_request_schema_does_not_list(providers: Providers, change, errors: dict) -> None:
+    body = {
+        "name": "Strict",
+        "custom_id": "strict-1",
+        "service_number": {"country": "AU", "search_type": "location", "location": "Sydney NSW", "radius": 20},
+        "service": {
+            "type": "voicemail",
+            "call_reporting": {
+                "report": "missed",
+                "email": {"subject": "s", "email_to": ["a@b.example"], "template": "html_email_template"},
+                "sms": {"mobile": "61420123123", "template": "text_sms_template"},
+            },
+        },
+    }
+    url, headers = f"{providers.avanser.base_url}/v1/requests", {"authorization": auth_header(providers)}
+    assert httpx.post(url, json={**body, "custom_id": "strict-0"}, headers=headers).status_code == 200
+    change(body)
+    answer = httpx.post(url, json=body, headers=headers)
+    assert answer.status_code == 400 and answer.json()["errors"] == errors
+    assert answer.json()["error"] == {"message": "Bad Request", "code": 400}
+
+
+def test_error_bodies_and_the_300_are_the_seeds_shapes(providers: Providers) -> None:
+    refused = httpx.get(f"{providers.avanser.base_url}/v1/accounts", auth=("switchboard", "wrong"))
+    assert refused.status_code == 401
+    assert {k: v for k, v in refused.json().items() if k != "@transaction"} == {
+        "error": {"message": "Unauthorized", "code": 401},
+        "errors": {"description": "Unauthorized", "code": "401"},  # Error Response
+    }
+    several = httpx.get(
+        f"{providers.avanser.base_url}/v1/numbers",
+        params={"country": "AU", "location": "Richmond"},
+        headers={"authorization": auth_header(providers)},
+    )
+    assert several.status_code == 300 and set(several.json()) == {"@transaction", "errors"}  # Multiple Addresses
+    assert several.json()["errors"]["location"][0] == {
+        "name": "Richmond, NSW, AU",
+        "state": "NSW",
+        "country": "AU",
+        "lat_lng": [-33.5997, 150.7514],
+    }
+    lower = httpx.get(
+        f"{providers.avanser.base_url}/v1/numbers",
+        params={"country": "AU", "number_type": "mobile"},  # the search's enum is upper case
+        headers={"authorization": auth_header(providers)},
+    )
+    assert lower.status_code == 400
+
+
+async def test_raw_bodies_are_what_was_exchanged(providers: Providers) -> None:
+    client = providers.avanser_client()
+    ack = await client.request_service(simple_request("raw-1"))
+    sent = last(providers, "POST", "/v1/requests")
+    answer = await raw(providers, "GET", f"requests/{ack.request_id}/request_body")
+    assert answer.headers["content-type"].startswith("text/plain") and answer.text == sent.text
+    [record] = (await raw(providers, "GET", "requests")).json()["response"]
+    assert set(record) == {  # List Requests, field for field
+        "id",
+        "request_type",
+        "custom_id",
+        "custom_group",
+        "request_date",
+        "callback_date",
+        "request_status",
+        "message",
+        "service_number",
+        "answer_point",
+        "callback_url",
+        "@links",
+        "@callback",
+    }
+    acknowledgment = await client.acknowledgment_body(ack.request_id)
+    assert (
+        set(acknowledgment) == {"@transaction", "response"}
+        and acknowledgment["response"]["request_id"] == ack.request_id
+    )
+    wait_for(lambda: ack.service_e164 in providers.avanser.services, timeout=5)
+    gone = await client.decommission_service(ack.service_e164 or "")
+    assert await client.request_body(gone.request_id) == {}  # a DELETE has no body
+
+
+def test_a_call_carries_the_documented_parameters_only(providers: Providers) -> None:
+    import inspect
+
+    from bot.sandbox.avanser import SEED_CALL
+
+    assert "recording" not in inspect.signature(providers.avanser.place_call).parameters
+    providers.avanser.services["+61290081590"] = {
+        "name": "Ad",
+        "service": {"answer_point": "61401020304", "answer_point_name": "Office"},
+        "call_uri": f"{providers.avanser.base_url}/v1/accounts?type=configuration",  # any URL that answers
+        "custom_id": "ad-1",
+        "custom_group": "g",
+    }
+    providers.avanser.place_call("+61290081590", "+61410203045")
+    call = providers.avanser.received[-1]
+    assert set(call.query) == set(SEED_CALL) | {"type", "custom_id", "custom_group"}  # seed 001's table + seed 000's
+
+
+# -- a decommission is never sent twice -----------------------------------------------------------
+
+
+async def live_service(providers: Providers, custom_id: str) -> str:
+    ack = await providers.avanser_client().request_service(simple_request(custom_id))
+    number = ack.service_e164
+    assert number is not None
+    wait_for(lambda: number in providers.avanser.services, timeout=5)
+    return number
+
+
+def deletes(providers: Providers) -> list[dict]:
+    return [r for r in providers.avanser.requests if r["request_type"] == "delete"]
+
+
+@pytest.mark.parametrize(("status", "delay"), [(502, 0.0), (504, 1.0)])
+async def test_a_lost_decommission_answer_is_found_in_the_request_list(
+    providers: Providers, status: int, delay: float
+) -> None:
+    number = await live_service(providers, "dec-1")
+    providers.avanser.inject("after_commit", status=status, delay=delay, path="/v1/services/", method="DELETE")
+    ack = await providers.avanser_client(timeout=0.3).decommission_service(number)
+    assert len(providers.avanser.requests_to("DELETE", "/v1/services/")) == 1  # not re-sent
+    [record] = deletes(providers)
+    assert ack.request_id == record["id"]
+
+
+async def test_a_refused_decommission_is_not_resent_and_says_nothing_changed(providers: Providers) -> None:
+    number = await live_service(providers, "dec-2")
+    providers.avanser.inject("status", status=503, path="/v1/services/", method="DELETE")
+    with pytest.raises(ProviderUnavailable) as info:
+        await providers.avanser_client().decommission_service(number)
+    assert "Nothing was changed" in str(info.value)
+    assert len(providers.avanser.requests_to("DELETE", "/v1/services/")) == 1 and deletes(providers) == []
+    providers.avanser.inject("timeout", delay=1.0, path="/v1/services/", method="DELETE")
+    with pytest.raises(ProviderTimeout) as late:
+        await providers.avanser_client(timeout=0.3).decommission_service(number)
+    assert "no record of a release" in str(late.value) and "still in service" in str(late.value)
+    assert deletes(providers) == []
+
+
+async def test_an_unverifiable_decommission_may_have_happened(providers: Providers) -> None:
+    number = await live_service(providers, "dec-3")
+    providers.avanser.inject("after_commit", status=502, path="/v1/services/", method="DELETE")
+    providers.avanser.inject("status", status=500, path="/v1/requests", method="GET", count=10)
+    with pytest.raises(AvanserMaybeApplied) as info:
+        await providers.avanser_client().decommission_service(number)
+    assert isinstance(info.value, ProviderMaybeApplied) and not isinstance(info.value, ProviderUnavailable)
+    assert str(info.value) == (
+        "AVANSER didn't answer, and I couldn't check whether it took the release of (02) 9008 1590: it may have. "
+        "Nothing will be sent again automatically; look at `/numbers requests` in a few minutes before trying again."
+    )
+    assert len(providers.avanser.requests_to("DELETE", "/v1/services/")) == 1 and len(deletes(providers)) == 1
+
+
+async def test_an_earlier_life_of_the_number_is_not_taken_for_this_release(providers: Providers) -> None:
+    number = await live_service(providers, "dec-4")
+    old = {**providers.avanser.requests[-1], "id": "0" * 32, "request_type": "delete", "request_status": "completed"}
+    providers.avanser.requests.insert(0, old)  # a release of the same number before it was bought again
+    providers.avanser.inject("status", status=502, path="/v1/services/", method="DELETE")
+    with pytest.raises(ProviderUnavailable):
+        await providers.avanser_client().decommission_service(number)
+
+
+async def test_an_unverifiable_new_service_may_have_been_taken(providers: Providers) -> None:
+    providers.avanser.inject("after_commit", status=502, path="/v1/requests", method="POST")
+    providers.avanser.inject("status", status=500, path="/v1/requests", method="GET", count=10)
+    with pytest.raises(AvanserMaybeApplied, match="it may have"):
+        await providers.avanser_client().request_service(simple_request("maybe-1"))
+    assert providers.avanser.posts_for("maybe-1") == 1

@@ -1,23 +1,44 @@
-"""Exotel client against its sandbox: requests checked against seed 002, every Appendix 1 code read."""
+"""Exotel client against its sandbox: requests checked against seed 002; every Appendix 1 code and the 402,
+429 and 499 statuses produced by the sandbox from its own tables and read by the client, in both error shapes."""
 
 from __future__ import annotations
 
 import base64
-import json
+import re
+from pathlib import Path
 
+import httpx
 import pytest
 
-from bot.telco.base import ProviderAuthFailed, ProviderBadResponse, ProviderTimeout, ProviderUnavailable
+from bot.errors import UserError
+from bot.sandbox import exotel as sandbox
+from bot.telco.base import (
+    ProviderAuthFailed,
+    ProviderBadResponse,
+    ProviderMaybeApplied,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RetryPolicy,
+    TelcoError,
+)
 from bot.telco.exotel import (
     APPENDIX_1,
+    Allocation,
     AllocationRequest,
     ExotelAlreadyDeleted,
-    ExotelDuplicate,
+    ExotelClient,
     ExotelError,
+    ExotelInternal,
+    ExotelMaybeApplied,
+    ExotelMaybeCreated,
     ExotelNoFreeNumber,
     ExotelNotFound,
+    InvalidPin,
     PartiesUpdate,
     Preferences,
+    parse_pins,
 )
 from tests.conftest import Providers, stack_client
 from tests.helpers import wait_for
@@ -141,50 +162,291 @@ async def test_swap_number_sends_the_seed_shape(providers: Providers) -> None:
     assert again.green_vn != "+917205827365"
 
 
-@pytest.mark.parametrize("code", sorted(APPENDIX_1))
+# -- every documented error, produced by the sandbox from its own copy of the seed's tables --------
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "exotel_error_tables.txt"  # seed 002, verbatim
+
+
+def test_the_sandbox_tables_are_the_seeds() -> None:
+    lines = [line.strip() for line in FIXTURE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    appendix = {}
+    for line in lines:
+        match = re.fullmatch(r"(\d+) (.+) (\d{3})", line)
+        if match:
+            appendix[int(match.group(1))] = (int(match.group(3)), match.group(2))
+    statuses = dict(
+        (int(m.group(1)), m.group(2)) for m in (re.fullmatch(r"(\d{3}): (.+)", line) for line in lines) if m
+    )
+    assert appendix == sandbox.APPENDIX_1  # code 50 included: the seed's Appendix 1 ends with it
+    assert {k: statuses[k] for k in (402, 429, 499)} == sandbox.STATUSES
+    # and the client knows every code, with the same HTTP status
+    assert {code: http for code, (_, _, http) in APPENDIX_1.items()} == {c: h for c, (h, _) in appendix.items()}
+
+
+async def fresh(client: ExotelClient, **changes) -> Allocation:
+    return await client.allocate(seed_request(**changes))
+
+
+async def trigger(code: int, providers: Providers, client: ExotelClient) -> None:
+    """Make the sandbox answer `code` through a real request where one causes it, else through refuse_next."""
+    box = providers.exotel
+    if code in (0, 9, 20, 23):  # no request the seed describes causes these here
+        created = await fresh(client, connection_id=f"c{code}")
+        box.refuse_next(code, count=3)
+        await client.get_allocation(created.greenvn_id)
+    elif code == 1:
+        await client.get_allocation("no-such-id")
+    elif code == 2:
+        await fresh(client, preferences=Preferences(colour="green"))  # not a documented filter
+    elif code == 3:
+        await fresh(client, aparty_numbers=[])
+    elif code == 4:
+        await fresh(client, strictness=True, preferences=Preferences(region="RJ"))  # none in RJ
+    elif code == 5:
+        await fresh(client, deallocation_duration="soon")
+    elif code == 7:
+        await ExotelClient(f"{box.base_url}/v1/", box.account_sid, box.username, "nope").get_allocation("x")
+    elif code == 8:
+        await ExotelClient(f"{box.base_url}/v1/", "someone-else", box.username, box.password).get_allocation("x")
+    elif code == 13:
+        await fresh(client, aparty_numbers=["+919176226528", "+919176226528"])
+    elif code == 14:
+        await fresh(client, bparty_numbers=["+919176226528"])
+    elif code == 15:
+        await fresh(client, preferences=Preferences.model_construct(region="XX"))
+    elif code == 16:
+        await fresh(client, aparty_numbers=["+91123"])
+    elif code == 17:
+        box.bulk_limit = 1
+        await fresh(client)  # two a-party numbers
+    elif code == 18:
+        await fresh(client)
+        await fresh(client)
+    elif code == 19:
+        await fresh(client, aparty_pins=[1234])
+        await fresh(client, connection_id="X2", aparty_numbers=["+919176226528"], aparty_pins=[5678])
+    elif code == 22:
+        created = await fresh(client)
+        await client.deallocate(created.greenvn_id)
+        await client.deallocate(created.greenvn_id)
+    elif code == 50:
+        box.call_flows = {"flow-7"}
+        await fresh(client, flow_id="flow-8")
+    else:
+        raise AssertionError(f"no trigger for code {code}")
+
+
+@pytest.mark.parametrize("code", sorted(sandbox.APPENDIX_1))
 @pytest.mark.parametrize("shape", ["list", "object"])
-async def test_every_appendix_code_is_a_typed_error_with_a_sentence(
-    providers: Providers, code: int, shape: str
-) -> None:
+async def test_every_appendix_code_is_produced_and_read(providers: Providers, code: int, shape: str) -> None:
+    providers.exotel.error_shape = shape
+    with pytest.raises(TelcoError) as info:
+        await trigger(code, providers, providers.exotel_client())
+    if code == 7:
+        assert isinstance(info.value, ProviderAuthFailed) and info.value.status == 401
+        return
     cls, sentence, http_status = APPENDIX_1[code]
-    envelope = {
+    assert type(info.value) is cls and isinstance(info.value, ExotelError)
+    assert (info.value.code, info.value.http_status, str(info.value)) == (code, http_status, sentence)
+    assert sandbox.APPENDIX_1[code][1] in info.value.detail  # the provider's words go to the log only
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+async def test_402_is_an_auth_failure_with_or_without_a_code(providers: Providers, shape: str) -> None:
+    # Appendix 1: code 7 → 401; the status list: "402: Unauthorized Request". The sandbox can say either.
+    providers.exotel.error_shape, providers.exotel.auth_failure_status = shape, 402
+    box = providers.exotel
+    wrong = ExotelClient(f"{box.base_url}/v1/", box.account_sid, box.username, "nope")
+    with pytest.raises(ProviderAuthFailed) as coded:
+        await wrong.allocate(seed_request())
+    assert coded.value.status == 402
+    box.refuse_next(status=402)  # the bare status, no Appendix code
+    with pytest.raises(ProviderAuthFailed):
+        await providers.exotel_client().get_allocation("x")
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+async def test_429_is_retried_then_rate_limited(providers: Providers, shape: str) -> None:
+    providers.exotel.error_shape = shape
+    client = providers.exotel_client()
+    providers.exotel.refuse_next(status=429, method="POST", retry_after=0)
+    await client.allocate(seed_request())  # refused unprocessed, so the POST is sent again
+    assert len(providers.exotel.requests_to("POST", "/v1/")) == 2 and len(providers.exotel.active()) == 1
+    providers.exotel.refuse_next(status=429, count=3, retry_after=0)
+    with pytest.raises(ProviderRateLimited):
+        await client.get_allocation(providers.exotel.active()[0]["greenvn_id"])
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+async def test_499_is_a_timeout(providers: Providers, shape: str) -> None:
+    providers.exotel.error_shape = shape
+    client = providers.exotel_client()
+    created = await client.allocate(seed_request())
+    providers.exotel.refuse_next(status=499)
+    assert (await client.get_allocation(created.greenvn_id)).greenvn_id == created.greenvn_id  # a GET is repeated
+    providers.exotel.refuse_next(status=499, count=3)
+    with pytest.raises(ProviderTimeout) as info:
+        await client.get_allocation(created.greenvn_id)
+    assert info.value.status == 499
+
+
+# -- a POST that may have created an allocation, a swap that may have happened ----------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 499, "after_commit": True},  # "Response timeout exceeded", after the allocation was made
+        {"status": 499},  # … or before: from here the two can't be told apart
+        {"cut": True},  # the answer cut off
+        {"status": 504, "delay": 1.0},  # no answer within the timeout
+        {"status": 502},  # a gateway's error, not Exotel's
+    ],
+)
+async def test_an_unclear_allocation_may_have_been_created(providers: Providers, fault: dict) -> None:
+    box = providers.exotel
+    if fault.get("status") == 499:
+        box.refuse_next(status=499, method="POST", after_commit=bool(fault.get("after_commit")))
+    else:
+        box.inject("after_commit", method="POST", **fault)
+    with pytest.raises(ExotelMaybeCreated) as info:
+        await providers.exotel_client(timeout=0.3).allocate(seed_request())
+    assert isinstance(info.value, ProviderMaybeApplied) and not isinstance(info.value, ProviderUnavailable)
+    assert str(info.value) == (
+        "Exotel didn't answer clearly, so the virtual number may have been created — check `/vn list` before "
+        "trying again."
+    )
+    assert len(box.requests_to("POST", "/v1/tenants")) == 1  # never sent twice
+
+
+async def test_an_internal_error_or_a_refused_connection_is_not_ambiguous(providers: Providers) -> None:
+    providers.exotel.refuse_next(0, method="POST")  # Exotel's own answer, code 0
+    with pytest.raises(ExotelInternal):
+        await providers.exotel_client().allocate(seed_request())
+    from bot.sandbox.server import free_socket
+
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    client = ExotelClient(f"http://127.0.0.1:{port}/v1/", "s", "k", "t", retry=RetryPolicy(attempts=2, backoff=0.01))
+    with pytest.raises(ProviderUnreachable):
+        await client.allocate(seed_request())
+
+
+@pytest.mark.parametrize("fault", [{"status": 502}, {"status": 504, "delay": 1.0}, {"cut": True}])
+async def test_a_swap_with_a_lost_answer_is_read_back_not_resent(providers: Providers, fault: dict) -> None:
+    client = providers.exotel_client(timeout=0.3)
+    created = await client.allocate(seed_request())
+    providers.exotel.inject("after_commit", method="PUT", **fault)
+    swapped = await client.swap_number(created.greenvn_id, current_green_vn=created.green_vn)
+    assert len(providers.exotel.requests_to("PUT", "/v1/")) == 1
+    assert swapped.green_vn != created.green_vn
+    assert swapped.green_vn == providers.exotel.allocations[created.greenvn_id]["green_vn"]
+
+
+async def test_a_swap_refused_before_it_was_applied_says_so(providers: Providers) -> None:
+    client = providers.exotel_client(timeout=0.3)
+    created = await client.allocate(seed_request())
+    providers.exotel.inject("status", status=503, method="PUT")
+    with pytest.raises(ProviderUnavailable) as refused:
+        await client.swap_number(created.greenvn_id)  # reads the current number first
+    assert "Nothing was changed" in str(refused.value)
+    providers.exotel.inject("timeout", delay=1.0, method="PUT")
+    with pytest.raises(ExotelMaybeApplied) as late:
+        await client.swap_number(created.greenvn_id, current_green_vn=created.green_vn)
+    assert str(late.value) == (
+        "Exotel didn't answer in time. It still shows 080123 45678, but the swap may yet go through — check "
+        "`/vn list` in a minute before trying again."
+    )
+    assert len(providers.exotel.requests_to("PUT", "/v1/")) == 2  # one per call, none repeated
+    assert providers.exotel.allocations[created.greenvn_id]["green_vn"] == created.green_vn
+
+
+async def test_a_swap_that_cannot_be_read_back_may_have_happened(providers: Providers) -> None:
+    client = providers.exotel_client()
+    created = await client.allocate(seed_request())
+    providers.exotel.inject("after_commit", status=502, method="PUT")
+    providers.exotel.inject("status", status=500, method="GET", count=3)
+    with pytest.raises(ExotelMaybeApplied) as info:
+        await client.swap_number(created.greenvn_id, current_green_vn=created.green_vn)
+    assert "may have been. Check `/vn list`" in str(info.value)
+
+
+# -- the sandbox takes only what seed 002 lists ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({**SEED_ALLOCATION, "recording": True}, 5),  # not a documented parameter
+        ({**SEED_ALLOCATION, "strictness": "yes"}, 5),
+        ({**SEED_ALLOCATION, "aparty_pins": ["1234"]}, 5),  # pins are integers
+        ({**SEED_ALLOCATION, "aparty_pins": [0]}, 5),  # … positive ones
+        ({**SEED_ALLOCATION, "deallocation_policy": [{"duration": "600s"}]}, 5),  # the Node example's list
+        ({**SEED_ALLOCATION, "preferences": {"type": "tollfree"}}, 2),
+        ({**SEED_ALLOCATION, "preferences": {"region": "ka"}}, 15),
+        ({k: v for k, v in SEED_ALLOCATION.items() if k != "usage"}, 3),
+    ],
+)
+def test_the_sandbox_refuses_what_the_seed_does_not_list(providers: Providers, body: dict, code: int) -> None:
+    box = providers.exotel
+    answer = httpx.post(
+        f"{box.base_url}/v1/tenants/{box.account_sid}/greenvn", json=body, auth=(box.username, box.password)
+    )
+    [envelope] = answer.json()
+    assert (answer.status_code, envelope["code"]) == (sandbox.APPENDIX_1[code][0], code)
+    assert envelope == {
         "success": False,
-        "status": http_status,
+        "status": answer.status_code,
         "code": code,
-        "message": "raw provider text",
+        "message": sandbox.APPENDIX_1[code][1],
         "data": None,
     }
-    body = json.dumps([envelope] if shape == "list" else envelope)
-    providers.exotel.inject("status", status=http_status, body=body, count=3)
-    client = providers.exotel_client()
-    if http_status >= 500:
-        with pytest.raises(ProviderUnavailable):  # 5xx is retried, then reported as unavailable
-            await client.get_allocation("x")
-        return
-    expected = ProviderAuthFailed if code == 7 else cls
-    with pytest.raises(expected) as info:
-        await client.get_allocation("x")
-    if code != 7:
-        assert isinstance(info.value, ExotelError) and info.value.code == code
-        assert str(info.value) == sentence
-    assert "raw provider text" not in str(info.value)
 
 
-async def test_sandbox_refusals_map_to_sentences(providers: Providers) -> None:
+async def test_answers_carry_the_documented_fields_only(providers: Providers) -> None:
     client = providers.exotel_client()
-    with pytest.raises(ExotelDuplicate) as overlap:
-        await client.allocate(seed_request(bparty_numbers=["+919176226528"]))
-    assert overlap.value.code == 14
-    with pytest.raises(ExotelError) as invalid:
-        await client.allocate(seed_request(connection_id="X9", aparty_numbers=["+91123"]))
-    assert invalid.value.code == 16 and str(invalid.value) == "Exotel says one of the phone numbers is invalid."
-    await client.allocate(seed_request())
-    with pytest.raises(ExotelDuplicate) as duplicate:
-        await client.allocate(seed_request())
-    assert duplicate.value.code == 18
-    with pytest.raises(ExotelError) as flow:
-        await client.allocate(seed_request(connection_id="X3", flow_id="invalid-flow"))
-    assert flow.value.code == 50
+    created = await client.allocate(seed_request(aparty_pins=[1234]))
+    keys = {"connection_id", "aparty_numbers", "bparty_numbers", "usage", "state", "green_vn", "greenvn_id"}
+    box = providers.exotel
+    url = f"{box.base_url}/v1/tenants/{box.account_sid}/greenvn/{created.greenvn_id}"
+    async with httpx.AsyncClient(auth=(box.username, box.password)) as http:
+        assert set((await http.get(url)).json()["data"]) == keys  # the GET example has no pins
+        parties = await http.put(f"{url}/call-party", json={"aparty_numbers": ["+919176226528"]})
+        assert set(parties.json()["data"]) == keys | {"aparty_pins", "bparty_pins"}  # the call-party example has
+
+
+# -- PINs and strictness ---------------------------------------------------------------------------
+
+
+def test_a_pin_with_a_leading_zero_is_refused_not_changed() -> None:
+    with pytest.raises(InvalidPin) as info:
+        seed_request(aparty_pins=["0123"])
+    assert isinstance(info.value, UserError)
+    assert str(info.value) == (
+        "a-party PIN “0123” starts with 0. Exotel keeps PINs as numbers, so it would become 123; choose one "
+        "that doesn't start with 0."
+    )
+    with pytest.raises(InvalidPin, match="b-party PIN: “0” isn't a PIN"):
+        PartiesUpdate(aparty_numbers=["+919176226528"], bparty_pins=["0"])
+    with pytest.raises(InvalidPin, match="b-party PIN: “12a4” isn't a PIN"):
+        parse_pins("1234, 12a4", "b-party PIN")
+    with pytest.raises(InvalidPin, match="starts with 0"):
+        parse_pins("0042", "a-party PIN")
+    assert parse_pins("1234, 5678 90", "a-party PIN") == [1234, 5678, 90]
+    assert seed_request(aparty_pins=["1234", 5678]).to_body()["aparty_pins"] == [1234, 5678]
+
+
+async def test_strictness_false_is_sent_on_both_endpoints(providers: Providers) -> None:
+    client = providers.exotel_client()
+    created = await client.allocate(seed_request(strictness=False, preferences=Preferences(region="RJ")))
+    assert providers.exotel.received[-1].json["strictness"] is False  # the create schema's boolean
+    assert created.green_vn  # not strict: the nearest match
+    await client.swap_number(created.greenvn_id, Preferences(region="RJ"), strictness=False)
+    assert providers.exotel.received[-1].json == {"strictness": "false", "preferences": {"region": "RJ"}}
+    with pytest.raises(ExotelNoFreeNumber):
+        await client.swap_number(created.greenvn_id, Preferences(region="RJ"), strictness=True)
+    assert providers.exotel.received[-1].json["strictness"] == "true"
 
 
 async def test_no_free_number(providers: Providers) -> None:
@@ -203,31 +465,6 @@ async def test_strictness_refuses_a_partial_match(providers: Providers) -> None:
         await client.allocate(seed_request(strictness=True, preferences=Preferences(region="RJ")))
     loose = await client.allocate(seed_request(connection_id="X5", preferences=Preferences(region="RJ")))
     assert loose.green_vn
-
-
-async def test_wrong_credentials_and_wrong_tenant(providers: Providers) -> None:
-    from bot.telco.exotel import ExotelClient
-
-    wrong = ExotelClient(f"{providers.exotel.base_url}/v1/", "switchboard1", "key", "nope")
-    with pytest.raises(ProviderAuthFailed):
-        await wrong.allocate(seed_request())
-    other = ExotelClient(
-        f"{providers.exotel.base_url}/v1/",
-        "someone-else",
-        providers.exotel.username,
-        providers.exotel.password,
-    )
-    with pytest.raises(ExotelError) as info:
-        await other.allocate(seed_request())
-    assert info.value.code == 8
-
-
-async def test_allocation_is_not_retried_after_an_ambiguous_failure(providers: Providers) -> None:
-    providers.exotel.inject("after_commit", status=504, delay=1.0, method="POST")
-    with pytest.raises(ProviderTimeout):
-        await providers.exotel_client(timeout=0.3).allocate(seed_request())
-    assert len(providers.exotel.requests_to("POST", "/v1/tenants")) == 1
-    assert len(providers.exotel.active()) == 1
 
 
 async def test_get_is_retried_and_malformed_json_is_typed(providers: Providers) -> None:

@@ -1,10 +1,15 @@
 """A stand-in for the AVANSER Telco API v1 (seed 001) on loopback.
 
 It checks HTTP Basic auth, validates request bodies as the seed describes (required fields, enums,
-number forms), keeps state (inventory, reserved numbers, services, requests pending → completed /
-failed, templates, accounts), POSTs the callback-URI after `callback_delay` seconds, and makes calls
-and texts on demand (`place_call`, `send_sms`) by calling a service's call-URI / SMS-forward URI as
-AVANSER would. Faults are injected with `inject()` (bot.sandbox.common).
+number forms, no field the schema doesn't list, templates that exist), keeps state (inventory,
+reserved numbers, services, requests pending → completed / failed, templates, accounts), POSTs the
+callback-URI after `callback_delay` seconds, and makes calls and texts on demand (`place_call`,
+`send_sms`) by calling a service's call-URI / SMS-forward URI with the seed's parameters and no
+others. Answers carry only what the seed shows: number rates are the seed's (`"rate_code": 61`),
+a template preview is Generic Success (`message`, `code`) with no template text. Where the seed
+types a value as a string but shows it unquoted (`rate_code : 61 (string)`), `rate_code_form`
+chooses which the sandbox sends ("number", the default, or "string"). Faults are injected with
+`inject()` (bot.sandbox.common).
 """
 
 from __future__ import annotations
@@ -48,7 +53,50 @@ SEED_CALL = {
 RECORDING_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 512
 PAGE = 100
 SEARCH_TYPES = {"location", "coordinates", "prefix", "number_type", "number", "szu"}
-NUMBER_TYPES = {"GEO", "TOLLFREE", "FREECALL", "MOBILE"}
+NUMBER_TYPES = {"GEO", "TOLLFREE", "FREECALL", "MOBILE"}  # GET /numbers?number_type= (upper case)
+REQUEST_NUMBER_TYPES = {"tollfree", "freecall", "mobile"}  # Inbound Request (the example has MOBILE)
+# The fields of Inbound Request / Service Detail, level by level; anything else is refused.
+REQUEST_FIELDS = {
+    "name",
+    "custom_id",
+    "custom_group",  # seed 000: "This request specifies both custom_id and custom_group"
+    "service_number",
+    "service",
+    "call_reporting",  # the prompt example has it at the top level
+    "call_uri",
+    "sms_forward_uri",
+    "callback_uri",
+}
+UPDATE_FIELDS = {"name", "service_number", "service", "call_reporting", "call_uri", "sms_forward_uri"}
+RULE_FIELDS = {"country", "search_type", "szu", "radius", "lat", "long", "lng", "location", "number_type", "number"}
+SERVICE_FIELDS = {
+    "type",
+    "answer_point",
+    "answer_point_name",
+    "record_call",
+    "call_greeting",
+    "call_whisper",
+    "voicemail",
+    "call_reporting",
+}
+REPORTING_FIELDS = {"report", "email", "sms"}
+EMAIL_FIELDS = {"subject", "email_to", "email_cc", "email_bcc", "template"}
+SMS_FIELDS = {"sms_id", "mobile", "template"}
+# seed 001 accountNumberRates / accountCallRates, value for value
+SEED_NUMBER_RATE = {
+    "rate_code": 61,
+    "description": "Test MMT",
+    "setup_date": "2017-01-07",
+    "setup_charge": "0.00",
+    "rental_charge": "0.00",
+}
+SEED_CALL_RATE = {
+    "rate_code": 61,
+    "call_type": "L",
+    "cost_per_minute": "0.39",
+    "free_seconds": "0.00",
+    "minimum_seconds": "0.00",
+}
 REPORT_LEVELS = {"none", "missed", "missed-voicemail", "all-calls"}
 CALL_STATUSES = {
     "avanser_abandoned_call",
@@ -130,8 +178,14 @@ class AvanserSandbox(SandboxBase):
         *,
         callback_delay: float = 0.2,
         inventory_scale: int = 1,
+        rate_code_form: str = "number",
     ) -> None:
         super().__init__(username, password)
+        if rate_code_form not in ("number", "string"):
+            raise ValueError("rate_code_form is 'number' (61, as the seed shows it) or 'string' (\"61\", its type)")
+        self.rate_code_form = rate_code_form
+        self.number_rates: list[dict[str, Any]] = [dict(SEED_NUMBER_RATE)]  # tests may add rates of this shape
+        self.call_rates: list[dict[str, Any]] = [dict(SEED_CALL_RATE)]
         self.callback_delay = callback_delay
         self.send_callbacks = True  # False: requests complete but the callback-URI is never called
         self.fail_provisioning: set[str] = set()  # E.164 numbers whose provisioning fails
@@ -163,9 +217,9 @@ class AvanserSandbox(SandboxBase):
         status: str = "avanser_missed_call",
         duration: int = 0,
         uniqueid: str | None = None,
-        recording: str | None = None,
     ) -> httpx.Response:
-        """A call to a tracking number: GET its call-URI with the seed's parameters."""
+        """A call to a tracking number: GET its call-URI with the seed's parameters (seed 001's table, plus
+        seed 000's custom_id and custom_group) and no others."""
         if status not in CALL_STATUSES:
             raise ValueError(f"call status must be one of {sorted(CALL_STATUSES)}")
         with self.lock:
@@ -189,8 +243,6 @@ class AvanserSandbox(SandboxBase):
             "custom_id": service.get("custom_id", ""),
             "custom_group": service.get("custom_group", ""),
         }
-        if recording:
-            params["recording"] = recording
         return self.client().get(_with_query(service["call_uri"], params))
 
     def send_sms(self, service_e164: str, sender_e164: str, text: str) -> httpx.Response:
@@ -221,16 +273,23 @@ class AvanserSandbox(SandboxBase):
             "ms": 0.039,
         }
 
+    def _reply(self, received: Any, response: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"@transaction": self._transaction(received), **(extra or {}), "response": response}
+
     def _ok(self, received: Any, response: Any, extra: dict[str, Any] | None = None) -> JSONResponse:
-        return JSONResponse({"@transaction": self._transaction(received), **(extra or {}), "response": response})
+        return JSONResponse(self._reply(received, response, extra))
 
     def _error(self, received: Any, status: int, message: str, errors: dict[str, Any] | None = None) -> JSONResponse:
+        """Error Detail (400: `errors` maps a field to its reason) or Error Response (401/500: `errors`
+        has `description` and `code`), each with the `error` object the endpoints' examples show."""
         body: dict[str, Any] = {
             "@transaction": self._transaction(received),
             "error": {"message": message, "code": status},
         }
         if errors:
             body["errors"] = errors
+        elif status != 400:
+            body["errors"] = {"description": message, "code": str(status)}
         return JSONResponse(body, status_code=status)
 
     def asgi(self) -> Starlette:
@@ -332,45 +391,8 @@ class AvanserSandbox(SandboxBase):
                     "rates": [{"callType": "default", "price": "0.25", "usage": "100"}],
                 }
             ],
-            "number_rates": [
-                {
-                    "rate_code": "GEO",
-                    "description": "Local number",
-                    "setup_date": "2017-01-07",
-                    "setup_charge": "0.00",
-                    "rental_charge": "10.00",
-                },
-                {
-                    "rate_code": "MOBILE",
-                    "description": "Virtual mobile",
-                    "setup_date": "2017-01-07",
-                    "setup_charge": "5.00",
-                    "rental_charge": "15.00",
-                },
-                {
-                    "rate_code": "TOLLFREE",
-                    "description": "1300 number",
-                    "setup_date": "2017-01-07",
-                    "setup_charge": "25.00",
-                    "rental_charge": "30.00",
-                },
-                {
-                    "rate_code": "FREECALL",
-                    "description": "1800 number",
-                    "setup_date": "2017-01-07",
-                    "setup_charge": "25.00",
-                    "rental_charge": "35.00",
-                },
-            ],
-            "call_rates": [
-                {
-                    "rate_code": "61",
-                    "call_type": "L",
-                    "cost_per_minute": "0.39",
-                    "free_seconds": "0.00",
-                    "minimum_seconds": "0.00",
-                }
-            ],
+            "number_rates": [self._rate(r) for r in self.number_rates],
+            "call_rates": [self._rate(r) for r in self.call_rates],
             "transcription_rates": [{"setup_date": "2020-09-08", "rate": "0.1"}],
             "features": [
                 {
@@ -389,6 +411,12 @@ class AvanserSandbox(SandboxBase):
         if rest[0] in fixtures:
             return self._ok(received, fixtures[rest[0]])
         return self._error(received, 404, "Not Found")
+
+    def _rate(self, rate: dict[str, Any]) -> dict[str, Any]:
+        code = rate.get("rate_code")
+        if self.rate_code_form == "string" and code is not None:
+            return {**rate, "rate_code": str(code)}
+        return dict(rate)
 
     # -- search --------------------------------------------------------------------------------
 
@@ -416,19 +444,15 @@ class AvanserSandbox(SandboxBase):
                 return self._error(received, 400, "Bad Request", {"location": "address not found"})
             if len(places) > 1:
                 candidates = [{"name": p[0], "state": p[1], "country": "AU", "lat_lng": [p[2], p[3]]} for p in places]
-                return JSONResponse(
-                    {
-                        "@transaction": self._transaction(received),
-                        "error": {"message": "Multiple Choices", "code": 300},
-                        "errors": {"location": candidates},
-                    },
+                return JSONResponse(  # Multiple Addresses: the candidates under errors.location
+                    {"@transaction": self._transaction(received), "errors": {"location": candidates}},
                     status_code=300,
                 )
             lat, lng = places[0][2], places[0][3]
             return self._numbers(received, _near(pool, lat, lng, radius))
         if "lat" in q:
             try:
-                lat, lng = float(q["lat"]), float(q.get("lng", q.get("long", "x")))
+                lat, lng = float(q["lat"]), float(q.get("lng", "x"))  # the search takes lng (never long)
             except ValueError:
                 return self._error(received, 400, "Bad Request", {"lng": "lat and lng must be numbers"})
             return self._numbers(received, _near(pool, lat, lng, radius))
@@ -437,8 +461,8 @@ class AvanserSandbox(SandboxBase):
                 return self._error(received, 400, "Bad Request", {"number": "invalid number"})
             return self._numbers(received, _prefix(pool, q["number"]))
         if "number_type" in q:
-            kind = q["number_type"].upper()
-            if kind not in NUMBER_TYPES:
+            kind = q["number_type"]
+            if kind not in NUMBER_TYPES:  # the search's enum: GEO, TOLLFREE, FREECALL, MOBILE
                 return self._error(received, 400, "Bad Request", {"number_type": "invalid number type"})
             return self._numbers(received, [n for n in pool if n["type"] == kind])
         return self._error(received, 400, "Bad Request", {"search": "give location, lat/lng, number or number_type"})
@@ -459,9 +483,10 @@ class AvanserSandbox(SandboxBase):
     # -- requests ------------------------------------------------------------------------------
 
     def _validate_request(self, body: Any) -> dict[str, str]:
-        errors: dict[str, str] = {}
+        """Inbound Request, field by field."""
         if not isinstance(body, dict):
             return {"body": "must be a JSON object"}
+        errors = _unknown(body, REQUEST_FIELDS)
         if not isinstance(body.get("name"), str) or not body["name"].strip():
             errors["name"] = "required"
         for key in ("custom_id", "custom_group"):
@@ -476,25 +501,96 @@ class AvanserSandbox(SandboxBase):
         if not isinstance(service, dict):
             errors["service"] = "required"
         else:
-            kind = service.get("type")
-            if kind not in ("transfer", "voicemail", "prompt"):
-                errors["type"] = "must be transfer, voicemail or prompt"
-            if kind == "transfer":
-                if not _valid_digits(service.get("answer_point")):
-                    errors["answer_point"] = "invalid number"
-                if not isinstance(service.get("record_call"), bool):
-                    errors["record_call"] = "required for transfer (true or false)"
-            for key in ("call_greeting", "call_whisper", "voicemail"):
-                if key in service and not _url_ok(service[key]):
-                    errors[key] = "must be an http(s) URL"
-        reporting = (service or {}).get("call_reporting") if isinstance(service, dict) else None
-        reporting = reporting if reporting is not None else body.get("call_reporting")
-        if reporting is not None:
-            errors.update(_validate_reporting(reporting))
+            errors.update(self._validate_service(service, creating=True))
+        if "call_reporting" in body:
+            errors.update(self._validate_reporting(body["call_reporting"]))
         for key in ("call_uri", "sms_forward_uri", "callback_uri"):
             if key in body and not _url_ok(body[key]):
                 errors[key] = "must be an http(s) URL"
         return errors
+
+    def _validate_update(self, body: dict[str, Any]) -> dict[str, str]:
+        """Service Detail, partial ("only the required changes can be submitted")."""
+        errors = _unknown(body, UPDATE_FIELDS)
+        if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
+            errors["name"] = "must not be empty"
+        if "service_number" in body and not _valid_digits(body["service_number"]):
+            errors["service_number"] = "invalid number"
+        if "service" in body:
+            if isinstance(body["service"], dict):
+                errors.update(self._validate_service(body["service"], creating=False))
+            else:
+                errors["service"] = "must be an object"
+        if "call_reporting" in body:
+            errors.update(self._validate_reporting(body["call_reporting"]))
+        for key in ("call_uri", "sms_forward_uri"):
+            if key in body and not _url_ok(body[key]):
+                errors[key] = "must be an http(s) URL"
+        return errors
+
+    def _validate_service(self, service: dict[str, Any], *, creating: bool) -> dict[str, str]:
+        errors = _unknown(service, SERVICE_FIELDS)
+        kind = service.get("type")
+        if (creating or "type" in service) and kind not in ("transfer", "voicemail", "prompt"):
+            errors["type"] = "must be transfer, voicemail or prompt"
+        if kind == "transfer" and creating:
+            if not _valid_digits(service.get("answer_point")):
+                errors["answer_point"] = "invalid number"
+            if not isinstance(service.get("record_call"), bool):
+                errors["record_call"] = "required for transfer (true or false)"
+        if "answer_point" in service and not _valid_digits(service["answer_point"]):
+            errors["answer_point"] = "invalid number"
+        if "record_call" in service and not isinstance(service["record_call"], bool):
+            errors["record_call"] = "must be true or false"
+        if "answer_point_name" in service and not isinstance(service["answer_point_name"], str):
+            errors["answer_point_name"] = "must be a string"
+        for key in ("call_greeting", "call_whisper", "voicemail"):
+            if key in service and not _url_ok(service[key]):
+                errors[key] = "must be an http(s) URL"
+        if "call_reporting" in service:
+            errors.update(self._validate_reporting(service["call_reporting"]))
+        return errors
+
+    def _validate_reporting(self, reporting: Any) -> dict[str, str]:
+        if not isinstance(reporting, dict):
+            return {"call_reporting": "must be an object"}
+        errors = _unknown(reporting, REPORTING_FIELDS)
+        if reporting.get("report", "none") not in REPORT_LEVELS:
+            errors["report"] = "must be none, missed, missed-voicemail or all-calls"
+        email = reporting.get("email")
+        if email is not None:
+            if not isinstance(email, dict):
+                return {**errors, "email": "must be an object"}
+            errors.update(_unknown(email, EMAIL_FIELDS))
+            if not isinstance(email.get("subject"), str) or not email["subject"]:
+                errors["subject"] = "required"
+            for key in ("email_to", "email_cc", "email_bcc"):  # cc/bcc: "required" in the schema, absent in examples
+                recipients = email.get(key)
+                if key != "email_to" and recipients is None:
+                    continue
+                if (
+                    not isinstance(recipients, list)
+                    or (key == "email_to" and not recipients)
+                    or not all(isinstance(r, str) and "@" in r for r in recipients)
+                ):
+                    errors[key] = "must be a list of email addresses"
+            if "template" in email and not self._template_saved(email["template"], "email"):
+                errors["template"] = "invalid template"
+        sms = reporting.get("sms")
+        if sms is not None:
+            if not isinstance(sms, dict):
+                return {**errors, "sms": "must be an object"}
+            errors.update(_unknown(sms, SMS_FIELDS))
+            if not _valid_digits(sms.get("mobile")):
+                errors["mobile"] = "invalid number"
+            if "template" in sms and not self._template_saved(sms["template"], "sms"):
+                errors["template"] = "invalid template"
+        return errors
+
+    def _template_saved(self, name: Any, kind: str) -> bool:
+        """Seed: a template "if defined must be a valid template previously saved" (of that report's type)."""
+        with self.lock:
+            return any(n == name and t == kind for (n, _, t) in self.templates)
 
     def _pick(self, rule: dict[str, Any]) -> str | None:
         pool = self._available()
@@ -534,18 +630,22 @@ class AvanserSandbox(SandboxBase):
                     {"service_number": "no available number matches the search rules"},
                 )
             self.reserved.add(number)
-            record = self._add_request("create", body, number)
+            record = self._add_request("create", body, number, received.text)
         ack = {
             "service_number": _digits(number),
             "request_id": record["id"],
             "message": "Success",
             "code": 200,
         }
-        record["acknowledgment_body"] = {"response": ack}
-        self._complete_later(record)
-        return self._ok(received, ack)
+        return self._acknowledge(received, record, ack)
 
-    def _add_request(self, kind: str, body: dict[str, Any], number: str) -> dict[str, Any]:
+    def _acknowledge(self, received: Any, record: dict[str, Any], ack: dict[str, Any]) -> JSONResponse:
+        reply = self._reply(received, ack)
+        record["acknowledgment_body"] = reply  # served back as sent, by /requests/{id}/acknowledgment_body
+        self._complete_later(record)
+        return JSONResponse(reply)
+
+    def _add_request(self, kind: str, body: dict[str, Any], number: str, text: str) -> dict[str, Any]:
         record = {
             "id": uuid.uuid4().hex,
             "request_type": kind,
@@ -559,6 +659,7 @@ class AvanserSandbox(SandboxBase):
             "answer_point": (body.get("service") or {}).get("answer_point"),
             "callback_url": body.get("callback_uri"),
             "request_body": body,
+            "request_text": text,  # "the request as received"
             "acknowledgment_body": None,
             "callback_body": None,
             "callback": {"last_update": None, "status": "pending", "http_reply": 0},
@@ -655,11 +756,13 @@ class AvanserSandbox(SandboxBase):
         with self.lock:
             record = next((r for r in self.requests if r["id"] == request_id), None)
         if record is None or which not in ("request_body", "acknowledgment_body", "callback_body"):
-            return self._error(received, 404, "Not Found", {"request_id": "unknown request"})
+            return self._error(received, 400, "Bad Request", {"request_id": "invalid request id"})
+        if which == "request_body":  # "Returns the submitted user body, this is the request as received"
+            return Response(record["request_text"], media_type="text/plain")
         value = record[which]
         if value is None:
-            return self._error(received, 404, "Not Found", {which: "not available yet"})
-        return Response(json.dumps(value), media_type="text/plain")
+            return self._error(received, 400, "Bad Request", {which: "not available yet"})
+        return Response(json.dumps(value), media_type="text/plain")  # "returned as plain text"
 
     def _change_service(self, received: Any, method: str, digits: str) -> Response:
         number = "+" + digits
@@ -673,24 +776,16 @@ class AvanserSandbox(SandboxBase):
                 return self._error(received, 400, "Bad Request", {"body": "must be JSON"})
             if not isinstance(body, dict) or not body:
                 return self._error(received, 400, "Bad Request", {"body": "nothing to update"})
-            errors: dict[str, str] = {}
-            service = body.get("service")
-            if isinstance(service, dict) and "answer_point" in service and not _valid_digits(service["answer_point"]):
-                errors["answer_point"] = "invalid number"
-            if "call_reporting" in body:
-                errors.update(_validate_reporting(body["call_reporting"]))
+            errors = self._validate_update(body)
             if errors:
                 return self._error(received, 400, "Bad Request", errors)
             kind = "update"
         else:
             body, kind = {}, "delete"
         with self.lock:
-            record = self._add_request(kind, body, number)
+            record = self._add_request(kind, body, number, received.text)
             record["callback_url"] = self.services[number].get("callback_uri")
-        ack = {"request_id": record["id"], "message": "Success", "code": 200}
-        record["acknowledgment_body"] = {"response": ack}
-        self._complete_later(record)
-        return self._ok(received, ack)
+        return self._acknowledge(received, record, {"request_id": record["id"], "message": "Success", "code": 200})
 
     # -- templates -----------------------------------------------------------------------------
 
@@ -709,18 +804,10 @@ class AvanserSandbox(SandboxBase):
             matches = [k for k in self.templates if k[0] == name and k[1] == country]
             if not matches:
                 return self._error(received, 400, "Bad Request", {"name": "template not found"})
-            return self._ok(
-                received,
-                {
-                    "name": name,
-                    "country": country,
-                    "type": matches[0][2],
-                    "content": self.templates[matches[0]],
-                    "message": "Success",
-                    "code": 200,
-                },
-            )
+            return self._ok(received, {"message": "Success", "code": 200})  # Generic Success: all the seed shows
         if method == "POST":
+            if not received.headers.get("content-type", "").startswith("text/html"):
+                return self._error(received, 400, "Bad Request", {"body": "send the template as text/html"})
             content = received.body.decode()
             if not content.strip():
                 return self._error(received, 400, "Bad Request", {"body": "template content is empty"})
@@ -739,47 +826,38 @@ class AvanserSandbox(SandboxBase):
         return self._error(received, 405, "Method Not Allowed")
 
 
+def _unknown(body: dict[str, Any], known: set[str]) -> dict[str, str]:
+    return {key: "unknown field" for key in body if key not in known}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _validate_rule(rule: dict[str, Any]) -> dict[str, str]:
-    errors: dict[str, str] = {}
+    """Inbound Request's `service_number`: "only one search type supported", and what each requires."""
+    errors = _unknown(rule, RULE_FIELDS)
     kind = rule.get("search_type")
-    if not rule.get("country"):
+    if not isinstance(rule.get("country"), str) or not rule["country"]:
         errors["country"] = "required"
-    if kind not in SEARCH_TYPES:
+    if kind not in SEARCH_TYPES:  # the enum lists five; `szu` is the field's own example value and has a field
         return {**errors, "search_type": f"must be one of {', '.join(sorted(SEARCH_TYPES))}"}
-    if kind == "location" and "location" not in rule and "lat" not in rule:
+    by_point = kind == "coordinates" or (kind == "location" and "lat" in rule)  # the example: location + lat/lng
+    if kind == "location" and not by_point and not (isinstance(rule.get("location"), str) and rule["location"]):
         errors["location"] = "required when search_type is location"
-    if kind == "coordinates" or (kind == "location" and "lat" in rule):
-        if not isinstance(rule.get("lat"), int | float):
+    if by_point:
+        if not _number(rule.get("lat")):
             errors["lat"] = "required when search_type is coordinates"
-        if not isinstance(rule.get("long", rule.get("lng")), int | float):
+        if not _number(rule.get("long", rule.get("lng"))):
             errors["long"] = "required when search_type is coordinates"
-    if kind in ("location", "coordinates") and "radius" in rule and not isinstance(rule["radius"], int | float):
-        errors["radius"] = "must be a number"
+    if kind in ("location", "coordinates") and not _number(rule.get("radius")):
+        errors["radius"] = "required when search_type is coordinates or location"
     if kind in ("prefix", "number") and not _valid_digits(rule.get("number")):
         errors["number"] = "invalid number"
-    if kind == "number_type" and str(rule.get("number_type", "")).upper() not in NUMBER_TYPES:
-        errors["number_type"] = "must be tollfree, freecall, mobile or geo"
-    if kind == "szu" and not rule.get("szu"):
+    if kind == "number_type" and str(rule.get("number_type", "")).lower() not in REQUEST_NUMBER_TYPES:
+        errors["number_type"] = "must be tollfree, freecall or mobile"
+    if kind == "szu" and not (isinstance(rule.get("szu"), str) and rule["szu"]):
         errors["szu"] = "required when search_type is szu"
-    return errors
-
-
-def _validate_reporting(reporting: Any) -> dict[str, str]:
-    if not isinstance(reporting, dict):
-        return {"call_reporting": "must be an object"}
-    errors: dict[str, str] = {}
-    if reporting.get("report", "none") not in REPORT_LEVELS:
-        errors["report"] = "must be none, missed, missed-voicemail or all-calls"
-    email = reporting.get("email")
-    if email is not None:
-        if not isinstance(email, dict) or not email.get("subject"):
-            errors["subject"] = "required"
-        recipients = email.get("email_to") if isinstance(email, dict) else None
-        if not isinstance(recipients, list) or not recipients or not all("@" in str(r) for r in recipients):
-            errors["email_to"] = "must be a list of email addresses"
-    sms = reporting.get("sms")
-    if sms is not None and (not isinstance(sms, dict) or not _valid_digits(sms.get("mobile"))):
-        errors["mobile"] = "invalid number"
     return errors
 
 
@@ -817,7 +895,9 @@ def _public(item: dict[str, Any], kind: str) -> dict[str, Any]:
     if kind == "services":
         return {k: v for k, v in item.items() if k not in ("custom_id", "custom_group", "callback_uri")}
     public = {
-        k: v for k, v in item.items() if k not in ("request_body", "acknowledgment_body", "callback_body", "callback")
+        k: v
+        for k, v in item.items()
+        if k not in ("request_body", "request_text", "acknowledgment_body", "callback_body", "callback")
     }
     public["@links"] = {
         "request_body": f"/requests/{item['id']}/request_body",

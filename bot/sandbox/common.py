@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 # How a sandbox can misbehave, as a real provider does.
 FAULT_KINDS = ("status", "timeout", "malformed", "reset", "after_commit")
@@ -50,12 +53,46 @@ class Received:
         return user, password
 
 
+_cutting: contextvars.ContextVar[bool] = contextvars.ContextVar("sandbox_cutting", default=False)
+
+
+class _QuietCut(logging.Filter):
+    """uvicorn logs an unfinished response as an error; for a CutResponse that is the point."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _cutting.get()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCut())
+
+
+class CutResponse(Response):
+    """An answer that stops mid-body: the headers promise more than is sent and the server closes the
+    connection, as when a proxy or the network cuts a provider off (the client sees a broken
+    connection, not an answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _cutting.set(True)  # same task as uvicorn's complaint about the unfinished response
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"success": tr', "more_body": True})
+
+
 @dataclass
 class Fault:
     """Misbehave on the next `count` matching requests.
 
     kind: status (answer `status` with `body`), timeout (answer after `delay` s), malformed (200 with
-    a body that is not JSON), after_commit (do the work, then answer `status` — the ambiguous case).
+    a body that is not JSON), reset (cut the answer off mid-body, nothing done), after_commit (do the
+    work, then answer `status` — the ambiguous case — or, with `cut`, cut the answer off).
     """
 
     kind: str
@@ -66,6 +103,7 @@ class Fault:
     path: str | None = None  # only requests whose path starts with this
     method: str | None = None
     retry_after: int | None = None
+    cut: bool = False  # after_commit: cut the answer off instead of answering `status`
 
 
 class SandboxBase:
@@ -149,6 +187,8 @@ class SandboxBase:
         if fault.kind == "timeout":
             await asyncio.sleep(fault.delay)
             return PlainTextResponse("late", status_code=504)
+        if fault.kind == "reset":
+            return CutResponse()
         if fault.kind == "malformed":
             return PlainTextResponse(
                 "<html><body>Bad Gateway</body></html>", status_code=200, media_type="application/json"
@@ -164,6 +204,12 @@ class SandboxBase:
         return None
 
     async def after_commit_response(self, fault: Fault) -> Response:
+        if fault.cut:
+            return CutResponse()
         if fault.delay and fault.status == 504:
             await asyncio.sleep(fault.delay)
-        return PlainTextResponse(fault.body or "upstream error", status_code=fault.status)
+        return PlainTextResponse(
+            fault.body or "upstream error",
+            status_code=fault.status,
+            media_type="application/json" if fault.body.startswith(("{", "[")) else None,
+        )

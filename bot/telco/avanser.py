@@ -3,9 +3,14 @@
     TelcoError (bot.telco.base)
      ├── ProviderUnavailable / ProviderTimeout / ProviderRateLimited / ProviderAuthFailed
      ├── ProviderBadResponse
+     ├── ProviderMaybeApplied
+     │    └── AvanserMaybeApplied      a new service or a decommission got no clear answer and the
+     │                                 request list could not be read: it may have been taken
      └── ProviderRejected
           └── AvanserRejected          400 Error Detail: `.fields` maps a field to AVANSER's reason
-               └── TemplateInUse       DELETE /templates refused: the template is used by a service
+               ├── TemplateInUse       DELETE /templates refused: the template is used by a service
+               └── RuleNotOffered      refused before sending: a `service_number` rule the request
+                                       schema doesn't list (number type GEO)
 
 Every answer carries the `@transaction` object; errors come as
 `{"error": {"message", "code"}, "errors": {field: reason}}` (Error Detail / Error Response).
@@ -21,31 +26,47 @@ both forms (see `NumberRule.to_body` and `service_request_body`):
   example has it at the top level), at the top level on update (the update example);
 - the callback URL is sent as `callback_uri` (request schema); `call_callback_uri` is only prose.
 
+- number types in a request rule: only what the schema lists (tollfree, freecall, mobile); GEO is
+  a search type only, and a rule asking for it is refused with a sentence (`NumberRule.problem`).
+
 A new-service request is never sent twice for one Slack request: `custom_id` is the idempotency
 key, and after an ambiguous failure the request list is searched for it before anything is re-sent.
+A decommission (DELETE /services/{n}) makes a new `delete` request each time it is sent, so it is
+not retried either: after an ambiguous failure the request list is searched for a delete request
+for the number; if the list can't be read the error is AvanserMaybeApplied.
+
+Number rates (seed: `"rate_code": 61`, a code, not a number type): `number_cost()` gives the rate
+whose description names the number type, or says the cost is unknown.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+import phonenumbers
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from bot.phone import from_avanser, to_avanser
+from bot.phone import from_avanser, national, to_avanser
 from bot.telco.base import (
     HttpProvider,
     ProviderAuthFailed,
     ProviderBadResponse,
+    ProviderMaybeApplied,
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
+    TelcoError,
+    ambiguous,
 )
 
 log = logging.getLogger("switchboard.telco.avanser")
 
-NumberType = Literal["GEO", "TOLLFREE", "FREECALL", "MOBILE"]
+NumberType = Literal["GEO", "TOLLFREE", "FREECALL", "MOBILE"]  # the search API's enum
+REQUEST_NUMBER_TYPES = ("TOLLFREE", "FREECALL", "MOBILE")  # the request schema's (sent upper case, as its example)
 ServiceType = Literal["transfer", "voicemail", "prompt"]
 ReportLevel = Literal["none", "missed", "missed-voicemail", "all-calls"]
 RequestStatus = Literal["pending", "completed", "pending_confirmation", "failed", "reported"]
@@ -64,11 +85,42 @@ class TemplateInUse(AvanserRejected):
     """The template is used by a service and cannot be deleted."""
 
 
+class RuleNotOffered(AvanserRejected):
+    """A `service_number` rule the request schema doesn't offer; refused before anything is sent."""
+
+
+class AvanserMaybeApplied(ProviderMaybeApplied):
+    """No clear answer to a change, and the request list couldn't be read: AVANSER may have taken it."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message, provider="AVANSER", detail=detail)
+
+
 # -- models -----------------------------------------------------------------------------------
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+def _text(value: Any) -> Any:
+    """The seed types these fields as strings but shows them unquoted (`rate_code : 61`): read both."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _money(value: Any) -> Any:
+    """A charge: "0.00" (the seed's type) or 0.0 / 0 (its unquoted example) both read as "0.00"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.2f}"
+    return value
+
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+Money = Annotated[str | None, BeforeValidator(_money)]
 
 
 class Transaction(_Model):
@@ -235,7 +287,30 @@ class NumberRule(_Model):
     number: str | None = None  # E.164
     szu: str | None = None
 
+    @field_validator("number_type", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value  # the schema's lower case reads too
+
+    def problem(self) -> str | None:
+        """Why AVANSER's request schema can't carry this rule, as a sentence; None when it can."""
+        if self.search_type == "number_type" and self.number_type not in REQUEST_NUMBER_TYPES:
+            return (
+                f"AVANSER can't pick a {str(self.number_type or '').lower() or 'typeless'} number by type in a "
+                "new-service request (it offers mobile, tollfree and freecall). Search near an address, by SZU "
+                "or by prefix, or pick a number from `/numbers search geo`."
+            )
+        return None
+
     def to_body(self) -> dict[str, Any]:
+        problem = self.problem()
+        if problem:
+            raise RuleNotOffered(
+                problem,
+                fields={"number_type": f"{self.number_type} is not a request number type"},
+                status=None,
+                detail=f"service_number rule refused before sending: number_type={self.number_type}",
+            )
         body: dict[str, Any] = {"country": self.country, "search_type": self.search_type}
         if self.search_type == "location":
             body.update(location=self.location, radius=self.radius if self.radius is not None else 20)
@@ -349,19 +424,101 @@ class Package(_Model):
 
 
 class NumberRate(_Model):
-    rate_code: str | None = None
-    description: str | None = None
-    setup_date: str | None = None
-    setup_charge: str | None = None
-    rental_charge: str | None = None
+    """Seed 001 accountNumberRates: `rate_code : 61 (string)` — a code (61 in the only example), not a
+    number type; number or string on the wire, a string here."""
+
+    rate_code: Text = None
+    description: Text = None
+    setup_date: Text = None
+    setup_charge: Money = None
+    rental_charge: Money = None
+
+    @property
+    def label(self) -> str:
+        parts = [p for p in (self.description, f"rate code {self.rate_code}" if self.rate_code else None) if p]
+        return ", ".join(parts) or "unnamed rate"
+
+    def names(self, number_type: str) -> bool:
+        """Whether this rate says it is for `number_type` (by its code or a word of its description)."""
+        if (self.rate_code or "").upper() == number_type.upper():
+            return True
+        text = (self.description or "").lower()
+        return any(
+            re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text) for word in TYPE_WORDS.get(number_type, ())
+        )
 
 
 class CallRate(_Model):
-    rate_code: str | None = None
-    call_type: str | None = None
-    cost_per_minute: str | None = None
-    free_seconds: str | None = None
-    minimum_seconds: str | None = None
+    rate_code: Text = None
+    call_type: Text = None
+    cost_per_minute: Money = None
+    free_seconds: Text = None
+    minimum_seconds: Text = None
+
+
+# How a number rate's description may name a number type; nothing else in the seed ties the two.
+TYPE_WORDS: dict[str, tuple[str, ...]] = {
+    "MOBILE": ("mobile",),
+    "GEO": ("geo", "geographic", "local"),
+    "TOLLFREE": ("tollfree", "toll free", "toll-free", "1300"),
+    "FREECALL": ("freecall", "free call", "free-call", "1800"),
+}
+TYPE_NAMES = {"MOBILE": "mobile", "GEO": "local (geo)", "TOLLFREE": "1300 (tollfree)", "FREECALL": "1800 (freecall)"}
+
+
+def number_type_of(number: str) -> str:
+    """AVANSER's type of an E.164 number: MOBILE, FREECALL (1800), TOLLFREE (1300/13) or GEO."""
+    kind = phonenumbers.number_type(phonenumbers.parse(number, None))
+    if kind == phonenumbers.PhoneNumberType.MOBILE:
+        return "MOBILE"
+    if kind == phonenumbers.PhoneNumberType.TOLL_FREE:
+        return "FREECALL"
+    if kind == phonenumbers.PhoneNumberType.SHARED_COST:
+        return "TOLLFREE"
+    return "GEO"
+
+
+def rule_number_type(rule: NumberRule) -> str | None:
+    """The type of number a `service_number` rule will get, where the rule says."""
+    if rule.search_type == "number_type":
+        return rule.number_type
+    if rule.search_type in ("location", "coordinates", "szu"):
+        return "GEO"  # picked by place: a geographic number
+    if rule.number:
+        try:
+            return number_type_of(rule.number)
+        except phonenumbers.NumberParseException:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class NumberCost:
+    """What a number of one type costs on this account, or that AVANSER's rates don't say."""
+
+    number_type: str | None
+    rate: NumberRate | None  # the account's rate that names this type; None: unknown
+    rates: tuple[NumberRate, ...]  # every number rate of the account
+
+    @property
+    def known(self) -> bool:
+        return self.rate is not None
+
+    def sentence(self) -> str:
+        if self.rate is not None:
+            return f"Cost: setup ${self.rate.setup_charge}, rental ${self.rate.rental_charge} ({self.rate.label})"
+        if not self.rates:
+            return "Cost: unknown — AVANSER lists no number rates for this account."
+        what = f"a {TYPE_NAMES.get(self.number_type, self.number_type.lower())} number" if self.number_type else "it"
+        listed = "; ".join(f"{r.label}: setup ${r.setup_charge}, rental ${r.rental_charge}" for r in self.rates[:4])
+        return f"Cost: unknown — AVANSER's number rates don't say which applies to {what} ({listed})."
+
+
+def cost_for(rates: list[NumberRate], what: NumberRule | str | None) -> NumberCost:
+    """The cost of a number type (or of what a rule will get) from the account's number rates."""
+    number_type = rule_number_type(what) if isinstance(what, NumberRule) else (what.upper() if what else None)
+    rate = next((r for r in rates if number_type and r.names(number_type)), None)
+    return NumberCost(number_type=number_type, rate=rate, rates=tuple(rates))
 
 
 class TranscriptionRate(_Model):
@@ -402,18 +559,20 @@ class AvanserClient(HttpProvider):
         headers: dict[str, str] | None = None,
         form: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
+        idempotent: bool | None = None,
     ) -> tuple[httpx.Response, Any]:
-        idempotent = method in ("GET", "PUT", "DELETE")
         response = await self.send(
             method,
             path,
-            idempotent=idempotent,
+            idempotent=method in ("GET", "PUT", "DELETE") if idempotent is None else idempotent,
             params=params,
             json_body=json_body,
             content=content,
             headers=headers,
             form=form,
         )
+        if response.status_code in ok and not response.content.strip():
+            return response, None  # an empty answer (a raw request body of a DELETE, say)
         body = self.decode(response)
         if isinstance(body, dict) and isinstance(body.get("@transaction"), dict):
             self.last_transaction = Transaction.model_validate(body["@transaction"])
@@ -490,6 +649,10 @@ class AvanserClient(HttpProvider):
     async def number_rates(self) -> list[NumberRate]:
         response, body = await self._call("GET", "accounts/number_rates")
         return self._list(NumberRate, response, body)
+
+    async def number_cost(self, what: NumberRule | str | None) -> NumberCost:
+        """What a number of a type (GEO, MOBILE, …; or the type a rule will get) costs, or that it is unknown."""
+        return cost_for(await self.number_rates(), what)
 
     async def call_rates(self) -> list[CallRate]:
         response, body = await self._call("GET", "accounts/call_rates")
@@ -574,7 +737,10 @@ class AvanserClient(HttpProvider):
         body = request.to_body()
         try:
             response, answer = await self._call("POST", "requests", json_body=body)
-        except (ProviderTimeout, ProviderUnavailable) as exc:
+            return self.parse(Acknowledgment, self._response(answer), response)
+        except TelcoError as exc:
+            if not ambiguous(exc):
+                raise
             # Ambiguous: AVANSER may have taken it. Look before doing anything else.
             log.warning(
                 "AVANSER new-service request %s: no clear answer (%s); checking the request list",
@@ -583,12 +749,11 @@ class AvanserClient(HttpProvider):
             )
             try:
                 existing = await self.find_request(request.custom_id)
-            except (ProviderTimeout, ProviderUnavailable):
-                raise ProviderUnavailable(
-                    "AVANSER didn't answer, and I couldn't check whether it took the request. "
-                    "Nothing will be "
-                    "sent again automatically; look at `/numbers requests` in a few minutes before retrying.",
-                    provider=self.name,
+            except TelcoError:
+                raise AvanserMaybeApplied(
+                    "AVANSER didn't answer, and I couldn't check whether it took the request: it may have. "
+                    "Nothing will be sent again automatically; look at `/numbers requests` in a few minutes "
+                    "before retrying.",
                     detail=exc.detail,
                 ) from exc
             if existing is not None:
@@ -606,7 +771,6 @@ class AvanserClient(HttpProvider):
                     detail=exc.detail,
                 ) from exc
             raise
-        return self.parse(Acknowledgment, self._response(answer), response)
 
     async def request_body(self, request_id: str) -> dict[str, Any]:
         return await self._raw(f"requests/{request_id}/request_body")
@@ -618,8 +782,11 @@ class AvanserClient(HttpProvider):
         return await self._raw(f"requests/{request_id}/callback_body")
 
     async def _raw(self, path: str) -> dict[str, Any]:
-        # The seed says these come back "as plain text": the text is the JSON that was exchanged.
+        # The seed says these come back "as plain text": the text is the JSON that was exchanged (none
+        # for a request that had no body, a DELETE).
         _, body = await self._call("GET", path)
+        if body is None:
+            return {}
         if not isinstance(body, dict):
             raise ProviderBadResponse(self.bad_response_text(), provider=self.name, detail=f"{path}: not an object")
         return body
@@ -646,8 +813,53 @@ class AvanserClient(HttpProvider):
         return self.parse(Acknowledgment, self._response(body), response)
 
     async def decommission_service(self, number: str) -> Acknowledgment:
-        response, body = await self._call("DELETE", f"services/{to_avanser(number)}")
-        return self.parse(Acknowledgment, self._response(body), response)
+        """Ask AVANSER to cease the service on `number` (E.164). Sent once: every DELETE makes a new
+        delete request, so after an ambiguous failure the request list is read instead of re-sending."""
+        try:
+            response, body = await self._call("DELETE", f"services/{to_avanser(number)}", idempotent=False)
+            return self.parse(Acknowledgment, self._response(body), response)
+        except TelcoError as exc:
+            if not ambiguous(exc):
+                raise
+            log.warning(
+                "AVANSER decommission of %s: no clear answer (%s); checking the request list", number, exc.detail
+            )
+            shown = national(number)
+            try:
+                existing = await self.find_decommission(number)
+            except TelcoError:
+                raise AvanserMaybeApplied(
+                    f"AVANSER didn't answer, and I couldn't check whether it took the release of {shown}: it may "
+                    "have. Nothing will be sent again automatically; look at `/numbers requests` in a few minutes "
+                    "before trying again.",
+                    detail=exc.detail,
+                ) from exc
+            if existing is not None:
+                log.info("AVANSER had delete request %s for %s; not sending it again", existing.id, number)
+                return Acknowledgment(
+                    request_id=existing.id, message=existing.message or "", service_number=existing.service_number
+                )
+            if isinstance(exc, ProviderTimeout):
+                raise ProviderTimeout(
+                    f"AVANSER took too long to answer. It has no record of a release of {shown}, so the number is "
+                    "still in service; please try again.",
+                    provider=self.name,
+                    detail=exc.detail,
+                ) from exc
+            raise
+
+    async def find_decommission(self, number: str) -> RequestRecord | None:
+        """The delete request for `number` made since its latest create request, unless it failed."""
+        digits = to_avanser(number)
+        found: RequestRecord | None = None
+        for record in await self.list_requests():
+            if re.sub(r"\D", "", record.service_number or "") != digits:
+                continue
+            if record.request_type == "create":
+                found = None  # a delete before the number's latest creation is about an earlier life
+            elif record.request_type == "delete" and record.request_status not in ("failed", "reported"):
+                found = record
+        return found
 
     # -- templates ---------------------------------------------------------------------------
 
@@ -656,6 +868,8 @@ class AvanserClient(HttpProvider):
         return self._list(Template, response, body)
 
     async def preview_template(self, name: str, country: str = "AU") -> dict[str, Any]:
+        """The preview's `response`. The seed documents Generic Success only (`message`, `code`): no
+        template text. A `content` key is there only if AVANSER sends text (a string `response`)."""
         _, body = await self._call("GET", "templates", params={"name": name, "country": country})
         data = self._response(body)
         return data if isinstance(data, dict) else {"content": data}

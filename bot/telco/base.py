@@ -3,7 +3,10 @@
     UserError                       (bot.errors) shown to the user as its sentence
      └── TelcoError                 a provider call did not give what was asked
           ├── ProviderUnavailable   could not connect, or 5xx after the retries
+          │    ├── ProviderUnreachable  could not connect: the request certainly never arrived
           │    └── ProviderTimeout  no answer within the timeout
+          ├── ProviderMaybeApplied  a change that is unsafe to repeat got no clear answer and the
+          │                         provider's state could not settle it: it may have happened
           ├── ProviderRateLimited   429 after the retries
           ├── ProviderAuthFailed    401/403: the credentials in settings are wrong
           ├── ProviderBadResponse   not JSON, or not the shape the provider documents
@@ -13,9 +16,11 @@ Each provider module subclasses these (AvanserRejected, ExotelNoFreeNumber, …)
 translated here with `raise … from exc`; nothing above `bot/telco/` catches `httpx.*`.
 
 Retries: an idempotent call (GET, DELETE, PUT) is retried on connection errors, timeouts, 429 and
-5xx, with exponential backoff (Retry-After honoured, capped). A call that is not idempotent (POST)
-is retried only when it certainly did not reach the provider (the connection was never made) or
-the provider refused it unprocessed (429).
+5xx, with exponential backoff (Retry-After honoured, capped). A call that is not idempotent (POST,
+and the PUT/DELETE calls a provider applies once per call: Exotel's PUT …/vn, AVANSER's service
+DELETE) is retried only when it certainly did not reach the provider (the connection was never
+made) or the provider refused it unprocessed (429); after any other failure the caller looks at
+the provider's state or raises a ProviderMaybeApplied whose sentence says how to check.
 """
 
 from __future__ import annotations
@@ -53,8 +58,17 @@ class ProviderUnavailable(TelcoError):
     """The provider could not be reached, or kept failing (5xx)."""
 
 
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection could be made: the request never reached the provider, nothing changed."""
+
+
 class ProviderTimeout(ProviderUnavailable):
     """The provider did not answer within the timeout."""
+
+
+class ProviderMaybeApplied(TelcoError):
+    """A change that must not be sent twice got no clear answer, and the provider's state could not
+    tell whether it happened. The sentence says that it may have happened and how to check."""
 
 
 class ProviderRateLimited(TelcoError):
@@ -84,10 +98,20 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_CONCURRENT = 32  # calls in flight to one provider at once
 
 
+def ambiguous(exc: BaseException) -> bool:
+    """Whether a failed change may nevertheless have been applied by the provider."""
+    if isinstance(exc, ProviderUnreachable):
+        return False
+    if isinstance(exc, ProviderBadResponse):  # an answer we could not read: 2xx means it was done
+        return exc.status is None or 200 <= exc.status < 300
+    return isinstance(exc, ProviderUnavailable)
+
+
 class HttpProvider:
     """One provider's HTTP client: base URL, Basic auth, timeouts and the retry rule."""
 
     name = "provider"
+    retryable_status: frozenset[int] = RETRYABLE_STATUS
 
     def __init__(
         self,
@@ -166,7 +190,7 @@ class HttpProvider:
                     await self._sleep(attempt, None, method, path, type(exc).__name__)
                     continue
                 self._log_failure(method, path, started, f"could not connect ({type(exc).__name__})")
-                raise ProviderUnavailable(
+                raise ProviderUnreachable(
                     self.unavailable_text(), provider=self.name, detail=f"{method} {path}: {exc!r}"
                 ) from exc
             except httpx.TimeoutException as exc:
@@ -187,7 +211,7 @@ class HttpProvider:
                 ) from exc
             status = response.status_code
             retry_safe = idempotent or status == 429
-            if status in RETRYABLE_STATUS and retry_safe and attempt < self.retry.attempts:
+            if status in self.retryable_status and retry_safe and attempt < self.retry.attempts:
                 await self._sleep(attempt, response.headers.get("Retry-After"), method, path, f"HTTP {status}")
                 continue
             if status == 429:
