@@ -227,6 +227,12 @@ def _alert_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX alerts_caller ON alerts (caller, id)")
 
 
+def _allocation_requests(db: sqlite_utils.Database) -> None:
+    # An allocation whose POST got no clear answer is kept 'unconfirmed' with the request sent, so it can be
+    # settled by sending the same connection_id again (Exotel answers code 18 when it already exists).
+    db.execute("ALTER TABLE allocations ADD COLUMN request TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -236,6 +242,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "/vn: allocations and their leases", _allocations),
     Migration(7, "Slack event ids, to handle each event once", _slack_events),
     Migration(8, "index alerts by caller", _alert_indexes),
+    Migration(9, "allocations: the request of an unconfirmed allocation", _allocation_requests),
 ]
 
 

@@ -43,6 +43,11 @@ def notice_view(title: str, text: str) -> dict[str, Any]:
     ).to_dict()
 
 
+def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section block."""
+    return SectionBlock(text=MarkdownTextObject(text=text[:3000])).to_dict()
+
+
 def form_values(view: dict[str, Any]) -> dict[str, Any]:
     """The form's answers by block id: text, the chosen option's value, checkbox values, a conversation."""
     out: dict[str, Any] = {}

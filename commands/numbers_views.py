@@ -424,8 +424,13 @@ def accounts_list(listed: list[Account], current: int | None) -> tuple[str, list
 
 
 def template_preview(template: dict[str, Any], preview: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    content = str(preview.get("content") or preview.get("message") or "")
-    block = SectionBlock(
-        text=MarkdownTextObject(text=f"*{template['name']}* ({template['type']})\n```{content[:2800]}```")
-    )
-    return f"{template['name']}: {content[:200]}", _d([block])
+    """AVANSER's preview answers a Generic Success (message, code) and no text of the template (seed 001)."""
+    head = f"*{template['name']}* ({template['type']}, {template['country']})"
+    content = str(preview.get("content") or "")  # not in the seed; shown if AVANSER ever sends it
+    if content:
+        return f"{template['name']}: {content[:200]}", _d(
+            [SectionBlock(text=MarkdownTextObject(text=f"{head}\n```{content[:2800]}```"))]
+        )
+    said = str(preview.get("message") or "OK")
+    text = f"{head} exists — AVANSER answered “{said}”. Its preview returns no text to show here."
+    return text.replace("*", ""), _d([SectionBlock(text=MarkdownTextObject(text=text))])

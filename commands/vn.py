@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 from bot.domain import vn
 from bot.errors import UserError
 from bot.phone import national
-from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, view
+from commands.base import (
+    CommandFamily,
+    CommandRequest,
+    Interaction,
+    action,
+    prefixed,
+    register_listeners,
+    section,
+    view,
+)
 from commands.vn_views import (
     EXTEND_VIEW,
     NEW_VIEW,
@@ -69,11 +78,16 @@ async def list_(request: CommandRequest) -> None:
     everyone = request.args.strip().lower() == "all"
     if everyone and not services.is_admin(request.user_id):
         raise UserError("Only Switchboard admins can list everyone's virtual numbers.")
-    found = vn.owned(services, request.user_id, everyone=everyone)
-    if not found:
-        await request.reply("No virtual numbers are active. Get one with `/vn new`.")
+    if not vn.unconfirmed(services, request.user_id, everyone=everyone):
+        await request.reply(*allocations_list(vn.owned(services, request.user_id, everyone=everyone), everyone))
         return
-    await request.reply(*allocations_list(found, everyone))
+
+    async def settled() -> tuple[str, list[dict]]:
+        said = await vn.reconcile(services, request.user_id, everyone=everyone)
+        text, blocks = allocations_list(vn.owned(services, request.user_id, everyone=everyone), everyone)
+        return text, [section("\n".join(said)), *blocks]
+
+    await request.answer_later("Checking with Exotel first…", settled, name="vn list")
 
 
 @family.subcommand("show", "<id|number>")

@@ -38,6 +38,9 @@ def allocated_text(allocation: Allocation) -> str:
 
 
 def allocations_list(found: list[Allocation], everyone: bool) -> tuple[str, list[dict[str, Any]]]:
+    if not found:
+        text = "No virtual numbers are active. Get one with `/vn new`."
+        return text, [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]
     lines = [
         f"*#{a.id}* {national(a.green_vn or '')} — {len(a.parties['aparty_numbers'])} ⇄ "
         f"{len(a.parties['bparty_numbers'])} people · until {when(a.expires_at)}"

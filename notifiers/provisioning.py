@@ -65,6 +65,11 @@ def render_request(
         text = f"🚫 <@{requester}>'s request for {what} was rejected by <@{decided_by}>. Nothing was bought."
     elif status == "submitting":
         text = f"⏳ Sending <@{requester}>'s request for {what} to AVANSER…"
+    elif status == "unclear":
+        text = (
+            f"⏳ AVANSER gave no clear answer to the request for {what}. Switchboard looks at AVANSER's request "
+            "list again shortly and never sends it twice; this message changes when it knows."
+        )
     elif status == "pending":
         if kind == "create":
             text = (

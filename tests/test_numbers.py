@@ -245,7 +245,7 @@ def test_voicemail_and_prompt_requests(numbers: Stack) -> None:
                 "email_to": ["sales@example.com"],
                 "template": "html_email_template",
             },
-            "sms": {"mobile": "61412999888", "template": "html_email_template"},
+            "sms": {"mobile": "61412999888"},  # one typed template name goes with the email report
         },
     }
     assert second["service"] == {
@@ -256,11 +256,22 @@ def test_voicemail_and_prompt_requests(numbers: Stack) -> None:
     assert second["service_number"] == {"country": "AU", "search_type": "number_type", "number_type": "TOLLFREE"}
 
 
+def test_the_cost_is_unknown_when_the_seeds_rates_dont_name_the_type(numbers: Stack) -> None:
+    submit_view(numbers, "numbers_new", TRANSFER, user=REP)  # the sandbox has the seed's one rate: "Test MMT"
+    approval = wait_for(lambda: numbers.slack.channel_messages("C0APPROVALS"))[0]
+    assert (
+        "💲 Cost: unknown — AVANSER's number rates don't say which applies to a mobile number "
+        "(Test MMT, rate code 61: setup $0.00, rental $0.00)."
+    ) in text_of(approval)
+
+
 def test_non_admin_request_waits_for_approval(numbers: Stack) -> None:
+    mobile = {"rate_code": 62, "description": "Virtual mobile", "setup_date": "2017-01-07"}
+    numbers.avanser.number_rates.append({**mobile, "setup_charge": "5.00", "rental_charge": "15.00"})
     submit_view(numbers, "numbers_new", TRANSFER, user=REP)
     approval = wait_for(lambda: numbers.slack.channel_messages("C0APPROVALS"))[0]
     assert approval["text"] == "@U0REP asks for a tracking number “Spring sale radio ad”."
-    assert "💲 Cost: setup $5.00, rental $15.00 (Virtual mobile)" in text_of(approval)
+    assert "💲 Cost: setup $5.00, rental $15.00 (Virtual mobile, rate code 62)" in text_of(approval)
     assert "Waiting for an admin's approval in <#C0APPROVALS>" in progress(numbers)["text"]
     assert numbers.avanser.requests_to("POST", "/v1/requests") == []
     buttons = approval["blocks"][-1]["elements"]
@@ -409,7 +420,8 @@ def test_templates_and_accounts(numbers: Stack) -> None:
     assert "*html_email_template* · email · AU" in text_of(listed)
     preview = next(b["accessory"] for b in listed["blocks"] if b.get("accessory"))
     shown = click(numbers, preview["action_id"], preview["value"], REP)
-    assert "Call for __adsource__" in text_of(reply(numbers, shown["response_url"]))
+    preview = text_of(reply(numbers, shown["response_url"]))  # seed 001: a Generic Success, no template text
+    assert "*html_email_template* (email, AU) exists — AVANSER answered “Success”" in preview
     _, url = slash(numbers, "accounts")
     assert "👉 *Test Account* (6999)" in text_of(reply(numbers, url))
     refused, _ = slash(numbers, "accounts 7001", user=REP)
@@ -498,3 +510,29 @@ def test_a_rep_is_told_on_the_form_when_no_one_can_approve(tmp_path) -> None:
             },
         }
         assert stack.avanser.requests_to("POST", "/v1/requests") == []
+
+
+def test_a_geo_rule_is_refused_on_the_form(numbers: Stack) -> None:
+    answer = submit_view(numbers, "numbers_new", {**TRANSFER, "number": "geo"}, user=ADMIN)
+    assert answer.json()["response_action"] == "errors"
+    assert list(answer.json()["errors"]) == ["number"]
+    assert numbers.avanser.requests_to("POST", "/v1/requests") == []
+
+
+def test_an_unclear_release_is_never_failed_nor_sent_twice(tmp_path) -> None:
+    with Stack(tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT="1") as stack:
+        stack.avanser.callback_delay = 0.1
+        number = provisioned(stack)
+        # AVANSER takes the release but its answer is lost, and its request list can't be read just then.
+        stack.avanser.inject("after_commit", status=504, delay=0, method="DELETE", path="/v1/services/", count=1)
+        stack.avanser.inject("status", status=500, delay=0, method="GET", path="/v1/requests", count=3)
+        slash(stack, f"release {number}", user=ADMIN)
+        view = wait_for(lambda: [c for c in stack.slack.calls_to("views.update") if c.args["view"].get("callback_id")])
+        submit_view(stack, view[0].args["view"], {}, user=ADMIN)
+        unclear = wait_for(
+            lambda: [m for m in stack.slack.channel_messages("C0SALES") if "no clear answer" in m["text"]]
+        )
+        assert "never sends it twice" in unclear[0]["text"]
+        wait_for(lambda: number not in stack.avanser.services, timeout=10)
+        wait_for(lambda: any("is released" in m["text"] for m in stack.slack.channel_messages("C0SALES")), timeout=10)
+        assert len(stack.avanser.requests_to("DELETE", "/v1/services/")) == 1

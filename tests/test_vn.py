@@ -299,3 +299,43 @@ def test_show_keeps_in_step_with_exotel(vn: Stack) -> None:
     assert answer["text"] == "Checking #1 with Exotel…"
     assert later(vn, url) == "080123 45678: ended by Exotel"
     assert allocations(vn)[0].state == "deallocated"
+
+
+def test_a_pin_starting_with_zero_is_refused_not_changed(vn: Stack) -> None:
+    answer, _ = slash(vn, "+919176226528 to +918136966620 pin 0123")
+    assert "starts with 0" in answer["text"] and "123" in answer["text"]
+    assert vn.exotel.requests_to("POST", "/v1/tenants/") == []
+
+
+def test_flexible_sends_strictness_false(vn: Stack) -> None:
+    _, url = slash(vn, "+919176226528 to +918136966620 region KA flexible")
+    later(vn, url)
+    [sent] = vn.exotel.requests_to("POST", "/v1/tenants/")
+    assert sent.json["strictness"] is False
+
+
+def test_an_unclear_allocation_is_reported_then_settled_by_the_next_list(vn: Stack) -> None:
+    vn.exotel.refuse_next(status=499, method="POST", after_commit=True)  # Exotel made it, then timed out
+    _, url = slash(vn, QUICK)
+    assert "may have been created — check `/vn list`" in later(vn, url)
+    [row] = allocations(vn)
+    assert row.state == "unconfirmed"
+    answer, url = slash(vn, "list")
+    assert answer["text"] == "Checking with Exotel first…"
+    said = later(vn, url)
+    listed = wait_for(lambda: vn.slack.responses_to(url))[-1]
+    assert "#1 was created at Exotel, but Exotel never said which number it got" in json.dumps(listed["blocks"])
+    assert said.startswith("0 active virtual numbers") or said.startswith("No virtual numbers")
+    posts = vn.exotel.requests_to("POST", "/v1/tenants/")
+    assert len(posts) == 2 and posts[0].json["connection_id"] == posts[1].json["connection_id"]  # sent again, same id
+    assert allocations(vn)[0].state == "orphaned"
+
+
+def test_an_unclear_allocation_that_never_landed_is_made_by_the_next_list(vn: Stack) -> None:
+    vn.exotel.refuse_next(status=499, method="POST")  # nothing was made
+    _, url = slash(vn, QUICK)
+    assert "may have been created" in later(vn, url)
+    _, url = slash(vn, "list")
+    listed = wait_for(lambda: vn.slack.responses_to(url))[-1]
+    assert "#1 was created after all: 080123 45678 until" in json.dumps(listed["blocks"], ensure_ascii=False)
+    assert allocations(vn)[0].state == "active"

@@ -21,12 +21,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import phonenumbers
-
 from bot.domain.routing import deliver, remember_thread, remove_route, route_for, set_route, thread_root
 from bot.errors import FormErrors, UserError
 from bot.inbox import Handler, store_event
-from bot.phone import InvalidNumber, national, parse_number
+from bot.phone import InvalidNumber, from_avanser, national, parse_number
 from bot.settings import Settings
 from bot.telco.avanser import (
     Account,
@@ -36,6 +34,7 @@ from bot.telco.avanser import (
     EmailReport,
     NumberRule,
     NumberType,
+    RequestRecord,
     SearchResult,
     ServiceConfig,
     ServiceDetail,
@@ -43,7 +42,7 @@ from bot.telco.avanser import (
     ServiceUpdate,
     SmsReport,
 )
-from bot.telco.base import TelcoError
+from bot.telco.base import ProviderMaybeApplied, TelcoError
 from notifiers.events import AvanserRequestUpdate, Event
 from notifiers.message import Message
 from notifiers.provisioning import (
@@ -319,13 +318,13 @@ def create_request(
 async def submit(services: Services, request_row: int, *, resume: bool = False) -> None:
     """Send the request to AVANSER (after approval, or at once for admins) and schedule the fallback poll."""
     request = load_request(services, id=request_row)
-    if request is None or request.status != "submitting":
+    if request is None or request.status not in ("submitting", "unclear"):
         return
     client = services.avanser
     if client is None:
         raise UserError("AVANSER isn't set up: an admin needs to add the AVANSER settings.")
     try:
-        existing = await client.find_request(request.custom_id) if resume else None
+        existing = await _already_sent(client, request) if resume or request.status == "unclear" else None
         if existing is not None:  # the process stopped after AVANSER took it: never send it twice
             ack = Acknowledgment(
                 request_id=existing.id, message=existing.message or "", service_number=existing.service_number
@@ -338,6 +337,18 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
         else:
             assert request.number is not None
             ack = await client.decommission_service(request.number)
+    except ProviderMaybeApplied as exc:
+        # AVANSER may have taken it: never failed, never sent again blindly; look at its request list later.
+        _set(services, request, status="unclear", error=str(exc))
+        show_progress(services, request)
+        services.scheduler.at(
+            time.time() + services.settings.callback_wait,
+            f"resume-request-{request.id}",
+            resume_request,
+            services,
+            request.id,
+        )
+        return
     except TelcoError as exc:
         _set(services, request, status="failed", error=str(exc))
         services.store.audit(
@@ -364,6 +375,20 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
     )
     show_progress(services, request)
     schedule_poll(services, request)
+
+
+async def _already_sent(client: AvanserClient, request: NumberRequest) -> RequestRecord | None:
+    """AVANSER's record of this request, when it took it without our seeing the answer."""
+    if request.kind == "create":
+        return await client.find_request(request.custom_id)
+    if request.kind == "delete" and request.number:
+        return await client.find_decommission(request.number)
+    return None  # an update carries the whole change: sending it again changes nothing more
+
+
+async def resume_request(services: Services, request_row: int) -> None:
+    """Look again at a request AVANSER gave no clear answer to (its request list first, never a blind resend)."""
+    await submit(services, request_row, resume=True)
 
 
 def decide(services: Services, request_row: int, admin: str, approve: bool) -> NumberRequest:
@@ -502,6 +527,12 @@ async def poll_request(services: Services, request_row: int) -> None:
     if new:
         log.info("AVANSER request %s is %s (found by polling; no callback came)", record.id, status)
         services.inbox.wake()
+        return
+    # The callback came while its request id wasn't known here yet (an answer lost on the way back), so it
+    # was taken for someone else's: settle this request with what AVANSER says now.
+    with services.store.transaction():
+        number = from_avanser(record.service_number) if record.service_number else None
+        finish(services, record.id, status, record.message or "", number, record.custom_id)
 
 
 async def rebuild_polls(services: Services) -> None:
@@ -511,7 +542,9 @@ async def rebuild_polls(services: Services) -> None:
         request = load_request(services, id=row_id)
         if request is not None:
             schedule_poll(services, request)
-    stuck = services.store.execute("SELECT id FROM number_requests WHERE status = 'submitting'").fetchall()
+    stuck = services.store.execute(
+        "SELECT id FROM number_requests WHERE status IN ('submitting', 'unclear')"
+    ).fetchall()
     for (row_id,) in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
         services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
 
@@ -611,8 +644,10 @@ def _reporting(values: dict[str, Any], errors: dict[str, str], country: str) -> 
             subject=values.get("email_subject") or "", email_to=recipients, template=values.get("template") or None
         )
     if values.get("sms_mobile"):
+        # AVANSER types templates (email or SMS): the one typed name goes with the email report when there is one.
+        template = None if email is not None else values.get("template") or None
         try:
-            sms = SmsReport(mobile=parse_number(values["sms_mobile"], country), template=values.get("template") or None)
+            sms = SmsReport(mobile=parse_number(values["sms_mobile"], country), template=template)
         except InvalidNumber as exc:
             errors["sms_mobile"] = str(exc)
     return CallReporting(report=values.get("report") or "none", email=email, sms=sms)
@@ -654,7 +689,11 @@ def _rule(values: dict[str, Any], errors: dict[str, str], country: str) -> tuple
     except BadSearch as exc:
         errors["number"] = str(exc).split("\n")[0]
         return NumberRule(search_type="number_type", number_type="MOBILE"), None
-    return query.rule(), query.number if query.kind == "number" else None
+    rule = query.rule()
+    problem = rule.problem()
+    if problem:
+        errors["number"] = problem
+    return rule, query.number if query.kind == "number" else None
 
 
 @dataclass(frozen=True)
@@ -793,35 +832,12 @@ def request_release(services: Services, user: str, number: str, name: str, chann
 # -- approvals ------------------------------------------------------------------------------------------
 
 
-def number_kind(e164: str) -> str:
-    """AVANSER's type of a number: MOBILE, FREECALL (1800), TOLLFREE (1300/13) or GEO."""
-    kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
-    if kind == phonenumbers.PhoneNumberType.MOBILE:
-        return "MOBILE"
-    if kind == phonenumbers.PhoneNumberType.TOLL_FREE:
-        return "FREECALL"
-    if kind == phonenumbers.PhoneNumberType.SHARED_COST:
-        return "TOLLFREE"
-    return "GEO"
-
-
 async def cost_of(services: Services, rule: NumberRule) -> str:
-    """What the number will cost, from the account's number rates where AVANSER gives them."""
-    kind = (rule.number_type or ("GEO" if rule.search_type in ("location", "coordinates", "szu") else "")).upper()
-    if not kind and rule.number:
-        kind = number_kind(rule.number)
+    """What the number will cost, from the account's number rates, or a plain "unknown"."""
     try:
-        rates = await avanser_client(services).number_rates()
+        return (await avanser_client(services).number_cost(rule)).sentence()
     except TelcoError:
-        return "Cost: AVANSER's rates couldn't be fetched just now."
-    matching = [r for r in rates if kind and kind in (str(r.rate_code).upper(), str(r.description).upper())]
-    if matching:
-        rate = matching[0]
-        return f"Cost: setup ${rate.setup_charge}, rental ${rate.rental_charge} ({rate.description})"
-    if rates:
-        listed = "; ".join(f"{r.description}: setup ${r.setup_charge}, rental ${r.rental_charge}" for r in rates[:4])
-        return f"Cost depends on the number picked — {listed}"
-    return "Cost: AVANSER lists no number rates for this account."
+        return "Cost: unknown — AVANSER's number rates couldn't be fetched just now."
 
 
 def describe_rule(rule: NumberRule, number: str | None) -> str:

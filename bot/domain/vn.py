@@ -31,9 +31,14 @@ from bot.telco.exotel import (
     AllocationRequest,
     ExotelAlreadyDeleted,
     ExotelClient,
+    ExotelDuplicate,
+    ExotelMaybeCreated,
+    InvalidPin,
     PartiesUpdate,
     Preferences,
 )
+from bot.telco.exotel import Allocation as ExotelAllocation
+from bot.telco.exotel import parse_pins as exotel_parse_pins
 from notifiers.allocations import render_allocation, render_deallocation, render_reminder
 from notifiers.events import Event, ExotelDeallocation, exotel_number
 
@@ -79,17 +84,11 @@ def parse_numbers(text: str, side: str, *, field: str | None = None) -> list[str
 
 
 def parse_pins(text: str, side: str, *, field: str | None = None) -> list[int]:
-    """PINs: positive whole numbers (Exotel's pins are integers)."""
-    pins = []
-    for part in re.split(r"[,\s]+", text.strip()):
-        if not part:
-            continue
-        if not part.isdigit() or int(part) <= 0 or len(part) > 9:
-            raise UserError(
-                f"{side}: “{part}” isn't a PIN; use positive numbers, 4 to 6 digits are easiest.", field=field
-            )
-        pins.append(int(part))
-    return pins
+    """PINs as typed ("1234, 5678"): positive whole numbers; one starting with 0 is refused, not changed."""
+    try:
+        return exotel_parse_pins(text, side)
+    except InvalidPin as exc:
+        raise UserError(str(exc), field=field) from None
 
 
 @dataclass
@@ -106,7 +105,7 @@ class AllocationPlan:
     region: str | None = None
     pin_code: str | None = None
     number_type: str | None = None
-    strict: bool = False
+    strict: bool | None = None  # Exotel's strictness: None leaves Exotel's default (not strict)
     flow_id: str | None = None
     masked: bool = False
 
@@ -134,7 +133,7 @@ class AllocationPlan:
             usage="oneway" if self.usage == "oneway" else "twoway",
             aparty_pins=self.apins or None,
             bparty_pins=self.bpins or None,
-            strictness=True if self.strict else None,
+            strictness=self.strict,
             preferences=prefs if prefs.model_dump(exclude_none=True) else None,
             deallocation_duration=f"{int(self.duration + SAFETY_NET)}s",
             flow_id=self.flow_id,
@@ -144,13 +143,13 @@ class AllocationPlan:
 QUICK_USAGE = (
     "Try `/vn +919176226528,+911234567891 to +918136966620 twoway for 2h pin 1234`. After the numbers: "
     "oneway|twoway, for <duration>, pin <a-pins>, bpin <b-pins>, vn <number>, region <code>, "
-    "pincode <code>, mobile|landline, strict, flow <id>, masked."
+    "pincode <code>, mobile|landline, strict|flexible, flow <id>, masked."
 )
 
 
 def parse_quick(text: str) -> AllocationPlan:
     """`<a-numbers> to <b-numbers> [oneway|twoway] [for 2h] [pin 1234] [bpin 5678] [vn +91…] [region KA]
-    [pincode 560001] [mobile|landline] [strict] [flow <id>] [masked]`."""
+    [pincode 560001] [mobile|landline] [strict|flexible] [flow <id>] [masked]`."""
     head, sep, tail = text.partition(" to ")
     if not sep:
         raise UserError(QUICK_USAGE)
@@ -170,8 +169,8 @@ def parse_quick(text: str) -> AllocationPlan:
             plan.usage = word
         elif word in ("mobile", "landline"):
             plan.number_type = word
-        elif word == "strict":
-            plan.strict = True
+        elif word in ("strict", "flexible"):
+            plan.strict = word == "strict"
         elif word == "masked":
             plan.masked = True
         elif word == "for" and value:
@@ -260,6 +259,12 @@ def get(services: Services, ref: str) -> Allocation:
     return _row(row)
 
 
+def unconfirmed(services: Services, user: str, *, everyone: bool = False) -> int:
+    """How many of the person's (or everyone's) allocations wait for `reconcile`."""
+    query = "SELECT COUNT(*) FROM allocations WHERE state = 'unconfirmed'" + ("" if everyone else " AND owner = ?")
+    return int(services.store.execute(query, () if everyone else (user,)).fetchone()[0])
+
+
 def owned(services: Services, user: str, *, everyone: bool = False) -> list[Allocation]:
     query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'active'"
     params: tuple[Any, ...] = ()
@@ -321,54 +326,116 @@ def exotel_client(services: Services) -> ExotelClient:
 
 
 async def allocate(services: Services, plan: AllocationPlan, owner: str, channel: str) -> Allocation:
-    """Ask Exotel for a GreenVN, record the lease, post its message, schedule its reminder and end."""
-    client = exotel_client(services)
+    """Ask Exotel for a GreenVN, record the lease, post its message, schedule its reminder and end.
+
+    When Exotel gives no clear answer the allocation is kept 'unconfirmed' (and the person is told it
+    may exist); `reconcile` settles it on their next `/vn list`."""
     connection_id = f"sb-{uuid.uuid4().hex[:16]}"
-    result = await client.allocate(plan.request(connection_id))
+    request = plan.request(connection_id)
+    try:
+        result = await exotel_client(services).allocate(request)
+    except ExotelMaybeCreated:
+        _insert(services, plan, owner, channel, request, state="unconfirmed")
+        raise
+    return _activate(services, _insert(services, plan, owner, channel, request, state="pending"), result)
+
+
+def _insert(
+    services: Services, plan: AllocationPlan, owner: str, channel: str, request: AllocationRequest, *, state: str
+) -> Allocation:
     now = time.time()
     expires = now + plan.duration
-    parties = {
-        "aparty_numbers": result.aparty_numbers or plan.aparty,
-        "bparty_numbers": result.bparty_numbers or plan.bparty,
-        "aparty_pins": plan.apins,
-        "bparty_pins": plan.bpins,
-    }
+    parties = {"aparty_numbers": plan.aparty, "bparty_numbers": plan.bparty, "aparty_pins": plan.apins}
+    parties["bparty_pins"] = plan.bpins
+    cursor = services.store.execute(
+        "INSERT INTO allocations (connection_id, parties, usage, owner, channel, masked, expires_at,"
+        " provider_expires_at, reminder_at, state, request, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            request.connection_id,
+            json.dumps(parties),
+            plan.usage,
+            owner,
+            channel,
+            int(plan.masked),
+            expires,
+            expires + SAFETY_NET,
+            reminder_time(expires, now, services.settings.vn_reminder),
+            state,
+            request.model_dump_json(),
+            now,
+            now,
+        ),
+    )
+    return get(services, str(cursor.lastrowid))
+
+
+def _activate(services: Services, allocation: Allocation, result: ExotelAllocation) -> Allocation:
+    """Exotel made it: the lease starts, its message is posted, its reminder and end are scheduled."""
+    parties = dict(allocation.parties)
+    parties["aparty_numbers"] = result.aparty_numbers or parties["aparty_numbers"]
+    parties["bparty_numbers"] = result.bparty_numbers or parties["bparty_numbers"]
     with services.store.transaction():
-        cursor = services.store.execute(
-            "INSERT INTO allocations (connection_id, greenvn_id, green_vn, parties, usage, owner, channel, masked,"
-            " expires_at, provider_expires_at, reminder_at, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-            (
-                connection_id,
-                result.greenvn_id,
-                result.green_vn,
-                json.dumps(parties),
-                plan.usage,
-                owner,
-                channel,
-                int(plan.masked),
-                expires,
-                expires + SAFETY_NET,
-                reminder_time(expires, now, services.settings.vn_reminder),
-                now,
-                now,
-            ),
+        _save(
+            services,
+            allocation,
+            greenvn_id=result.greenvn_id,
+            green_vn=result.green_vn,
+            parties=parties,
+            state="active",
         )
-        allocation = get(services, str(cursor.lastrowid))
-        row = services.outbox.post(channel, *rendered(allocation))
+        row = services.outbox.post(allocation.channel, *rendered(allocation))
         _save(services, allocation, message_row=row)
         remember_thread(services.store, f"allocation:{result.greenvn_id}", row)
         if result.green_vn:
             remember_thread(services.store, f"allocation-number:{result.green_vn}", row)
         services.store.audit(
-            owner,
+            allocation.owner,
             "vn.allocate",
             subject=result.green_vn,
             provider_ref=result.greenvn_id,
-            detail=json.dumps({"connection_id": connection_id, "usage": plan.usage, "expires_at": expires}),
+            detail=json.dumps(
+                {
+                    "connection_id": allocation.connection_id,
+                    "usage": allocation.usage,
+                    "expires_at": allocation.expires_at,
+                }
+            ),
         )
     schedule(services, allocation)
     return allocation
+
+
+async def reconcile(services: Services, user: str, *, everyone: bool = False) -> list[str]:
+    """Settle allocations whose creation got no clear answer: the same connection_id is sent again, and
+    Exotel either makes it now or says it already exists (code 18). Returns a sentence per allocation settled."""
+    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'unconfirmed'" + ("" if everyone else " AND owner = ?")
+    rows = [_row(r) for r in services.store.execute(query, () if everyone else (user,)).fetchall()]
+    said = []
+    for allocation in rows:
+        raw = services.store.execute("SELECT request FROM allocations WHERE id = ?", (allocation.id,)).fetchone()[0]
+        try:
+            result = await exotel_client(services).allocate(AllocationRequest.model_validate_json(raw))
+        except ExotelDuplicate:
+            _save(services, allocation, state="orphaned")
+            said.append(
+                f"#{allocation.id} was created at Exotel, but Exotel never said which number it got; Exotel releases "
+                f"it by {when(allocation.provider_expires_at or allocation.expires_at)}. Get a new one with `/vn new`."
+            )
+        except ExotelMaybeCreated:
+            said.append(f"#{allocation.id}: Exotel still gives no clear answer; I'll check again next time.")
+        except TelcoError as exc:
+            _save(services, allocation, state="failed")
+            said.append(f"#{allocation.id} wasn't created: {exc}")
+        else:
+            said.append(
+                f"#{allocation.id} was created after all: " + allocated_line(_activate(services, allocation, result))
+            )
+    return said
+
+
+def allocated_line(allocation: Allocation) -> str:
+    return f"{national(allocation.green_vn or '')} until {when(allocation.expires_at)}."
 
 
 def schedule(services: Services, allocation: Allocation) -> None:
@@ -516,7 +583,9 @@ async def update_parties(services: Services, allocation: Allocation, user: str, 
 async def swap(services: Services, allocation: Allocation, user: str, preferences: Preferences | None) -> str:
     may_manage(services, allocation, user)
     assert allocation.greenvn_id is not None
-    result = await exotel_client(services).swap_number(allocation.greenvn_id, preferences)
+    result = await exotel_client(services).swap_number(
+        allocation.greenvn_id, preferences, current_green_vn=allocation.green_vn
+    )
     old = allocation.green_vn
     _save(services, allocation, green_vn=result.green_vn)
     if result.green_vn and allocation.message_row is not None:
@@ -566,7 +635,7 @@ def plan_from_form(values: dict[str, Any]) -> AllocationPlan:
         region=values.get("region"),
         pin_code=values.get("pin_code") or None,
         number_type=values.get("number_type"),
-        strict="strict" in options,
+        strict=True if "strict" in options else None,
         flow_id=values.get("flow_id") or None,
         masked="masked" in options,
     )
