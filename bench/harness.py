@@ -324,6 +324,12 @@ class WrkResult:
     def rps(self) -> float:
         return self.good / self.seconds if self.seconds else 0.0
 
+    @property
+    def per_cpu_s(self) -> float | None:
+        """Requests answered per second of the server's CPU time: the server's cost, whatever share of its core
+        other processes on the machine left it."""
+        return self.good / (self.server_cpu * self.seconds) if self.server_cpu else None
+
     def summary(self) -> dict[str, Any]:
         return {
             "connections": self.connections,
@@ -337,6 +343,7 @@ class WrkResult:
             "p99_ms": round(self.p99_ms, 2),
             "max_ms": round(self.max_ms, 2),
             "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2),
+            "per_server_cpu_s": None if self.per_cpu_s is None else round(self.per_cpu_s),
             "wrk_cpu": None if self.wrk_cpu is None else round(self.wrk_cpu, 2),
         }
 
@@ -396,8 +403,9 @@ class Wrk:
 
     def stop(self) -> None:
         """End the run now; wrk still prints its summary."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        if self.process.returncode is None:  # not poll(): result() reaps wrk itself, with os.wait4
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGINT)
 
     def result(self, timeout: float = 600) -> WrkResult:
         deadline = time.monotonic() + timeout
