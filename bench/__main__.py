@@ -236,14 +236,13 @@ def ingest_bench(tmp: str, seconds: float, visible_limit: float) -> dict[str, An
         slack.base_url = slack_server.url
         insert = Server("insert", ["bench.servers", "insert", "{port}", f"{tmp}/insert.db"], {}, tmp)
         visibility: dict[str, Any] = {}
-        app_box: dict[str, Server] = {}
 
         def baseline(i: int) -> WrkResult:
             script = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=(i + 1) * 1_000_000)
             return run_wrk(insert.url, script, connections=16, seconds=seconds, scriptdir=tmp, server=insert)
 
         def switchboard() -> WrkResult:
-            app = app_box["app"] = start_app("ingest", tmp, slack, slack_server.url, routes={ONE_CHANNEL: "C0STORM"})
+            app = start_app("ingest", tmp, slack, slack_server.url, routes={ONE_CHANNEL: "C0STORM"})
             try:
                 script = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL])
                 result = run_wrk(app.url, script, connections=16, seconds=seconds, scriptdir=tmp, server=app)
