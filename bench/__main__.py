@@ -550,7 +550,7 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             (
                 f"{storm['events']:,} calls over {storm['channels']} channels, scheduled over "
                 f"{storm['scheduled_over_s']:.0f} s (wrk, rate-limited)",
-                f"sent over {storm['sent_over_s']} s, {storm['acknowledged']:,} acknowledged "
+                f"sent over {storm['sent_over_s']} s, {storm['acknowledged']:,} of {storm['events']:,} acknowledged "
                 f"(p99 {storm['webhooks']['p99_ms']} ms); " + _visible(storm),
                 "",
                 "",
@@ -679,7 +679,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--quick", action="store_true", help="short runs, to check the bench itself works")
     parser.add_argument("--no-readme", action="store_true", help="don't rewrite README.md's table")
+    parser.add_argument("--readme-only", action="store_true", help="rewrite README.md's table from results.json")
     args = parser.parse_args()
+    if args.readme_only:
+        update_readme(json.loads((ROOT / "results.json").read_text()))
+        return
     began = time.monotonic()
     pin_self_to_load_core()
     quick = args.quick
