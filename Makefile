@@ -33,7 +33,15 @@ check: lint test
 faults: $(STAMP)
 	$(BIN)/python -m bench.faults
 
+# wrk generates the load; as root it is installed here, otherwise the bench says how and skips its figures.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } \
+	      || echo "bench: apt-get could not install wrk — its figures are skipped"; \
+	  else \
+	    echo "bench: wrk is missing; install it with 'sudo apt-get install wrk' (Debian/Ubuntu) — its figures are skipped"; \
+	  fi; }
 	$(BIN)/python -m bench
 
 serve: $(STAMP)

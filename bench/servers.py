@@ -1,12 +1,12 @@
-"""The servers `make bench` measures, each run as its own process: `python -m bench.servers KIND PORT`.
+"""The bare baselines `make bench` measures Switchboard against: `python -m bench.servers KIND PORT ARG`.
 
-    app          Switchboard itself (create_app), Bolt with process_before_response (as shipped)
-    app-default  the same, with Bolt's default async mode (acks polled every 10 ms)
     baseline     a bare Starlette endpoint that verifies the Slack signature with slack-sdk's
-                 SignatureVerifier and answers — the floor for "ack a slash command"
-    insert       a bare Starlette endpoint doing one SQLite insert (WAL, synchronous=NORMAL)
+                 SignatureVerifier and answers — the floor for "ack a slash command" (ARG: signing secret)
+    insert       a bare Starlette endpoint doing one SQLite insert, with the app store's pragmas (busy_timeout,
+                 WAL, synchronous=NORMAL, foreign_keys) — the floor for "ingest a webhook" (ARG: database path)
 
-Settings for `app*` come from the environment (the bench points them at its Slack sandbox).
+Both run under uvicorn with its defaults, as `switchboard serve` runs the app itself (which the bench
+starts as `python -m bot.cli serve`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bot.store import BUSY_TIMEOUT_MS
 
 
 def baseline_app(signing_secret: str) -> Starlette:
@@ -37,8 +39,10 @@ def baseline_app(signing_secret: str) -> Starlette:
 
 def insert_app(path: str) -> Starlette:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE, payload TEXT, at REAL)")
 
     async def hook(request: Request) -> Response:
@@ -54,12 +58,7 @@ def insert_app(path: str) -> Starlette:
 
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
-    if kind in ("app", "app-default"):
-        from bot.settings import load_settings
-        from bot.web import create_app
-
-        app = create_app(load_settings(env_file=None), process_before_response=(kind == "app"))
-    elif kind == "baseline":
+    if kind == "baseline":
         app = baseline_app(sys.argv[3])
     elif kind == "insert":
         app = insert_app(sys.argv[3])
