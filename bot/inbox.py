@@ -6,7 +6,9 @@ order and hands each to the handler registered for its type (`on(event_type, han
 the app is built — the inbox knows no domain module). A handler runs inside one SQLite transaction
 with the event's own status update: its outbox rows, alert rows and thread registrations commit
 together with 'done', or not at all. A crash before the commit leaves the event 'new' and it is
-handled after the restart.
+handled after the restart. A handler that fails (the database locked by a backup, a bug) rolls its
+work back and the event is tried again with backoff — MAX_ATTEMPTS times over about ten minutes —
+then kept as 'failed', counted in /metrics and logged with its id; nothing acknowledged is dropped.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.metrics import Metrics
 from bot.store import Store
 from bot.worker import Worker
 from notifiers.events import Event, parse_event
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds before the next attempt
 
 # (inbox row id, the event) -> its status: done | skipped | unrouted
 Handler = Callable[[int, Event], str]
@@ -47,9 +53,10 @@ class NoHandler(LookupError):
 class InboxProcessor(Worker):
     name = "inbox-processor"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         super().__init__()
         self.store = store
+        self.metrics = metrics
         self.handlers: dict[type[Event], Handler] = {}
 
     def on(self, event_type: type[Event], handler: Handler) -> None:
@@ -63,17 +70,22 @@ class InboxProcessor(Worker):
         await self.stop_loop()
 
     def step(self) -> float:
-        return 0.0 if self.process_pending() else 1.0
+        if self.process_pending():
+            return 0.0
+        row = self.store.execute("SELECT MIN(next_attempt_at) FROM inbox WHERE status = 'new'").fetchone()
+        return 1.0 if row[0] is None else min(1.0, max(0.05, row[0] - time.time()))
 
     def process_pending(self, limit: int = 100) -> int:
         rows = self.store.execute(
-            "SELECT id, source, payload FROM inbox WHERE status = 'new' ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (time.time(), limit),
         ).fetchall()
-        for inbox_id, source, payload in rows:
-            self.process_one(inbox_id, source, payload)
+        for inbox_id, source, payload, attempts in rows:
+            self.process_one(inbox_id, source, payload, attempts)
         return len(rows)
 
-    def process_one(self, inbox_id: int, source: str, payload: str) -> None:
+    def process_one(self, inbox_id: int, source: str, payload: str, attempts: int = 0) -> None:
         try:
             event = parse_event(source, json.loads(payload))
             handler = self.handlers.get(type(event))
@@ -92,8 +104,30 @@ class InboxProcessor(Worker):
                     source,
                 )
         except Exception as exc:
-            log.exception("inbox: event %d (%s) could not be handled; marked failed", inbox_id, source)
+            self._failed(inbox_id, source, attempts + 1, exc)
+
+    def _failed(self, inbox_id: int, source: str, attempts: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        final = attempts >= MAX_ATTEMPTS or isinstance(exc, NoHandler)
+        try:
             self.store.execute(
-                "UPDATE inbox SET status = 'failed', error = ?, processed_at = ? WHERE id = ?",
-                (f"{type(exc).__name__}: {exc}"[:500], time.time(), inbox_id),
+                "UPDATE inbox SET status = ?, error = ?, attempts = ?, next_attempt_at = ?, processed_at = ?"
+                " WHERE id = ?",
+                (
+                    "failed" if final else "new",
+                    error,
+                    attempts,
+                    time.time() + BACKOFF[min(attempts, len(BACKOFF)) - 1],
+                    time.time(),
+                    inbox_id,
+                ),
             )
+        except Exception:  # the database itself is unavailable: the event stays 'new' and is tried next step
+            log.exception("inbox: event %d (%s) failed and its attempt couldn't be recorded", inbox_id, source)
+            return
+        if final:
+            log.error("inbox: event %d (%s) failed %d times; kept as failed: %s", inbox_id, source, attempts, error)
+            if self.metrics is not None:
+                self.metrics.inbox_failed.labels(source).inc()
+        else:
+            log.warning("inbox: event %d (%s) failed (attempt %d, %s); trying again", inbox_id, source, attempts, error)

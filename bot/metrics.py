@@ -33,6 +33,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.inbox_failed = Counter(
+            "switchboard_inbox_failed",
+            "Webhook events given up on after every retry (kept in the inbox as failed)",
+            ["source"],
+            registry=r,
+        )
         self.outbox_sent = Counter(
             "switchboard_outbox_sent",
             "Slack messages delivered by the outbox, by method",

@@ -128,7 +128,7 @@ class Services:
         sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
         outbox = Outbox(store, sender, metrics, channel_interval=channel_interval)
         services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
-        services.inbox = InboxProcessor(store)
+        services.inbox = InboxProcessor(store, metrics)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
         for client in (services.avanser, services.exotel, services.dtl):
             if client is not None:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     call_limit: Annotated[tuple[int, int], NoDecode] = Field(
         default=(10, 600), validation_alias=AliasChoices("SWITCHBOARD_CALL_LIMIT")
     )
+    call_limit_team: Annotated[tuple[int, int], NoDecode] = Field(
+        default=(100, 3600), validation_alias=AliasChoices("SWITCHBOARD_CALL_LIMIT_TEAM")
+    )
     bridge_others: Literal["admins", "everyone"] = Field(
         default="admins", validation_alias=AliasChoices("SWITCHBOARD_BRIDGE_OTHERS")
     )
@@ -131,7 +134,7 @@ class Settings(BaseSettings):
             return float(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[value.strip()[-1]]
         return value
 
-    @field_validator("call_limit", mode="before")
+    @field_validator("call_limit", "call_limit_team", mode="before")
     @classmethod
     def _call_limit(cls, value: Any) -> Any:
         """`10/10m`: at most 10 calls per user per 10 minutes (units s, m, h)."""

@@ -233,6 +233,32 @@ def _allocation_requests(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE allocations ADD COLUMN request TEXT")
 
 
+def _call_slots(db: sqlite_utils.Database) -> None:
+    # A call's place in SWITCHBOARD_CALL_LIMIT(_TEAM), taken atomically before DataTechLabs is called.
+    db.execute(
+        """
+        CREATE TABLE call_slots (
+            id INTEGER PRIMARY KEY,
+            requester TEXT NOT NULL,        -- Slack user id of who asked for the call
+            reserved_at REAL NOT NULL,
+            state TEXT NOT NULL             -- reserved | placed (a released slot is deleted)
+        )
+        """
+    )
+    db.execute("CREATE INDEX call_slots_at ON call_slots (reserved_at, requester)")
+
+
+def _once_keys(db: sqlite_utils.Database) -> None:
+    # A form submitted twice, a button double-clicked: each causes at most one provider effect.
+    db.execute("CREATE TABLE once_keys (key TEXT PRIMARY KEY, at REAL NOT NULL)")
+
+
+def _inbox_retries(db: sqlite_utils.Database) -> None:
+    # An event whose handling failed (a locked database, a bug) is tried again with backoff, not dropped.
+    db.execute("ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE inbox ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -243,6 +269,9 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "Slack event ids, to handle each event once", _slack_events),
     Migration(8, "index alerts by caller", _alert_indexes),
     Migration(9, "allocations: the request of an unconfirmed allocation", _allocation_requests),
+    Migration(12, "click-to-call: call slots for the per-person and per-workspace limits", _call_slots),
+    Migration(13, "keys of interactions handled once", _once_keys),
+    Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
 ]
 
 
@@ -302,6 +331,14 @@ class Store:
             return True
         except sqlite3.Error:
             return False
+
+    def first_time(self, key: str, *, within: float | None = None) -> bool:
+        """True the first time `key` is seen (or the first time in `within` seconds); records it."""
+        now = time.time()
+        if within is not None:
+            self.conn.execute("DELETE FROM once_keys WHERE key = ? AND at < ?", (key, now - within))
+        cursor = self.conn.execute("INSERT OR IGNORE INTO once_keys (key, at) VALUES (?, ?)", (key, now))
+        return bool(cursor.rowcount)
 
     def audit(
         self,

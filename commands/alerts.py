@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 async def on_claim(ix: Interaction) -> None:
     await ix.ack()
-    first = alerts.claim(ix.services, int(ix.value), ix.user_id)
+    first = alerts.claim(ix.services, int(ix.value), ix.user_id, ix.channel_id)
     if first is not None:
         ix.tell(f"<@{first}> already claimed this one.")
 
@@ -26,8 +26,8 @@ async def on_call_back(ix: Interaction) -> None:
     await ix.ack()
 
     async def run() -> None:
-        placed = await alerts.call_back(ix.services, int(ix.value), ix.user_id)
-        ix.tell(call_result_text(placed, ix.user_id))
+        placed, masked = await alerts.call_back(ix.services, int(ix.value), ix.user_id, ix.channel_id)
+        ix.tell(call_result_text(placed, ix.user_id, masked=masked))
 
     ix.later(run(), name="call back")
 

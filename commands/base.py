@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DOUBLE_CLICK_SECONDS = 10.0  # the same button clicked again within this is the same click
+
 
 def notice_view(title: str, text: str) -> dict[str, Any]:
     """A modal that only says something: while a provider answers, or why it couldn't."""
@@ -183,8 +185,27 @@ class Interaction:
 
     # -- refusals -----------------------------------------------------------------------------
 
+    def once_key(self) -> tuple[str, float | None] | None:
+        """What makes this interaction a repeat: the same modal (id + hash) submitted again, or the same
+        button on the same message clicked again by the same person within a few seconds."""
+        kind = self.body.get("type")
+        if kind == "view_submission":
+            return f"view:{self.view.get('id')}:{self.view.get('hash')}", None
+        if kind == "block_actions" and self.body.get("actions"):
+            action = self.body["actions"][0]
+            container = self.body.get("container") or {}
+            where = container.get("message_ts") or container.get("view_id") or ""
+            key = f"action:{action.get('action_id')}:{action.get('value')}:{where}:{self.user_id}"
+            return key, DOUBLE_CLICK_SECONDS
+        return None
+
     async def run(self, handler: Callable[[Any], Awaitable[None]]) -> None:
-        """Run a listener's handler; the one place a refusal (UserError) is shown."""
+        """Run a listener's handler once per interaction; the one place a refusal (UserError) is shown."""
+        once = self.once_key()
+        if once is not None and not self.services.store.first_time(once[0], within=once[1]):
+            log.info("%s from %s seen before; handled once", once[0].split(":")[0], self.user_id)
+            await self.ack()
+            return
         try:
             await handler(self)
         except UserError as exc:

@@ -11,6 +11,7 @@ from bot.domain import calls, phones
 from bot.errors import UserError
 from bot.phone import national
 from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, shortcut
+from notifiers.message import number_text
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 family = CommandFamily("/call", "click-to-call", "<number> [@user] [-- note] | phone [<number>|clear] | help")
 
 # A phone number: digits, spaces, dashes, dots, brackets, optionally a leading +.
-PHONE_LIKE = r"^\+?[\d\s().-]{6,}(\s|<|$)"
+PHONE_LIKE = r"^\+?\d[\d\s().-]*(\s|<|$)"  # short codes too: the dialling rules refuse them with a reason
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 CALL_NUMBER_ACTION = "call_number"
 SHORTCUT = "call_number_in_message"
@@ -39,11 +40,12 @@ def parse_call(args: str) -> tuple[str, str | None, str | None]:
     return number, user, note.strip() or None
 
 
-def call_result_text(placed: Any, requester: str) -> str:
+def call_result_text(placed: Any, requester: str, *, masked: bool = False) -> str:
+    """What the person is told once DataTechLabs took the call; a masked alert's caller stays masked."""
     whose = "your phone" if placed.rep == requester else f"<@{placed.rep}>'s phone"
     return (
         f"📞 Ringing {whose} ({national(placed.rep_phone)}) now. When it's answered, I'll call "
-        f"{national(placed.customer)}, who will see {national(placed.leg_b_caller_id)}."
+        f"{number_text(placed.customer, mask=masked)}, who will see {national(placed.leg_b_caller_id)}."
     )
 
 

@@ -158,8 +158,13 @@ async def route(request: CommandRequest) -> None:
     if channel is None:
         raise UserError("Which channel? For example `/numbers route 02 9008 1596 #sales`.")
     number = numbers.parse_number_arg(services, CHANNEL.sub(" ", request.args))
-    numbers.route_number(services, request.user_id, number, channel.group(1))
-    await request.reply(f"Calls and texts to {national(number)} will be posted in <#{channel.group(1)}>.")
+    numbers.may_route(services, request.user_id, number)
+
+    async def routed() -> tuple[str, None]:
+        await numbers.route_number(services, request.user_id, number, channel.group(1))
+        return f"Calls and texts to {national(number)} will be posted in <#{channel.group(1)}>.", None
+
+    await request.answer_later(f"Checking {national(number)} and <#{channel.group(1)}>…", routed, name="numbers route")
 
 
 @family.subcommand("requests")

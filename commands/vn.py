@@ -95,6 +95,7 @@ async def show(request: CommandRequest) -> None:
     """who a virtual number connects and when it lapses."""
     services = request.services
     allocation = vn.get(services, request.args)
+    vn.may_view(services, allocation, request.user_id)
     if allocation.state != "active" or services.exotel is None:
         await request.reply(*vn.rendered(allocation))
         return

@@ -228,7 +228,7 @@ def submit_view(
     values: dict[str, Any],
     user: str = "U0REP",
     metadata: dict[str, Any] | None = None,
-    view_id: str = "V0FORM",
+    view_id: str | None = None,
 ) -> httpx.Response:
     """Submit a modal (the view the app opened, or the app's form for a callback id) with `values`."""
     view = form_view(callback_id) if isinstance(callback_id, str) else callback_id

@@ -147,10 +147,12 @@ def test_inbox_dispatches_by_event_type_and_claim_is_once(services: Services) ->
     statuses = [r[0] for r in services.store.execute("SELECT status FROM inbox ORDER BY id")]
     assert statuses == ["done", "done"]  # the text's number has no route: it goes to SWITCHBOARD_ALERTS_CHANNEL
     assert [c for _, c, _ in posts(services)] == ["C0SALES", "C0ALERTS"]
-    assert alerts.claim(services, 1, REP) is None
-    assert alerts.claim(services, 1, ADMIN) == REP
+    assert alerts.claim(services, 1, REP, "C0SALES") is None
+    assert alerts.claim(services, 1, ADMIN, "C0SALES") == REP
     with pytest.raises(UserError, match="can't find that alert"):
-        alerts.claim(services, 99, REP)
+        alerts.claim(services, 99, REP, "C0SALES")
+    with pytest.raises(UserError, match="can't find that alert in this conversation"):
+        alerts.claim(services, 2, REP, "C0SALES")  # the text's alert is in C0ALERTS
 
 
 def test_an_event_without_a_handler_is_kept_as_failed(tmp_path: Path) -> None:

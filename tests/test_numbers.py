@@ -265,7 +265,7 @@ def test_the_cost_is_unknown_when_the_seeds_rates_dont_name_the_type(numbers: St
     ) in text_of(approval)
 
 
-def test_non_admin_request_waits_for_approval(numbers: Stack) -> None:
+def test_non_admin_request_waits_for_approval(numbers: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     mobile = {"rate_code": 62, "description": "Virtual mobile", "setup_date": "2017-01-07"}
     numbers.avanser.number_rates.append({**mobile, "setup_charge": "5.00", "rental_charge": "15.00"})
     submit_view(numbers, "numbers_new", TRANSFER, user=REP)
@@ -285,6 +285,10 @@ def test_non_admin_request_waits_for_approval(numbers: Stack) -> None:
     assert "Approved by <@U0ADMIN>" in text_of(numbers.slack.channel_messages("C0APPROVALS")[0])
     dm = wait_for(lambda: numbers.slack.channel_messages("D0REP"))[0]
     assert dm["text"] == "<@U0ADMIN> approved your request for “Spring sale radio ad”. AVANSER is setting it up now."
+    double = click(numbers, "numbers_approve", buttons[0]["value"], ADMIN, approval, channel="C0APPROVALS")
+    numbers.drain(5)
+    assert numbers.slack.responses_to(double["response_url"]) == []  # a double click is the same click
+    monkeypatch.setattr("commands.base.DOUBLE_CLICK_SECONDS", 0.0)  # … and much later:
     again = click(numbers, "numbers_approve", buttons[0]["value"], ADMIN, approval, channel="C0APPROVALS")
     assert reply(numbers, again["response_url"])["text"] == "That request was already decided by <@U0ADMIN>."
     assert len(numbers.avanser.requests_to("POST", "/v1/requests")) == 1
@@ -358,8 +362,14 @@ def test_list_show_route_and_requests(numbers: Stack) -> None:
     )
     _, url = slash(numbers, f"show {national}")
     assert "*Recording:* on" in text_of(reply(numbers, url))
-    answer, _ = slash(numbers, f"route {national} <#C0NEW|new-channel>")
-    assert answer["text"] == f"Calls and texts to {national} will be posted in <#C0NEW>."
+    refused, _ = slash(numbers, f"route {national} <#C0NEW|new-channel>")  # Riley didn't ask for it
+    assert (
+        refused["text"]
+        == f"Only Switchboard admins or whoever asked for {national} can choose where its calls are posted."
+    )
+    answer, url = slash(numbers, f"route {national} <#C0NEW|new-channel>", user=ADMIN)
+    assert answer["text"] == f"Checking {national} and <#C0NEW>…"
+    assert reply(numbers, url)["text"] == f"Calls and texts to {national} will be posted in <#C0NEW>."
     numbers.avanser.place_call(number, "+61410203045")
     wait_for(lambda: numbers.slack.channel_messages("C0NEW"))
     _, url = slash(numbers, "requests")
@@ -536,3 +546,19 @@ def test_an_unclear_release_is_never_failed_nor_sent_twice(tmp_path) -> None:
         wait_for(lambda: number not in stack.avanser.services, timeout=10)
         wait_for(lambda: any("is released" in m["text"] for m in stack.slack.channel_messages("C0SALES")), timeout=10)
         assert len(stack.avanser.requests_to("DELETE", "/v1/services/")) == 1
+
+
+def test_route_only_our_numbers_only_where_the_bot_can_post(numbers: Stack) -> None:
+    number = provisioned(numbers)
+    numbers.slack.add_channel("G0SECRET", private=True, bot_member=False)
+    _, url = slash(numbers, f"route {number} <#G0SECRET|secret>", user=ADMIN)
+    assert reply(numbers, url)["text"] == "I can't see <#G0SECRET>. Invite @Switchboard to it first, then try again."
+    _, url = slash(numbers, "route 02 9999 0000 <#C0NEW|new>", user=ADMIN)  # a number that isn't ours
+    assert reply(numbers, url)["text"] == "(02) 9999 0000 isn't one of your active tracking numbers."
+    routes = dict(numbers.on_app(_routes(numbers)))
+    assert routes == {number: "C0SALES"}
+
+
+async def _routes(stack: Stack) -> list[tuple[str, str]]:
+    assert stack.services is not None
+    return stack.services.store.execute("SELECT number, channel FROM routes").fetchall()

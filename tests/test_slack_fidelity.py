@@ -190,7 +190,8 @@ def test_history_and_threads_only_where_the_bot_is(slack: Slack) -> None:
     assert slack.api("conversations.history", channel="C0OUTSIDE")["error"] == "not_in_channel"
     assert slack.api("conversations.replies", channel="C0OUTSIDE", ts=ts)["error"] == "not_in_channel"
     assert slack.api("conversations.history", channel="G0SECRET")["error"] == "channel_not_found"
-    # The manifest asks for no channels:read (Switchboard never calls conversations.info).
+    # /numbers route checks a channel with conversations.info: the manifest asks for channels:read for it.
+    slack.sandbox.scopes -= {"channels:read"}
     assert slack.api("conversations.info", channel="C0OUTSIDE")["needed"] == "channels:read"
     slack.sandbox.scopes |= {"channels:read", "groups:read"}
     assert slack.api("conversations.info", channel="C0OUTSIDE")["channel"]["is_member"] is False

@@ -12,22 +12,27 @@ or called back; `claim` and `call_back` change it and edit the alert's message i
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain import calls
+from bot.domain import calls, vn
 from bot.domain.routing import Delivered, deliver, route_for, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
 from notifiers.allocations import render_allocation_call, render_verification
 from notifiers.calls import kind_of, render_call, wanted
 from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
+from notifiers.fallback import render_fallback
 from notifiers.message import AlertState, Message, Route
 from notifiers.sms import render_sms, thread_key
 
 if TYPE_CHECKING:
     from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
@@ -54,6 +59,15 @@ def _new_alert(
     return AlertState(id=int(cursor.lastrowid or 0))
 
 
+def _rendered(render: Callable[[], Message], event: Event, state: AlertState) -> Message:
+    """The event's message, or — when it can't be built — the essentials in plain text (never nothing)."""
+    try:
+        return render()
+    except Exception:
+        log.exception("could not build the message of %s %s; posting the essentials instead", event.source, state.id)
+        return render_fallback(event, state)
+
+
 def _post(services: Services, inbox_id: int, channel: str, message: Message, alert: int, *, digest: bool) -> Delivered:
     delivered = deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message, digest=digest)
     services.store.execute(
@@ -69,7 +83,7 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
     if not wanted(event, route):
         return "skipped"
     state = _new_alert(services, inbox_id, route.channel, kind_of(event), event.caller_e164, event.tracking_e164)
-    message = render_call(event, route, state)
+    message = _rendered(lambda: render_call(event, route, state), event, state)
     delivered = _post(services, inbox_id, route.channel, message, state.id, digest=True)
     recording = event.recording_url
     if delivered.row is not None and event.is_voicemail and services.settings.recording_allowed(recording):
@@ -90,30 +104,38 @@ def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
         return "unrouted"
     first = thread_root(services.store, thread_key(event)) is None
     state = _new_alert(services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164)
-    _post(services, inbox_id, route.channel, render_sms(event, route, state, first=first), state.id, digest=first)
+    message = _rendered(lambda: render_sms(event, route, state, first=first), event, state)
+    _post(services, inbox_id, route.channel, message, state.id, digest=first)
     return "done"
 
 
-def _allocation_route(services: Services, greenvn: str | None) -> Route | None:
-    return _route(services, exotel_number(greenvn))
+def _allocation_route(services: Services, greenvn: str | None, greenvn_id: str | None) -> Route | None:
+    """The route of a virtual number's events; masked when the allocation was made `masked`."""
+    route = _route(services, exotel_number(greenvn))
+    if route is not None and vn.is_masked(services, greenvn_id, exotel_number(greenvn)):
+        return Route(route.channel, route.name, route.report, True, route.via)
+    return route
 
 
 def on_exotel_call(services: Services, inbox_id: int, event: ExotelCall) -> str:
-    route = _allocation_route(services, event.greenvn)
+    route = _allocation_route(services, event.greenvn, event.greenvn_id)
     keys = render_allocation_call(event, route or Route(channel=""), AlertState(id=0)).thread_keys
     channel = thread_channel(services.store, *keys) or (route.channel if route else None)
     if channel is None:
         return "unrouted"
-    caller, vn = exotel_number(event.caller), exotel_number(event.greenvn)
-    state = _new_alert(services, inbox_id, channel, "allocation_call", caller, vn)
-    message = render_allocation_call(event, route or Route(channel=channel), state)
+    masked = vn.is_masked(services, event.greenvn_id, exotel_number(event.greenvn))
+    caller, number = exotel_number(event.caller), exotel_number(event.greenvn)
+    state = _new_alert(services, inbox_id, channel, "allocation_call", caller, number)
+    shown = route or Route(channel=channel, mask_callers=masked)
+    message = _rendered(lambda: render_allocation_call(event, shown, state), event, state)
     _post(services, inbox_id, channel, message, state.id, digest=False)
     return "done"
 
 
 def on_verification(services: Services, inbox_id: int, event: ExotelVerification) -> str:
-    route = _allocation_route(services, event.greenvn)
-    message = render_verification(event, route or Route(channel=""))
+    route = _allocation_route(services, event.greenvn, event.greenvn_id)
+    masked = vn.is_masked(services, event.greenvn_id, exotel_number(event.greenvn))
+    message = render_verification(event, route or Route(channel="", mask_callers=masked))
     channel = thread_channel(services.store, *message.thread_keys) or (route.channel if route else None)
     if channel is None:
         return "unrouted"
@@ -157,8 +179,9 @@ def render_alert(services: Services, alert: Alert) -> Message | None:
         route = route_for(services.store, default, number=event.tracking_e164)
         return render_sms(event, route or Route(channel=channel), alert.state, first=True)
     if isinstance(event, ExotelCall):
-        route = route_for(services.store, default, number=exotel_number(event.greenvn))
-        return render_allocation_call(event, route or Route(channel=channel), alert.state)
+        route = _allocation_route(services, event.greenvn, event.greenvn_id)
+        masked = vn.is_masked(services, event.greenvn_id, exotel_number(event.greenvn))
+        return render_allocation_call(event, route or Route(channel=channel, mask_callers=masked), alert.state)
     return None
 
 
@@ -170,8 +193,24 @@ def refresh_alert(services: Services, alert_id: int) -> None:
         services.outbox.update(alert.outbox_id, message.text, message.blocks)
 
 
-def claim(services: Services, alert_id: int, user_id: str) -> str | None:
+def alert_in(services: Services, alert_id: int, channel: str) -> Alert:
+    """The alert, if it was posted in `channel` — where the click came from; else a refusal."""
+    alert = load_alert(services, alert_id)
+    if alert is None or channel not in (alert.channel, _posted_channel(services, alert)):
+        raise UserError("I can't find that alert in this conversation.")
+    return alert
+
+
+def _posted_channel(services: Services, alert: Alert) -> str | None:
+    if alert.outbox_id is None:
+        return None
+    row = services.store.execute("SELECT posted_channel FROM outbox WHERE id = ?", (alert.outbox_id,)).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def claim(services: Services, alert_id: int, user_id: str, channel: str) -> str | None:
     """Mark the alert as handled by `user_id` and edit its message; who claimed it first, if someone else did."""
+    alert_in(services, alert_id, channel)
     cursor = services.store.execute(
         "UPDATE alerts SET claimed_by = ?, claimed_at = ? WHERE id = ? AND claimed_by IS NULL",
         (user_id, time.time(), alert_id),
@@ -186,11 +225,11 @@ def claim(services: Services, alert_id: int, user_id: str) -> str | None:
     return None
 
 
-async def call_back(services: Services, alert_id: int, user_id: str) -> calls.PlacedCall:
-    """Ring the clicker, then the caller of the alert, showing the number the caller had called."""
-    alert = load_alert(services, alert_id)
-    if alert is None:
-        raise UserError("I can't find that alert any more.")
+async def call_back(services: Services, alert_id: int, user_id: str, channel: str) -> tuple[calls.PlacedCall, bool]:
+    """Ring the clicker, then the caller of the alert, showing the number the caller had called.
+
+    Returns the call and whether the alert's channel sees callers masked (then so does the answer)."""
+    alert = alert_in(services, alert_id, channel)
     if not alert.caller:
         raise UserError("The caller withheld their number, so I can't call them back.")
     placed = await calls.place_call(
@@ -200,4 +239,15 @@ async def call_back(services: Services, alert_id: int, user_id: str) -> calls.Pl
         "UPDATE alerts SET called_back_by = ?, called_back_at = ? WHERE id = ?", (user_id, time.time(), alert_id)
     )
     refresh_alert(services, alert_id)
-    return placed
+    message_route = _route_of(services, alert)
+    return placed, bool(message_route and message_route.mask_callers)
+
+
+def _route_of(services: Services, alert: Alert) -> Route | None:
+    event = alert.event
+    if isinstance(event, AvanserCall | AvanserSms):
+        group = event.custom_group if isinstance(event, AvanserCall) else None
+        return route_for(services.store, None, number=event.tracking_e164, custom_group=group)
+    if isinstance(event, ExotelCall):
+        return _allocation_route(services, event.greenvn, event.greenvn_id)
+    return None

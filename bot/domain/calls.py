@@ -6,9 +6,11 @@ Caller IDs are the point: the customer sees a business number, never the rep's o
                                       else the customer's number
     leg B  rings the customer         shows that tracking number, else SWITCHBOARD_CALLER_ID
 
-Guards: the customer's number must parse and be in SWITCHBOARD_CALL_COUNTRIES; each requester may
-place SWITCHBOARD_CALL_LIMIT calls per window; bridging someone else is for admins unless
-SWITCHBOARD_BRIDGE_OTHERS=everyone. Every call (placed or refused by DataTechLabs) is audited.
+Guards: both numbers must pass the dialling rules (`bot.domain.dialling`); each requester may place
+SWITCHBOARD_CALL_LIMIT calls per window and the workspace SWITCHBOARD_CALL_LIMIT_TEAM — a call's slot
+is reserved in SQLite, in one transaction, before DataTechLabs is called, so parallel attempts can't
+overrun the limit; bridging someone else is for admins unless SWITCHBOARD_BRIDGE_OTHERS=everyone.
+Every call (placed or refused by DataTechLabs) is audited.
 """
 
 from __future__ import annotations
@@ -19,20 +21,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.dialling import CallNotAllowed, countries, parse_dialable
 from bot.domain.phones import phone_for
 from bot.errors import UserError
-from bot.phone import national, parse_number, region_of
-from bot.telco.base import TelcoError
+from bot.phone import national
+from bot.telco.base import TelcoError, ambiguous
 from bot.telco.dtl import CallbackCall, Leg
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
-
-
-class CallNotAllowed(UserError):
-    """The call breaks a rule: country, rate limit, or who may bridge whom."""
 
 
 @dataclass(frozen=True)
@@ -45,28 +44,52 @@ class PlacedCall:
     result: CallbackCall
 
 
-def check_destination(services: Services, customer: str) -> None:
-    allowed = services.settings.call_countries or frozenset({services.settings.country})
-    region = region_of(customer)
-    if region not in allowed:
-        raise CallNotAllowed(
-            f"Switchboard isn't allowed to call {national(customer)} ({region or 'unknown country'}). "
-            f"Allowed countries: {', '.join(sorted(allowed))}."
-        )
+def allowed_countries(services: Services) -> frozenset[str]:
+    return countries(services.settings.call_countries, services.settings.country)
+
+
+def _slots_used(services: Services, requester: str | None, window: float) -> tuple[int, float | None]:
+    """(slots reserved or placed in the window, the oldest one's time) for one person, or the workspace."""
+    query = "SELECT COUNT(*), MIN(reserved_at) FROM call_slots WHERE reserved_at > ?"
+    params: tuple[Any, ...] = (time.time() - window,)
+    if requester is not None:
+        query += " AND requester = ?"
+        params = (*params, requester)
+    count, oldest = services.store.execute(query, params).fetchone()
+    return int(count), oldest
 
 
 def check_rate(services: Services, requester: str) -> None:
-    limit, window = services.settings.call_limit
-    since = time.time() - window
-    row = services.store.execute(
-        "SELECT COUNT(*), MIN(at) FROM audit WHERE actor = ? AND action = 'call.placed' AND at > ?", (requester, since)
-    ).fetchone()
-    if int(row[0]) >= limit:
-        wait = max(1, int(row[1] + window - time.time() + 59) // 60)
-        raise CallNotAllowed(
-            f"You've placed {limit} calls in the last {window // 60} minutes, the most Switchboard allows. "
-            f"Try again in about {wait} minute{'s' if wait != 1 else ''}."
+    """Refuse when the person's or the workspace's calls in the window are used up (the sentence says until when)."""
+    for who, (limit, window) in ((requester, services.settings.call_limit), (None, services.settings.call_limit_team)):
+        used, oldest = _slots_used(services, who, window)
+        if used >= limit:
+            wait = max(1, int((oldest or time.time()) + window - time.time() + 59) // 60)
+            whose = "You've" if who else "Your team has"
+            raise CallNotAllowed(
+                f"{whose} placed {limit} calls in the last {_window(window)}, the most Switchboard allows. "
+                f"Try again in about {wait} minute{'s' if wait != 1 else ''}."
+            )
+
+
+def _window(seconds: float) -> str:
+    return f"{int(seconds // 3600)} hours" if seconds >= 7200 else f"{int(seconds // 60)} minutes"
+
+
+def reserve_slot(services: Services, requester: str) -> int:
+    """Take one call slot, or refuse: counted and taken in one write transaction, so 20 parallel attempts
+    with a limit of N place exactly N calls."""
+    with services.store.transaction():
+        check_rate(services, requester)
+        cursor = services.store.execute(
+            "INSERT INTO call_slots (requester, reserved_at, state) VALUES (?, ?, 'reserved')", (requester, time.time())
         )
+    return int(cursor.lastrowid or 0)
+
+
+def release_slot(services: Services, slot: int) -> None:
+    """The call never reached DataTechLabs (or DataTechLabs refused it): the slot counts no more."""
+    services.store.execute("DELETE FROM call_slots WHERE id = ?", (slot,))
 
 
 def check_bridge(services: Services, requester: str, target: str) -> None:
@@ -99,8 +122,7 @@ def business_number(services: Services, tracking: str | None) -> str:
 
 def check_call(services: Services, *, requester: str, customer_text: str, rep: str) -> str:
     """The quick rules, checked before the ack: the customer's number (E.164) when the call may go ahead."""
-    customer = parse_number(customer_text, services.settings.country)
-    check_destination(services, customer)
+    customer = parse_dialable(customer_text, services.settings.country, allowed_countries(services))
     check_bridge(services, requester, rep)
     check_rate(services, requester)
     business_number(services, number_they_called(services, customer))
@@ -121,13 +143,16 @@ async def place_call(
     if services.dtl is None:
         raise UserError("Click-to-call isn't set up: an admin needs to add the DataTechLabs settings.")
     rep = rep or requester
-    customer = parse_number(customer_text, services.settings.country)
-    check_destination(services, customer)
+    customer = parse_dialable(customer_text, services.settings.country, allowed_countries(services))
     check_bridge(services, requester, rep)
-    check_rate(services, requester)
     tracking = tracking or number_they_called(services, customer)
     shown = business_number(services, tracking)
-    rep_phone = await phone_for(services, rep, requester=requester)
+    slot = reserve_slot(services, requester)
+    try:
+        rep_phone = await phone_for(services, rep, requester=requester)
+    except UserError:
+        release_slot(services, slot)
+        raise
     leg_a = Leg(to=rep_phone, caller_id=tracking or customer)
     leg_b = Leg(to=customer, caller_id=shown)
     detail: dict[str, Any] = {"rep": rep, "customer": customer, "shown_to_customer": shown, "via": via}
@@ -136,10 +161,13 @@ async def place_call(
     try:
         result = await services.dtl.callback_call(leg_a, leg_b)
     except TelcoError as exc:
+        if not ambiguous(exc):  # DataTechLabs said no: no call was placed
+            release_slot(services, slot)
         services.store.audit(
             requester, "call.failed", subject=customer, detail=json.dumps({**detail, "error": exc.detail})
         )
         raise
+    services.store.execute("UPDATE call_slots SET state = 'placed' WHERE id = ?", (slot,))
     services.store.audit(
         requester, "call.placed", subject=customer, detail=json.dumps(detail), provider_ref=result.call_id
     )

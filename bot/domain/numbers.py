@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from slack_sdk.errors import SlackApiError
+
 from bot.domain.routing import deliver, remember_thread, remove_route, route_for, set_route, thread_root
 from bot.errors import FormErrors, UserError
 from bot.inbox import Handler, store_event
@@ -950,7 +952,42 @@ async def accounts(services: Services) -> tuple[list[Account], int | None]:
     return listed, client.last_transaction.account_id if client.last_transaction else None
 
 
-def route_number(services: Services, user: str, number: str, channel: str) -> None:
-    """Send a number's calls and texts to `channel` from now on."""
+def requester_of(services: Services, number: str) -> str | None:
+    """Who asked for `number` through Switchboard (its completed new-number request)."""
+    row = services.store.execute(
+        "SELECT requester FROM number_requests WHERE number = ? AND kind = 'create' AND status = 'completed'"
+        " ORDER BY id DESC LIMIT 1",
+        (number,),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def may_route(services: Services, user: str, number: str) -> None:
+    """Moving a number's alerts (full caller numbers) is for admins and the number's requester."""
+    if not services.is_admin(user) and requester_of(services, number) != user:
+        raise UserError(
+            f"Only Switchboard admins or whoever asked for {national(number)} can choose where its calls are posted."
+        )
+
+
+async def route_number(services: Services, user: str, number: str, channel: str) -> None:
+    """Send a number's calls and texts to `channel` from now on: only ours, only where Switchboard can post."""
+    may_route(services, user, number)
+    await find_service(services, number)  # one of this account's tracking numbers, not any number at all
+    await check_can_post(services, channel)
     set_route(services.store, number, channel, by=user)
     services.store.audit(user, "route.set", subject=number, detail=json.dumps({"channel": channel}))
+
+
+async def check_can_post(services: Services, channel: str) -> None:
+    """The bot can post in `channel`: a member, or a public channel (chat:write.public), not archived."""
+    try:
+        info = (await services.slack.conversations_info(channel=channel)).get("channel") or {}
+    except SlackApiError as exc:
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        log.warning("conversations.info %s failed: %s", channel, error)
+        raise UserError(f"I can't see <#{channel}>. Invite @Switchboard to it first, then try again.") from None
+    if info.get("is_archived"):
+        raise UserError(f"<#{channel}> is archived, so nothing can be posted there.")
+    if info.get("is_private") and not info.get("is_member"):
+        raise UserError(f"<#{channel}> is private: invite @Switchboard to it first, then try again.")

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from bot.domain.dialling import CallNotAllowed, check_dialable, countries, parse_dialable
 from bot.errors import UserError
 from bot.phone import InvalidNumber, parse_number
 
@@ -27,9 +28,16 @@ def registered_phone(services: Services, user_id: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def _allowed(services: Services) -> frozenset[str]:
+    return countries(services.settings.call_countries, services.settings.country)
+
+
 def register_phone(services: Services, user_id: str, text: str) -> str:
     """Validate and store the phone Switchboard rings for `user_id`; returns it in E.164."""
-    phone = parse_number(text, services.settings.country)
+    try:
+        phone = parse_dialable(text, services.settings.country, _allowed(services))
+    except CallNotAllowed as exc:
+        raise CallNotAllowed(f"That can't be your phone for calls: {exc}") from None
     services.store.execute(
         "INSERT INTO user_phones (user_id, phone, updated_at) VALUES (?, ?, ?)"
         " ON CONFLICT(user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at",
@@ -62,6 +70,10 @@ async def phone_for(services: Services, user_id: str, *, requester: str) -> str:
     """The registered phone, else the Slack profile's phone if it parses; NoPhone with guidance otherwise."""
     phone = registered_phone(services, user_id)
     if phone:
+        try:
+            check_dialable(phone, _allowed(services))  # the rules may have changed since it was registered
+        except CallNotAllowed as exc:
+            raise CallNotAllowed(f"The phone registered for calls can't be rung: {exc}") from None
         return phone
     try:
         profile = await services.slack.users_profile_get(user=user_id)
@@ -71,7 +83,15 @@ async def phone_for(services: Services, user_id: str, *, requester: str) -> str:
         text = ""
     if text:
         try:
-            return parse_number(text, services.settings.country)
+            profile_phone = parse_number(text, services.settings.country)
         except InvalidNumber:
-            pass
+            profile_phone = None
+        if profile_phone:
+            try:
+                check_dialable(profile_phone, _allowed(services))
+            except CallNotAllowed as exc:
+                raise CallNotAllowed(
+                    f"The phone on the Slack profile can't be rung: {exc} Register another with `/call phone <number>`."
+                ) from None
+            return profile_phone
     raise NoPhone(how_to_register("you" if user_id == requester else user_id))

@@ -284,6 +284,21 @@ def _save(services: Services, allocation: Allocation, **changes: Any) -> None:
     )
 
 
+def is_masked(services: Services, greenvn_id: str | None, green_vn: str | None) -> bool:
+    """Whether the allocation behind a virtual number shows its callers masked."""
+    row = services.store.execute(
+        "SELECT masked FROM allocations WHERE greenvn_id = ? OR green_vn = ? ORDER BY id DESC LIMIT 1",
+        (greenvn_id or "", green_vn or ""),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def may_view(services: Services, allocation: Allocation, user: str) -> None:
+    """Who an allocation connects is for its owner and admins."""
+    if allocation.owner != user and not services.is_admin(user):
+        raise UserError(f"Only <@{allocation.owner}> (who set it up) or an admin can see that virtual number.")
+
+
 def may_manage(services: Services, allocation: Allocation, user: str) -> None:
     if allocation.owner != user and not services.is_admin(user):
         raise UserError(f"Only <@{allocation.owner}> (who set it up) or an admin can change that virtual number.")
@@ -601,9 +616,18 @@ async def release_now(services: Services, ref: str, user: str) -> Allocation:
     """Release an allocation at once, for its owner or an admin."""
     allocation = get(services, ref)
     may_manage(services, allocation, user)
-    if allocation.state != "active":
-        raise UserError("That virtual number was already released.")
-    await end(services, allocation, "released", by=user)
+    taken = services.store.execute(
+        "UPDATE allocations SET state = 'releasing' WHERE id = ? AND state = 'active'", (allocation.id,)
+    )
+    if allocation.state != "active" or not taken.rowcount:  # two clicks at once: one DELETE
+        raise UserError("That virtual number was already released (or is being released).")
+    try:
+        await end(services, allocation, "released", by=user)
+    except BaseException:
+        services.store.execute(
+            "UPDATE allocations SET state = 'active' WHERE id = ? AND state = 'releasing'", (allocation.id,)
+        )
+        raise
     return allocation
 
 

@@ -116,15 +116,15 @@ def view_submission(
     *,
     user: str,
     metadata: dict[str, Any] | None = None,
-    view_id: str = "V0FORM",
+    view_id: str | None = None,
 ) -> dict[str, Any]:
     """A modal submitted with `values` (view_submission_payload.json): the view as opened, its state filled in."""
     submitted = {
         **view,
-        "id": view.get("id", view_id),
+        "id": view_id or view.get("id") or f"V{uuid.uuid4().hex[:10].upper()}",
         "team_id": TEAM_ID,
         "state": view_state(view, values),
-        "hash": view.get("hash", "1.h"),
+        "hash": view.get("hash") or f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
     }
     if metadata is not None:
         submitted["private_metadata"] = json.dumps(metadata)
