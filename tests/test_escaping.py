@@ -22,7 +22,6 @@ from tests.helpers import (
     EXOTEL_DEALLOCATION,
     EXOTEL_VERIFIED,
     EXOTEL_VERIFY_FAILED,
-    TRACKING,
     call,
     click,
     messages,
@@ -36,7 +35,15 @@ ATTACK = (
     "<!channel> <!here> <!everyone> <@U0ADMIN> <#C0OTHER> <!subteam^S0TEAM> "
     "<https://evil.example|https://slack.com/verify> Tom & Jerry"
 )
-RAW = ["<!channel>", "<!here>", "<!everyone>", "<@U0ADMIN>", "<#C0OTHER>", "<!subteam^", "<https://evil.example"]
+RAW = [
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U0ADMIN>",
+    "<#C0OTHER>",
+    "<!subteam^",
+    "|https://slack.com/verify>",  # the disguised link's label
+]
 SMS_TRACKING = "+61-0401020304"
 
 
@@ -199,7 +206,7 @@ def test_injections_rendered_across_every_attack_is_zero(stack: Stack, http: htt
 @pytest.mark.parametrize("token", RAW)
 def test_the_scanner_finds_each_attack_token_when_rendered_raw(token: str) -> None:
     raw = {"channel": "C0X", "text": f"hello {ATTACK}", "blocks": []}
-    assert any(i.markup.startswith(token) for i in injections([raw]))
+    assert any(token in i.markup for i in injections([raw]))
     escaped = {"channel": "C0X", "text": "hello &lt;!channel&gt;", "blocks": []}
     assert injections([escaped]) == []
 
