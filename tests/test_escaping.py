@@ -9,13 +9,57 @@ and `bot.sandbox.markup.injections` must find no markup that isn't Switchboard's
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from bot.domain.numbers import SearchQuery
+from bot.domain.vn import Allocation
+from bot.sandbox.blockkit import MESSAGE_TEXT_MAX, check_blocks, check_view
 from bot.sandbox.markup import injections
 from bot.sandbox.stack import ADMIN, Stack
+from bot.telco.avanser import (
+    Account,
+    AddressCandidate,
+    NumberCandidate,
+    RequestRecord,
+    SearchResult,
+    ServiceConfig,
+    ServiceDetail,
+    Template,
+)
+from commands import numbers_views, vn_views
+from notifiers import text as safe
+from notifiers.allocations import (
+    render_allocation,
+    render_allocation_call,
+    render_deallocation,
+    render_reminder,
+    render_verification,
+)
+from notifiers.calls import render_call
+from notifiers.digest import render_digest
+from notifiers.events import (
+    CALL_STATUSES,
+    AvanserCall,
+    AvanserRequestUpdate,
+    AvanserSms,
+    ExotelCall,
+    ExotelDeallocation,
+    ExotelVerification,
+)
+from notifiers.message import AlertState, Message, Route
+from notifiers.provisioning import (
+    approval_message,
+    decided_message,
+    render_request,
+    render_request_update,
+)
+from notifiers.sms import render_sms
 from tests.helpers import (
     AVANSER_SMS,
     EXOTEL_CALL,
@@ -252,3 +296,299 @@ def test_oversized_fields_are_cut_and_every_alert_is_posted(stack: Stack, http: 
     texts = [t for m in found for t in strings(m)]
     assert any(t.endswith("…") for t in texts)  # cut, and the cut is shown
     assert any("Spring sale radio ad Spring sale" in t for t in texts)  # what fits is kept
+
+
+# -- the one escaping place: notifiers/text.py ----------------------------------------------------------------
+
+
+ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_escape_is_slacks_rule() -> None:
+    assert safe.escape("<!channel> Tom & Jerry <@U1>") == "&lt;!channel&gt; Tom &amp; Jerry &lt;@U1&gt;"
+    assert safe.escape("&lt;") == "&amp;lt;"  # what was typed as an entity is shown as typed
+
+
+def test_mrkdwn_cuts_whole_characters_with_an_ellipsis() -> None:
+    assert safe.mrkdwn("&" * 100, 12) == "&amp;&amp;…"
+    assert safe.mrkdwn("x" * 300) == "x" * 199 + "…"
+    assert safe.mrkdwn("line one\n> fake quote\n*Claimed by*") == "line one &gt; fake quote *Claimed by*"
+    assert safe.mrkdwn("a\nb", lines=True) == "a\nb"
+    assert safe.mrkdwn(None) == ""
+
+
+def test_truncate_never_splits_an_escape_or_our_markup() -> None:
+    assert safe.truncate("abc &amp; def", 8) == "abc…"
+    assert safe.truncate("hello <@U0ADMIN> there", 12) == "hello…"
+    assert safe.truncate("short", 10) == "short"
+
+
+def test_plain_is_never_empty_and_fits() -> None:
+    assert safe.plain("", 75) == "—"
+    assert safe.plain("x" * 100, 75) == "x" * 74 + "…"
+    assert safe.plain("<!channel>", 75) == "<!channel>"  # plain_text is never read as markup
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://rec.example/a.mp3", "<https://rec.example/a.mp3|▶ Play>"),
+        ("https://rec.example/a.mp3?x=1&y=2", "<https://rec.example/a.mp3?x=1&amp;y=2|▶ Play>"),
+        ("https://evil.example/|https://slack.com/verify", "<https://evil.example/%7Chttps://slack.com/verify|▶ Play>"),
+        ("https://e.example/a>b<!channel>", "<https://e.example/a%3Eb%3C!channel%3E|▶ Play>"),
+        ("https://e.example/a b\n", "<https://e.example/a%20b|▶ Play>"),
+        ("javascript:alert(1)", None),
+        ("slack://channel?id=C1", None),
+        ("https://", None),
+        ("https://x.example/" + "a" * 2000, None),
+        ("", None),
+    ],
+)
+def test_a_link_from_outside_cannot_break_out(url: str, expected: str | None) -> None:
+    assert safe.link(url, "▶ Play") == expected
+
+
+def test_a_url_that_cant_be_a_link_is_shown_as_text() -> None:
+    shown = safe.shown_url("javascript:<!channel>", "▶ Play")
+    assert shown == "▶ Play: javascript:&lt;!channel&gt; (not a web link Switchboard can show)"
+
+
+def test_chunks_keep_every_line_within_the_limits() -> None:
+    lines = [f"line {i} " + "x" * 90 for i in range(400)]
+    parts = safe.chunks(lines, 3000, 10)
+    assert len(parts) == 10 and all(len(p) <= 3000 for p in parts)
+    assert safe.chunks(["a", "b"], 3000, 5) == ["a\nb"]
+
+
+OUTSIDE = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="<>&|!@#^*_~`:/.\n aUC0", max_size=400),
+    st.text(max_size=4000),
+    st.sampled_from([ATTACK, "Spring sale radio ad " * 148, "a\n" * 800, "&" * 3100, "<>" * 1600, ""]),
+)
+CHECKED = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@CHECKED
+@given(text=OUTSIDE, limit=st.integers(min_value=2, max_value=5000))
+def test_mrkdwn_property(text: str, limit: int) -> None:
+    shown = safe.mrkdwn(text, limit, lines=True)
+    assert len(shown) <= limit
+    assert "<" not in shown and ">" not in shown
+    assert not ENTITY.search(shown)  # every & starts a whole escape
+    if len(safe.escape(text)) <= limit:
+        assert unescape(shown) == text
+
+
+# -- every message builder, fed random telco fields ----------------------------------------------------
+
+
+OURS = {"U0CLAIM", "U0BACK", "U0OWNER", "U0REP", ADMIN}
+
+
+def fits(text: str, blocks: list[dict[str, Any]]) -> None:
+    """What Slack would check, and what an attacker would hope for."""
+    assert check_blocks(blocks) == [], check_blocks(blocks)[:3]
+    assert 0 < len(text) <= MESSAGE_TEXT_MAX
+    found = injections([{"text": text, "blocks": blocks}], users=OURS, channels={"C0SALES", "C0APPROVALS"})
+    assert found == [], found[:3]
+
+
+def fits_message(message: Message) -> None:
+    fits(message.text, message.blocks)
+    fits(message.summary, render_digest([message.summary] * 3)[1])
+
+
+STATES = st.sampled_from(
+    [AlertState(id=1), AlertState(id=2, claimed_by="U0CLAIM", claimed_at=1.0e9, called_back_by="U0BACK")]
+)
+ROUTES = st.builds(Route, channel=st.just("C0SALES"), name=st.one_of(st.none(), OUTSIDE), mask_callers=st.booleans())
+
+
+@CHECKED
+@given(
+    fields=st.fixed_dictionaries(
+        {k: OUTSIDE for k in ("adname", "targetname", "ani", "clocation", "cstate", "tzdate", "uniqueid", "bnum")},
+        optional={"recording_url": OUTSIDE, "target": OUTSIDE},
+    ),
+    status=st.sampled_from(sorted(CALL_STATUSES)),
+    route=ROUTES,
+    state=STATES,
+)
+def test_any_call_uri_makes_a_message_slack_takes(
+    fields: dict[str, str], status: str, route: Route, state: AlertState
+) -> None:
+    call_event = AvanserCall.model_validate({**fields, "callstatus": status, "duration": 42})
+    fits_message(render_call(call_event, route, state))
+
+
+@CHECKED
+@given(
+    fields=st.fixed_dictionaries({"to": OUTSIDE, "from": OUTSIDE, "txt": OUTSIDE, "date": OUTSIDE}),
+    route=ROUTES,
+    state=STATES,
+    first=st.booleans(),
+)
+def test_any_sms_makes_a_message_slack_takes(
+    fields: dict[str, str], route: Route, state: AlertState, first: bool
+) -> None:
+    fits_message(render_sms(AvanserSms.model_validate(fields), route, state, first=first))
+
+
+@CHECKED
+@given(
+    fields=st.fixed_dictionaries(
+        {k: OUTSIDE for k in ("greenvn", "from", "to", "dial_call_status", "call_type", "start_time")},
+        optional={"recording_url": OUTSIDE, "greenvn_id": OUTSIDE},
+    ),
+    hung_up=OUTSIDE,
+    route=ROUTES,
+    state=STATES,
+    success=st.booleans(),
+)
+def test_any_exotel_event_makes_a_message_slack_takes(
+    fields: dict[str, str], hung_up: str, route: Route, state: AlertState, success: bool
+) -> None:
+    event = ExotelCall.model_validate({**fields, "call_sid": "CA1", "insights": {"DisconnectedBy": hung_up}})
+    fits_message(render_allocation_call(event, route, state))
+    verification = {"caller": fields["from"], "greenvn": fields["greenvn"], "connection_id": "c1", "pin": "1"}
+    if not success:
+        verification["call_sid"] = fields["to"] or "CA2"
+    fits_message(render_verification(ExotelVerification.model_validate(verification), route))
+    dealloc = {"greenvn_id": fields["to"] or "g", "connection_id": hung_up or "c", "greenvn": fields["greenvn"]}
+    fits_message(render_deallocation(ExotelDeallocation.model_validate(dealloc)))
+
+
+@CHECKED
+@given(request_id=OUTSIDE, message=OUTSIDE, custom_id=OUTSIDE, status=st.sampled_from(["completed", "failed"]))
+def test_any_avanser_callback_makes_a_message_slack_takes(
+    request_id: str, message: str, custom_id: str, status: str
+) -> None:
+    event = AvanserRequestUpdate(request_id=request_id or "r", status=status, message=message, custom_id=custom_id)
+    fits(*render_request_update(event))
+
+
+@CHECKED
+@given(
+    name=OUTSIDE,
+    error=OUTSIDE,
+    request_id=OUTSIDE,
+    kind=st.sampled_from(["create", "update", "delete"]),
+    status=st.sampled_from(
+        ["awaiting_approval", "rejected", "submitting", "unclear", "pending", "completed", "failed"]
+    ),
+    cost=OUTSIDE,
+)
+def test_any_typed_name_or_provider_error_makes_a_request_message_slack_takes(
+    name: str, error: str, request_id: str, kind: str, status: str, cost: str
+) -> None:
+    common = {"number": "+61290081596", "channel": "C0SALES", "requester": "U0REP", "decided_by": ADMIN}
+    fits(
+        *render_request(kind, status, name=name, request_id=request_id, error=error, approvals="C0APPROVALS", **common)
+    )
+    what, details = f"a tracking number “{safe.mrkdwn(name)}”", [f"Number: a number near {safe.mrkdwn(error)}"]
+    fits(*approval_message(7, "U0REP", what, details, cost))
+    fits("decided", decided_message("U0REP", what, details, ADMIN, True))
+
+
+@CHECKED
+@given(parties=st.lists(OUTSIDE, min_size=1, max_size=60), usage=OUTSIDE, green_vn=OUTSIDE, masked=st.booleans())
+def test_any_allocation_makes_a_message_slack_takes(
+    parties: list[str], usage: str, green_vn: str, masked: bool
+) -> None:
+    numbers = {"aparty_numbers": parties, "bparty_numbers": parties[::-1], "aparty_pins": [1234]}
+    for state in ("active", "expired", "released"):
+        fits(*render_allocation(3, green_vn, numbers, usage, "U0OWNER", 1.9e9, state, masked))
+    fits(*render_reminder(3, green_vn, 1.9e9))
+
+
+def test_the_digest_fits_however_long_its_lines() -> None:
+    lines = ["&amp;" * 1000, "x" * 2999, safe.mrkdwn(ATTACK)] * 40  # summaries: escaped by their notifier
+    title, blocks = render_digest(lines)
+    fits(title, blocks)
+
+
+# -- the views: what AVANSER and the requester wrote, in lists, forms and answers --------------------------------
+
+
+LONG = ATTACK * 30  # 3,000+ characters of markup
+
+
+def service(n: int) -> ServiceDetail:
+    config = ServiceConfig(
+        type="transfer",
+        answer_point="+61290081500",
+        answer_point_name=LONG,
+        call_greeting=f"https://evil.example/{n}|https://slack.com/verify",
+        voicemail="javascript:alert(1)",
+    )
+    return ServiceDetail(name=f"{n} {LONG}", service_number=f"6129008{1000 + n}", service=config)
+
+
+def test_a_search_with_100_numbers_and_markup_in_every_field() -> None:
+    numbers = [NumberCandidate(e164=f"+6141220{i:04d}", region=LONG, type=ATTACK) for i in range(100)]
+    query = SearchQuery("near", "AU", address=LONG)
+    fits(*numbers_views.search_results(query, SearchResult(numbers=numbers)))
+    places = [AddressCandidate(name=f"{i} {LONG}", lat_lng=[-33.8, 151.2]) for i in range(30)]
+    fits(*numbers_views.search_results(query, SearchResult(addresses=places)))
+    fits(*numbers_views.search_results(query, SearchResult()))
+
+
+def test_lists_and_details_of_what_avanser_holds() -> None:
+    services = [service(n) for n in range(300)]
+    text, blocks = numbers_views.services_list(services, {s.e164 or "": "C0SALES" for s in services})
+    fits(text, blocks)
+    assert "more not shown" in json.dumps(blocks[-1])
+    fits(*numbers_views.service_detail(services[0], "C0SALES"))
+    detail = json.dumps(numbers_views.service_detail(services[0], None)[1])
+    assert "<https://evil.example/0%7Chttps://slack.com/verify|audio>" in detail
+    assert "javascript:alert(1) (not a web link" in detail
+    records = [
+        RequestRecord(id=str(i), request_status="failed", message=LONG, service_number="61290081596", request_date=LONG)
+        for i in range(100)
+    ]
+    fits(*numbers_views.requests_list(records))
+    templates = [Template(name=f"{i} {ATTACK}", type="email", country="AU") for i in range(60)]
+    templates.append(Template(name="n" * 2100, type="sms"))
+    text, blocks = numbers_views.templates_list(templates)
+    fits(text, blocks)
+    assert blocks[-1]["elements"][0]["action_id"] == numbers_views.TEMPLATE_NEW_ACTION  # never cut off
+    fits(*numbers_views.templates_list(templates[-1:]))
+    accounts = [Account(account_id=i, account=f"{i} {LONG}") for i in range(200)]
+    fits(*numbers_views.accounts_list(accounts, 3))
+    template = {"name": LONG, "type": "email", "country": "AU"}
+    fits(*numbers_views.template_preview(template, {"content": LONG + "```" + LONG}))
+    fits(*numbers_views.template_preview(template, {"message": LONG}))
+
+
+def test_forms_prefilled_with_long_values_open() -> None:
+    values = {key: LONG for key in ("name", "answer_point", "answer_point_name", "email_subject", "template")}
+    for with_number in (True, False):
+        view = numbers_views.number_form(
+            callback_id=numbers_views.EDIT_VIEW,
+            title="Change a number",
+            submit="Save",
+            metadata={"number": "+61290081596"},
+            channel=None,
+            values=values,
+            with_number=with_number,
+        )
+        assert check_view(view) == []
+    confirm = numbers_views.release_confirm("+61290081596", LONG, "C0SALES", "C0SALES")
+    assert check_view(confirm) == []
+    assert injections([{"blocks": confirm["blocks"]}], channels={"C0SALES"}) == []
+
+
+def test_virtual_number_answers() -> None:
+    parties = {"aparty_numbers": [ATTACK] * 40, "bparty_numbers": ["+918136966620"], "aparty_pins": []}
+    mine = Allocation(
+        1, "c", "g", ATTACK, parties, "twoway", "U0OWNER", "C0SALES", False, 1, 1.9e9, None, None, None, "active"
+    )
+    fits(*vn_views.allocations_list([mine] * 80, True))
+    fits(*vn_views.release_question(mine))
+    assert "&lt;!channel&gt;" in vn_views.allocated_text(mine)
+    assert injections([{"text": vn_views.allocated_text(mine)}], channels={"C0SALES"}) == []
