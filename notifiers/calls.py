@@ -57,7 +57,7 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     state_name = call.cstate if call.cstate not in ("MOB",) else "mobile"
     where = mrkdwn(", ".join(p for p in (call.clocation, state_name) if p))
     tracking = mrkdwn(national(call.tracking_e164) if call.tracking_e164 else call.bnum)
-    name = mrkdwn(call.adname or route.name or "tracking number")
+    name = mrkdwn(call.adname) or mrkdwn(route.name) or "tracking number"
     answer_point = mrkdwn(call.targetname)
     if call.answer_point_e164:
         point = national(call.answer_point_e164)

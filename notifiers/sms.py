@@ -29,7 +29,7 @@ def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool)
     """The first text from a sender starts the thread (with the buttons); later ones reply in it."""
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
     tracking = mrkdwn(national(sms.tracking_e164) if sms.tracking_e164 else sms.to)
-    name = mrkdwn(route.name or "tracking number")
+    name = mrkdwn(route.name) or "tracking number"
     date = mrkdwn(sms.date, 100)
     preview = mrkdwn(sms.txt, PREVIEW)
     key = thread_key(sms)

@@ -85,9 +85,6 @@ def truncate(text: str, limit: int) -> str:
     lt = cut.rfind("<")
     if lt != -1 and ">" not in cut[lt:]:
         cut = cut[:lt]
-    ticks = cut.count("```")
-    if ticks % 2:  # an open code block would swallow the ellipsis: close it
-        cut = cut[: max(0, limit - len(ELLIPSIS) - 4)] + "\n```"
     return cut.rstrip() + ELLIPSIS
 
 
@@ -130,7 +127,7 @@ def shown_url(url: str | None, label: str) -> str:
     made = link(url, label)
     if made is not None:
         return made
-    return f"{mrkdwn(label)}: {mrkdwn(url or '', FIELD)} (not a web link Switchboard can show)"
+    return f"{mrkdwn(label)}: {mrkdwn(url or '', FIELD)} (not linked: only short http(s) addresses are)"
 
 
 BLANK_LINES = re.compile(r"\n{3,}")

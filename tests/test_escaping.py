@@ -354,7 +354,7 @@ def test_a_link_from_outside_cannot_break_out(url: str, expected: str | None) ->
 
 def test_a_url_that_cant_be_a_link_is_shown_as_text() -> None:
     shown = safe.shown_url("javascript:<!channel>", "▶ Play")
-    assert shown == "▶ Play: javascript:&lt;!channel&gt; (not a web link Switchboard can show)"
+    assert shown == "▶ Play: javascript:&lt;!channel&gt; (not linked: only short http(s) addresses are)"
 
 
 def test_chunks_keep_every_line_within_the_limits() -> None:
@@ -382,6 +382,17 @@ def test_mrkdwn_property(text: str, limit: int) -> None:
     assert not ENTITY.search(shown)  # every & starts a whole escape
     if len(safe.escape(text)) <= limit:
         assert unescape(shown) == text
+
+
+@CHECKED
+@given(parts=st.lists(OUTSIDE, max_size=6), limit=st.integers(min_value=2, max_value=3000))
+def test_truncate_property(parts: list[str], limit: int) -> None:
+    assembled = " <@U0REP> ".join(safe.mrkdwn(p, 1000) for p in parts) + " <#C0SALES>"
+    cut = safe.truncate(assembled, limit)
+    assert len(cut) <= limit
+    assert not ENTITY.search(cut)
+    assert cut.count("<") == cut.count(">")  # our own markup is whole or gone
+    assert injections([{"text": cut}], users={"U0REP"}, channels={"C0SALES"}) == []
 
 
 # -- every message builder, fed random telco fields ----------------------------------------------------
@@ -546,7 +557,7 @@ def test_lists_and_details_of_what_avanser_holds() -> None:
     fits(*numbers_views.service_detail(services[0], "C0SALES"))
     detail = json.dumps(numbers_views.service_detail(services[0], None)[1])
     assert "<https://evil.example/0%7Chttps://slack.com/verify|audio>" in detail
-    assert "javascript:alert(1) (not a web link" in detail
+    assert "javascript:alert(1) (not linked" in detail
     records = [
         RequestRecord(id=str(i), request_status="failed", message=LONG, service_number="61290081596", request_date=LONG)
         for i in range(100)
