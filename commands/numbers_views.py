@@ -27,6 +27,22 @@ from slack_sdk.models.views import View
 from bot.domain.numbers import SearchQuery
 from bot.phone import national
 from bot.telco.avanser import Account, RequestRecord, SearchResult, ServiceDetail, Template
+from notifiers.text import (
+    BUTTON,
+    CONFIRM_TEXT,
+    FIELD,
+    HEADER,
+    LINE,
+    SECTION,
+    TEXT,
+    VALUE,
+    body,
+    chunks,
+    mrkdwn,
+    plain,
+    shown_url,
+    truncate,
+)
 
 NEW_VIEW = "numbers_new"
 EDIT_VIEW = "numbers_edit"
@@ -57,16 +73,19 @@ CALL_TAGS = (
 )
 
 
+INITIAL = 3000  # a plain_text_input's initial_value
+
+
 def _d(blocks: list[Any]) -> list[dict[str, Any]]:
     return [b.to_dict() for b in blocks]
 
 
 def search_results(query: SearchQuery, result: SearchResult) -> tuple[str, list[dict[str, Any]]]:
     if result.ambiguous:
-        text = f"“{query.address}” matches several places. Which one?"
+        text = f"“{mrkdwn(query.address)}” matches several places. Which one?"
         buttons = [
             ButtonElement(
-                text=a.name[:75],
+                text=plain(a.name, BUTTON),
                 action_id=f"{NEAR_ACTION}-{i}",
                 value=json.dumps(
                     {
@@ -82,15 +101,16 @@ def search_results(query: SearchQuery, result: SearchResult) -> tuple[str, list[
         ]
         return text, _d([SectionBlock(text=MarkdownTextObject(text=text)), ActionsBlock(elements=buttons)])
     if not result.numbers:
-        text = f"AVANSER has no {query.describe()} right now. Try a wider radius or another kind of number."
+        text = f"AVANSER has no {mrkdwn(query.describe())} right now. Try a wider radius or another kind of number."
         return text, _d([SectionBlock(text=MarkdownTextObject(text=text))])
     shown = result.numbers[:40]
-    text = f"{len(result.numbers)} {query.describe()}"
-    blocks: list[Any] = [HeaderBlock(text=text[:150])]
+    heading = f"{len(result.numbers)} {query.describe()}"
+    blocks: list[Any] = [HeaderBlock(text=plain(heading, HEADER))]
     for candidate in shown:
+        facts = f"*{mrkdwn(national(candidate.e164))}* · {mrkdwn(candidate.region)} · {mrkdwn(candidate.type)}"
         blocks.append(
             SectionBlock(
-                text=MarkdownTextObject(text=f"*{national(candidate.e164)}* · {candidate.region} · {candidate.type}"),
+                text=MarkdownTextObject(text=facts),
                 accessory=ButtonElement(
                     text="Request this number",
                     action_id=PICK_ACTION,
@@ -108,7 +128,7 @@ def search_results(query: SearchQuery, result: SearchResult) -> tuple[str, list[
                 ]
             )
         )
-    return text, _d(blocks)
+    return truncate(mrkdwn(heading, TEXT), TEXT), _d(blocks)
 
 
 def _text_input(
@@ -127,7 +147,10 @@ def _text_input(
         optional=optional,
         hint=hint,
         element=PlainTextInputElement(
-            action_id="value", initial_value=initial or None, multiline=multiline, placeholder=placeholder
+            action_id="value",
+            initial_value=initial[:INITIAL] if initial else None,
+            multiline=multiline,
+            placeholder=placeholder,
         ),
     )
 
@@ -270,41 +293,44 @@ def services_list(services: list[ServiceDetail], routes: dict[str, str]) -> tupl
         kind = service.service.type or "service"
         target = ""
         if service.service.answer_point:
-            target = f" → {service.service.answer_point_name or ''} {national(service.service.answer_point)}".rstrip()
+            point = national(service.service.answer_point)
+            target = f" → {mrkdwn(service.service.answer_point_name or '')} {point}".rstrip()
         where = f" · alerts in <#{routes[number]}>" if number and number in routes else " · no route"
-        lines.append(f"*{national(number) if number else '?'}* — {service.name} · {kind}{target}{where}")
+        shown = national(number) if number else "?"
+        lines.append(truncate(f"*{shown}* — {mrkdwn(service.name)} · {mrkdwn(kind)}{target}{where}", LINE))
     blocks: list[Any] = [HeaderBlock(text=f"{len(services)} active tracking number{'s' if len(services) != 1 else ''}")]
-    chunk: list[str] = []
-    for line in lines:
-        if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
-            chunk = []
-        chunk.append(line)
-        if len(blocks) >= 48:
-            break
-    if chunk and len(blocks) < 49:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+    for chunk in chunks(lines, SECTION, 48):
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
+    listed = sum(chunk.count("\n") + 1 for chunk in chunks(lines, SECTION, 48))
+    if listed < len(lines):
+        more = f"{len(lines) - listed} more not shown."
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
     return f"{len(services)} active tracking numbers", _d(blocks)
 
 
 def service_detail(service: ServiceDetail, route: str | None) -> tuple[str, list[dict[str, Any]]]:
     number = national(service.e164) if service.e164 else "?"
     config = service.service
-    facts = [f"*Type:* {config.type or '—'}"]
+    facts = [f"*Type:* {mrkdwn(config.type or '—')}"]
     if config.answer_point:
-        facts.append(f"*Answer point:* {config.answer_point_name or ''} {national(config.answer_point)}".strip())
+        point = national(config.answer_point)
+        facts.append(f"*Answer point:* {mrkdwn(config.answer_point_name or '')} {point}".strip())
     if config.record_call is not None:
         facts.append(f"*Recording:* {'on' if config.record_call else 'off'}")
     for key, label in (("call_greeting", "Greeting"), ("call_whisper", "Whisper"), ("voicemail", "Voicemail")):
         value = getattr(config, key)
         if value:
-            facts.append(f"*{label}:* <{value}|audio>")
+            facts.append(f"*{label}:* {shown_url(value, 'audio')}")
     reporting = service.reporting
     if reporting is not None:
-        facts.append(f"*Call reports:* {reporting.report}")
+        facts.append(f"*Call reports:* {mrkdwn(reporting.report)}")
     facts.append(f"*Alerts:* <#{route}>" if route else "*Alerts:* no route — set one with `/numbers route`")
-    text = f"{number} — {service.name}"
-    return text, _d([HeaderBlock(text=text[:150]), SectionBlock(text=MarkdownTextObject(text="\n".join(facts)))])
+    header = HeaderBlock(text=plain(f"{number} — {service.name}", HEADER))
+    text = truncate(f"{number} — {mrkdwn(service.name, TEXT)}", TEXT)
+    return text, _d([header, SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(facts), SECTION)))])
+
+
+METADATA_NAME = 1000  # of a number's name carried in a modal's private_metadata (3,000 in all)
 
 
 def release_confirm(number: str, name: str, route: str | None, channel: str) -> dict[str, Any]:
@@ -315,25 +341,34 @@ def release_confirm(number: str, name: str, route: str | None, channel: str) -> 
         title="Release a number",
         submit="Release",
         close="Keep it",
-        private_metadata=json.dumps({"number": number, "name": name, "channel": channel}),
+        private_metadata=json.dumps({"number": number, "name": name[:METADATA_NAME], "channel": channel}),
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=f"Release *{national(number)}* — “{name}”? AVANSER will decommission it and the number "
-                    f"goes back to quarantine; it can't be taken back.{where}"
+                    text=f"Release *{national(number)}* — “{mrkdwn(name)}”? AVANSER will decommission it and the "
+                    f"number goes back to quarantine; it can't be taken back.{where}"
                 )
             )
         ],
     ).to_dict()
 
 
+TEMPLATES_SHOWN = 23  # two blocks each, a header, a "more" line and the New button: 49 of Slack's 50
+
+
 def templates_list(templates: list[Template]) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[Any] = [HeaderBlock(text="Call report templates")]
-    for template in templates[:40]:
+    shown = templates[:TEMPLATES_SHOWN]
+    for template in shown:
         value = json.dumps({"name": template.name, "country": template.country, "type": template.type})
+        line = f"*{mrkdwn(template.name)}* · {mrkdwn(template.type, 20)} · {mrkdwn(template.country, 20)}"
+        if len(value) > VALUE:  # a name too long to carry in a button: listed, not clickable
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Its name is too long to preview here.")]))
+            continue
         blocks.append(
             SectionBlock(
-                text=MarkdownTextObject(text=f"*{template.name}* · {template.type} · {template.country}"),
+                text=MarkdownTextObject(text=line),
                 accessory=ButtonElement(
                     text="Preview", action_id=f"{TEMPLATE_PREVIEW_ACTION}-{len(blocks)}", value=value
                 ),
@@ -349,7 +384,7 @@ def templates_list(templates: list[Template]) -> tuple[str, list[dict[str, Any]]
                         style="danger",
                         confirm=ConfirmObject(
                             title="Delete this template?",
-                            text=f"{template.name} ({template.type})",
+                            text=truncate(f"{mrkdwn(template.name)} ({mrkdwn(template.type, 20)})", CONFIRM_TEXT),
                             confirm="Delete",
                             deny="Keep",
                         ),
@@ -357,6 +392,9 @@ def templates_list(templates: list[Template]) -> tuple[str, list[dict[str, Any]]
                 ]
             )
         )
+    if len(templates) > len(shown):
+        more = f"{len(templates) - len(shown)} more not shown; delete unused ones to see them."
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
     blocks.append(
         ActionsBlock(
             elements=[
@@ -366,7 +404,7 @@ def templates_list(templates: list[Template]) -> tuple[str, list[dict[str, Any]]
             ]
         )
     )
-    return f"{len(templates)} templates", _d(blocks[:50])
+    return f"{len(templates)} templates", _d(blocks)
 
 
 def template_form(country: str) -> dict[str, Any]:
@@ -386,51 +424,58 @@ def template_form(country: str) -> dict[str, Any]:
     ).to_dict()
 
 
-def plain(text: str) -> PlainTextObject:
-    return PlainTextObject(text=text)
-
-
 def requests_list(records: list[RequestRecord]) -> tuple[str, list[dict[str, Any]] | None]:
     """Recent AVANSER requests, newest first, each with its status."""
     if not records:
         return "AVANSER has no requests on this account yet.", None
     icons = {"completed": "✅", "failed": "❌", "reported": "⚠️", "pending": "⏳", "pending_confirmation": "⏳"}
     lines = [
-        f"{icons.get(r.request_status, '•')} *{r.request_type}* "
-        f"{national('+' + r.service_number) if r.service_number else ''} — {r.request_status}"
-        f"{': ' + r.message if r.message and r.request_status != 'completed' else ''}"
-        f" · {(r.request_date or '')[:16].replace('T', ' ')}"
+        truncate(
+            f"{icons.get(r.request_status, '•')} *{mrkdwn(r.request_type, 20)}* "
+            f"{mrkdwn(national('+' + r.service_number)) if r.service_number else ''} — {mrkdwn(r.request_status, 30)}"
+            f"{': ' + mrkdwn(r.message) if r.message and r.request_status != 'completed' else ''}"
+            f" · {mrkdwn((r.request_date or '')[:16].replace('T', ' '))}",
+            LINE,
+        )
         for r in records
     ]
-    return f"{len(records)} recent requests", _d([SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900]))])
+    blocks = [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in chunks(lines, SECTION, 48)]
+    return f"{len(records)} recent requests", _d(blocks)
 
 
 def accounts_list(listed: list[Account], current: int | None) -> tuple[str, list[dict[str, Any]]]:
     """The AVANSER accounts, the selected one marked, a Switch button for up to five others."""
-    lines = [f"{'👉 ' if a.account_id == current else ''}*{a.account}* ({a.account_id})" for a in listed]
+    lines = [f"{'👉 ' if a.account_id == current else ''}*{mrkdwn(a.account)}* ({a.account_id})" for a in listed]
     buttons = [
         ButtonElement(
-            text=f"Switch to {a.account}"[:75],
+            text=plain(f"Switch to {a.account}", BUTTON),
             action_id=f"{ACCOUNT_SWITCH_ACTION}-{a.account_id}",
             value=str(a.account_id),
         )
         for a in listed
         if a.account_id != current
     ][:5]
-    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines) or "No accounts."))]
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks(lines, SECTION, 45)]
+    if not blocks:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="No accounts.")))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
-    return f"AVANSER accounts: {', '.join(a.account for a in listed)}", _d(blocks)
+    names = ", ".join(mrkdwn(a.account) for a in listed)
+    return truncate(f"AVANSER accounts: {names}", TEXT), _d(blocks)
 
 
 def template_preview(template: dict[str, Any], preview: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """AVANSER's preview answers a Generic Success (message, code) and no text of the template (seed 001)."""
-    head = f"*{template['name']}* ({template['type']}, {template['country']})"
+    name = mrkdwn(template["name"])
+    head = f"*{name}* ({mrkdwn(template['type'], 20)}, {mrkdwn(template['country'], 20)})"
     content = str(preview.get("content") or "")  # not in the seed; shown if AVANSER ever sends it
-    if content:
-        return f"{template['name']}: {content[:200]}", _d(
-            [SectionBlock(text=MarkdownTextObject(text=f"{head}\n```{content[:2800]}```"))]
+    if content:  # shown as sent: plain_text, so nothing in it is read as markup or formatting
+        return truncate(f"{name}: {mrkdwn(content, FIELD)}", TEXT), _d(
+            [
+                SectionBlock(text=MarkdownTextObject(text=head)),
+                SectionBlock(text=PlainTextObject(text=body(content, SECTION, empty="(empty)"), emoji=False)),
+            ]
         )
-    said = str(preview.get("message") or "OK")
+    said = mrkdwn(preview.get("message") or "OK", 1000)
     text = f"{head} exists — AVANSER answered “{said}”. Its preview returns no text to show here."
     return text.replace("*", ""), _d([SectionBlock(text=MarkdownTextObject(text=text))])

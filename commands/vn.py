@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from bot.domain import vn
 from bot.errors import UserError
-from bot.phone import national
 from commands.base import (
     CommandFamily,
     CommandRequest,
@@ -30,8 +29,10 @@ from commands.vn_views import (
     new_form,
     parties_form,
     release_question,
+    vn_number,
 )
 from notifiers.allocations import EXTEND_ACTION, EXTEND_CUSTOM_ACTION, RELEASE_ACTION
+from notifiers.text import SECTION, truncate
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -85,7 +86,7 @@ async def list_(request: CommandRequest) -> None:
     async def settled() -> tuple[str, list[dict]]:
         said = await vn.reconcile(services, request.user_id, everyone=everyone)
         text, blocks = allocations_list(vn.owned(services, request.user_id, everyone=everyone), everyone)
-        return text, [section("\n".join(said)), *blocks]
+        return text, [section(truncate("\n".join(said), SECTION)), *blocks]
 
     await request.answer_later("Checking with Exotel first…", settled, name="vn list")
 
@@ -123,11 +124,11 @@ async def swap(request: CommandRequest) -> None:
     allocation = vn.get(services, ref)
     vn.may_manage(services, allocation, request.user_id)
     prefs = vn.parse_preferences(rest)
-    await request.reply(f"Asking Exotel for a new number in place of {national(allocation.green_vn or '')}…")
+    await request.reply(f"Asking Exotel for a new number in place of {vn_number(allocation.green_vn)}…")
 
     async def run() -> None:
         new_number = await vn.swap(services, allocation, request.user_id, prefs)
-        request.tell(f"✅ #{allocation.id} now uses {national(new_number)}; its parties are unchanged.")
+        request.tell(f"✅ #{allocation.id} now uses {vn_number(new_number)}; its parties are unchanged.")
 
     request.later(run(), name="vn swap")
 
@@ -204,7 +205,7 @@ async def on_release(ix: Interaction) -> None:
 
     async def run() -> None:
         allocation = await vn.release_now(ix.services, ix.value, ix.user_id)
-        ix.tell(f"✅ Released {national(allocation.green_vn or '')}.", replace=True)
+        ix.tell(f"✅ Released {vn_number(allocation.green_vn)}.", replace=True)
 
     ix.later(run(), name="vn release")
 

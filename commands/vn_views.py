@@ -25,13 +25,19 @@ from bot.domain.vn import Allocation, when
 from bot.phone import national
 from bot.telco.exotel import REGIONS
 from notifiers.allocations import RELEASE_ACTION
+from notifiers.text import SECTION, TEXT, mrkdwn, truncate
 
 NEW_VIEW, PARTIES_VIEW, EXTEND_VIEW = "vn_new", "vn_parties", "vn_extend"
 
 
+def vn_number(green_vn: str | None) -> str:
+    """A virtual number Exotel gave, for mrkdwn: national form, or what Exotel sent, escaped."""
+    return mrkdwn(national(green_vn or ""))
+
+
 def allocated_text(allocation: Allocation) -> str:
     return (
-        f"✅ {national(allocation.green_vn or '')} is yours (#{allocation.id}) until "
+        f"✅ {vn_number(allocation.green_vn)} is yours (#{allocation.id}) until "
         f"{when(allocation.expires_at)}. Its calls are posted in the thread in <#{allocation.channel}>; "
         "I'll remind you before it ends."
     )
@@ -42,18 +48,18 @@ def allocations_list(found: list[Allocation], everyone: bool) -> tuple[str, list
         text = "No virtual numbers are active. Get one with `/vn new`."
         return text, [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]
     lines = [
-        f"*#{a.id}* {national(a.green_vn or '')} — {len(a.parties['aparty_numbers'])} ⇄ "
+        f"*#{a.id}* {vn_number(a.green_vn)} — {len(a.parties['aparty_numbers'])} ⇄ "
         f"{len(a.parties['bparty_numbers'])} people · until {when(a.expires_at)}"
         + (f" · <@{a.owner}>" if everyone else "")
         for a in found
     ]
     return f"{len(found)} active virtual numbers", [
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900])).to_dict()
+        SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), SECTION))).to_dict()
     ]
 
 
 def release_question(allocation: Allocation) -> tuple[str, list[dict[str, Any]]]:
-    vn = national(allocation.green_vn or "")
+    vn = vn_number(allocation.green_vn)
     text = f"Release *{vn}* (#{allocation.id}) now? Its parties can no longer reach each other through it."
     button = ButtonElement(
         text="Release now",
@@ -65,7 +71,7 @@ def release_question(allocation: Allocation) -> tuple[str, list[dict[str, Any]]]
         ),
     )
     blocks = [SectionBlock(text=MarkdownTextObject(text=text)), ActionsBlock(elements=[button])]
-    return f"Release {vn} now?", [b.to_dict() for b in blocks]
+    return truncate(f"Release {vn} now?", TEXT), [b.to_dict() for b in blocks]
 
 
 def _input(

@@ -25,6 +25,7 @@ from notifiers.message import (
     duration_text,
     number_text,
 )
+from notifiers.text import CONTEXT, LINE, SECTION, TEXT, mrkdwn, shown_url, truncate
 
 
 def allocation_keys(greenvn_id: str | None, greenvn: str | None) -> tuple[str, ...]:
@@ -38,42 +39,46 @@ def allocation_keys(greenvn_id: str | None, greenvn: str | None) -> tuple[str, .
 
 
 def _vn(greenvn: str | None) -> str:
+    """The virtual number for mrkdwn: national form, or what Exotel sent, escaped."""
     number = exotel_number(greenvn)
-    return national(number) if number else (greenvn or "the virtual number")
+    return mrkdwn(national(number) if number else (greenvn or "the virtual number"))
 
 
 def render_allocation_call(event: ExotelCall, route: Route, state: AlertState) -> Message:
+    """Every field from Exotel is escaped and cut by `notifiers.text`."""
     caller = number_text(exotel_number(event.caller), event.caller, mask=route.mask_callers)
     callee = number_text(exotel_number(event.to), event.to, mask=route.mask_callers)
-    status = event.dial_call_status or event.call_type or "ended"
-    facts = [f"{status}"]
+    status = mrkdwn(event.dial_call_status or event.call_type or "ended", 100)
+    facts = [status]
     if event.dial_call_duration:
         facts.append(duration_text(event.dial_call_duration))
     if event.insights and event.insights.get("DisconnectedBy"):
-        facts.append(f"hung up by {str(event.insights['DisconnectedBy']).lower()}")
-    lines = [f"📞 *Call on {_vn(event.greenvn)}*: {caller} → {callee}"]
-    blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text="\n".join(lines))).to_dict()]
+        facts.append(f"hung up by {mrkdwn(str(event.insights['DisconnectedBy']).lower(), 100)}")
+    if event.start_time:
+        facts.append(mrkdwn(event.start_time, 100))
+    vn = _vn(event.greenvn)
+    line = truncate(f"📞 *Call on {vn}*: {caller} → {callee}", SECTION)
+    blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text=line)).to_dict()]
     if event.recording_url:
         blocks.append(
             SectionBlock(
                 block_id="recording",
-                text=MarkdownTextObject(text=f"<{event.recording_url}|▶ Play the recording>"),
+                text=MarkdownTextObject(text=shown_url(event.recording_url, "▶ Play the recording")),
             ).to_dict()
         )
     blocks.append(
         ContextBlock(
-            block_id="facts",
-            elements=[MarkdownTextObject(text=" · ".join([*facts, event.start_time or ""]).strip(" ·"))],
+            block_id="facts", elements=[MarkdownTextObject(text=truncate(" · ".join(facts), CONTEXT))]
         ).to_dict()
     )
-    line = alert_status_line(state)
-    if line:
-        blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=line)]).to_dict())
+    claimed = alert_status_line(state)
+    if claimed:
+        blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=claimed)]).to_dict())
     blocks.append(alert_actions(state))
     return Message(
-        text=f"Call on {_vn(event.greenvn)}: {caller} → {callee} ({status})",
+        text=truncate(f"Call on {vn}: {caller} → {callee} ({status})", TEXT),
         blocks=blocks,
-        summary=f"📞 call on {_vn(event.greenvn)} from {caller}",
+        summary=truncate(f"📞 call on {vn} from {caller}", LINE),
         thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
     )
 
@@ -87,7 +92,7 @@ def render_verification(event: ExotelVerification, route: Route) -> Message:
     return Message(
         text=text,
         blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
-        summary=text,
+        summary=truncate(text, LINE),
         thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
     )
 
@@ -95,12 +100,12 @@ def render_verification(event: ExotelVerification, route: Route) -> Message:
 def render_deallocation(event: ExotelDeallocation) -> Message:
     text = (
         f"🔚 {_vn(event.greenvn)} was released: its time ran out, so Exotel ended the allocation "
-        f"(connection `{event.connection_id}`)."
+        f"(connection `{mrkdwn(event.connection_id, 100)}`)."
     )
     return Message(
         text=text,
         blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
-        summary=text,
+        summary=truncate(text, LINE),
         thread_keys=allocation_keys(event.greenvn_id, event.greenvn),
     )
 
@@ -125,10 +130,10 @@ def render_allocation(
     masked: bool,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The allocation's message: the root of its thread, edited when it changes or ends."""
-    vn = national(green_vn) if green_vn else "a virtual number"
+    vn = mrkdwn(national(green_vn)) if green_vn else "a virtual number"
 
     def people(numbers: list[str]) -> str:
-        return ", ".join(number_text(n, n, mask=masked) for n in numbers) or "—"
+        return truncate(", ".join(number_text(n, n, mask=masked) for n in numbers) or "—", 1000)
 
     a, b = people(parties.get("aparty_numbers", [])), people(parties.get("bparty_numbers", []))
     arrow = "⇄" if usage == "twoway" else "→"
@@ -141,9 +146,9 @@ def render_allocation(
         until = {"expired": "ended: its time ran out", "released": "released", "deallocated": "ended by Exotel"}.get(
             state, state
         )
-    facts = f"#{allocation_id} · {usage} · PINs {pins} · owner <@{owner}> · {until}"
+    facts = f"#{allocation_id} · {mrkdwn(usage, 20)} · PINs {pins} · owner <@{owner}> · {mrkdwn(until, 100)}"
     blocks = [
-        SectionBlock(block_id="allocation", text=MarkdownTextObject(text=headline)).to_dict(),
+        SectionBlock(block_id="allocation", text=MarkdownTextObject(text=truncate(headline, SECTION))).to_dict(),
         ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=facts)]).to_dict(),
     ]
     text = f"{vn} connects {a} {arrow} {b} ({until})" if state == "active" else f"{vn}: {until}"
@@ -151,7 +156,7 @@ def render_allocation(
 
 
 def render_reminder(allocation_id: int, green_vn: str | None, expires_at: float) -> tuple[str, list[dict[str, Any]]]:
-    vn = national(green_vn) if green_vn else "Your virtual number"
+    vn = mrkdwn(national(green_vn)) if green_vn else "Your virtual number"
     text = f"⏰ {vn} (#{allocation_id}) will be released at {_when(expires_at)}. Keep it longer?"
     value = str(allocation_id)
     buttons = [

@@ -16,6 +16,7 @@ from notifiers.message import (
     local_time,
     number_text,
 )
+from notifiers.text import CONTEXT, LINE, SECTION, TEXT, mrkdwn, plain, shown_url, truncate
 
 HEADLINES = {
     "missed": ("📞", "Missed call"),
@@ -37,35 +38,51 @@ def wanted(call: AvanserCall, route: Route) -> bool:
     return kind_of(call) not in ("answered", "fax") or route.report == "all"
 
 
+def voicemail_title(call: AvanserCall, route: Route) -> str:
+    """The voicemail file's title: plain text (a file title isn't mrkdwn), cut to a title's length."""
+    if call.caller_e164:
+        caller = number_text(call.caller_e164, mask=route.mask_callers)  # digits and bullets only
+    else:
+        caller = call.ani or "a private number"
+    tracking = national(call.tracking_e164) if call.tracking_e164 else call.bnum
+    name = call.adname or route.name or "tracking number"
+    return plain(f"Voicemail — Voicemail from {caller} to {name} ({tracking})", 250)
+
+
 def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
+    """Every field from AVANSER (and the route's typed name) is escaped and cut by `notifiers.text`."""
     kind = kind_of(call)
     icon, headline = HEADLINES[kind]
     caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
-    where = ", ".join(p for p in (call.clocation, call.cstate if call.cstate not in ("MOB",) else "mobile") if p)
-    tracking = national(call.tracking_e164) if call.tracking_e164 else call.bnum
-    name = call.adname or route.name or "tracking number"
-    answer_point = call.targetname or ""
+    state_name = call.cstate if call.cstate not in ("MOB",) else "mobile"
+    where = mrkdwn(", ".join(p for p in (call.clocation, state_name) if p))
+    tracking = mrkdwn(national(call.tracking_e164) if call.tracking_e164 else call.bnum)
+    name = mrkdwn(call.adname) or mrkdwn(route.name) or "tracking number"
+    answer_point = mrkdwn(call.targetname)
     if call.answer_point_e164:
-        answer_point = (
-            f"{answer_point} ({national(call.answer_point_e164)})" if answer_point else national(call.answer_point_e164)
-        )
+        point = national(call.answer_point_e164)
+        answer_point = f"{answer_point} ({point})" if answer_point else point
     lines = [f"{icon} *{headline}* from *{caller}*" + (f" ({where})" if where else "")]
     lines.append(f"to *{name}* · {tracking}" + (f" → {answer_point}" if answer_point else ""))
-    blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text="\n".join(lines))).to_dict()]
+    blocks = [
+        SectionBlock(block_id="call", text=MarkdownTextObject(text=truncate("\n".join(lines), SECTION))).to_dict()
+    ]
     if kind == "voicemail" and call.recording_url:
         blocks.append(
             SectionBlock(
                 block_id="recording",
-                text=MarkdownTextObject(text=f"<{call.recording_url}|▶ Play the voicemail>"),
+                text=MarkdownTextObject(text=shown_url(call.recording_url, "▶ Play the voicemail")),
             ).to_dict()
         )
     facts = [local_time(call.at, call.tzdate)]
     if call.duration:
         facts.append(("talked " if kind == "answered" else "rang ") + duration_text(call.duration))
     if call.uniqueid:
-        facts.append(f"ref {call.uniqueid}")
+        facts.append(f"ref {mrkdwn(call.uniqueid, 100)}")
     blocks.append(
-        ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=" · ".join(f for f in facts if f))]).to_dict()
+        ContextBlock(
+            block_id="facts", elements=[MarkdownTextObject(text=truncate(" · ".join(f for f in facts if f), CONTEXT))]
+        ).to_dict()
     )
     status = alert_status_line(state, call.at)
     if status:
@@ -75,4 +92,6 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     summary = f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}"
     # A number Switchboard provisioned threads its calls under its request message (also shown in the channel).
     keys = (f"number:{call.tracking_e164}",) if call.tracking_e164 else ()
-    return Message(text=text, blocks=blocks, summary=summary, thread_keys=keys, broadcast=True)
+    return Message(
+        text=truncate(text, TEXT), blocks=blocks, summary=truncate(summary, LINE), thread_keys=keys, broadcast=True
+    )

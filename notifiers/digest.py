@@ -6,13 +6,18 @@ from typing import Any
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
+from notifiers.text import LINE, truncate
+
 SECTION_CHARS = 2900  # under Slack's 3,000 per section
 MAX_SECTIONS = 45  # under Slack's 50 blocks per message
 DIGEST_SECONDS = 60.0
 
 
 def render_digest(lines: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    """'14 alerts in the last minute' with every line, oldest first, in as many sections as it takes."""
+    """'14 alerts in the last minute' with every line, oldest first, in as many sections as it takes.
+
+    Each line is a notifier's `summary` (mrkdwn, its outside parts already escaped), cut to `LINE`."""
+    lines = [truncate(line, LINE) for line in lines]
     count = len(lines)
     title = f"⚡ {count} alert{'s' if count != 1 else ''} arrived faster than Slack allows one post each"
     blocks: list[dict[str, Any]] = [

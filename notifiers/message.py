@@ -9,6 +9,7 @@ from typing import Any, Literal
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
 from bot.phone import national
+from notifiers.text import mrkdwn
 
 CALL_BACK_ACTION = "alert_call_back"
 CLAIM_ACTION = "alert_claim"
@@ -53,10 +54,12 @@ class Message:
 
 
 def number_text(e164: str | None, raw: str = "", *, mask: bool = False) -> str:
-    """`0410 203 045`, or `•••• ••• 045` when masked, or what the provider sent when it isn't a number."""
+    """`0410 203 045`, or `•••• ••• 045` when masked, or what the provider sent when it isn't a number.
+
+    mrkdwn-safe: what the provider sent is escaped and cut (`notifiers.text.mrkdwn`)."""
     if not e164:
-        return raw or "a private number"
-    shown = national(e164)
+        return mrkdwn(raw or "a private number")
+    shown = mrkdwn(national(e164))
     if mask:
         digits = [c for c in shown if c.isdigit()]
         keep = len(digits) - 3
@@ -72,9 +75,9 @@ def number_text(e164: str | None, raw: str = "", *, mask: bool = False) -> str:
 
 
 def local_time(at: datetime | None, fallback: str = "") -> str:
-    """`12:11 pm, Thu 14 Nov` in the time zone the provider reported the call in."""
+    """`12:11 pm, Thu 14 Nov` in the time zone the provider reported the call in (else `fallback`, escaped)."""
     if at is None:
-        return fallback
+        return mrkdwn(fallback)
     hour = at.strftime("%I").lstrip("0") or "12"
     return f"{hour}:{at.strftime('%M')} {at.strftime('%p').lower()}, {at.strftime('%a %d %b').replace(' 0', ' ')}"
 

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 
 from bot.phone import national
 from notifiers.events import AvanserRequestUpdate
+from notifiers.text import CONFIRM_TEXT, CONTEXT, FIELD, SECTION, TEXT, mrkdwn, truncate
 
 APPROVE_ACTION = "numbers_approve"
 REJECT_ACTION = "numbers_reject"
@@ -25,13 +26,16 @@ def request_key(request_id: str) -> str:
 
 
 def render_request_update(event: AvanserRequestUpdate) -> tuple[str, list[dict[str, str]]]:
+    """A callback for a request Switchboard didn't make: every field from AVANSER is escaped and cut."""
     number = national(event.service_e164) if event.service_e164 else "the number"
     if event.status == "completed":
         text = f"✅ *{number} is live.* Calls and texts to it will be posted here."
     else:
-        reason = (event.message or "AVANSER gave no reason").rstrip(".")
+        reason = mrkdwn((event.message or "AVANSER gave no reason").rstrip("."), 1000)
         text = f"❌ *The request for {number} failed:* {reason}. Nothing was bought."
-    text += f"\nRequest `{event.request_id}`" + (f" · {event.custom_id}" if event.custom_id else "")
+    request = mrkdwn(event.request_id, 100)
+    text += f"\nRequest `{request}`" + (f" · {mrkdwn(event.custom_id, 100)}" if event.custom_id else "")
+    text = truncate(text, SECTION)
     return text.split("\n")[0].replace("*", ""), [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]
 
 
@@ -51,8 +55,12 @@ def render_request(
     error: str | None = None,
     approvals: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The one message that follows a request from asking to live (or failed), edited at every step."""
+    """The one message that follows a request from asking to live (or failed), edited at every step.
+
+    `name` (typed by the requester) and `error` (a sentence that may quote AVANSER) are escaped here;
+    `requester`, `decided_by`, `channel` and `approvals` are Slack ids and become mentions."""
     shown = national(number) if number else None
+    name = mrkdwn(name, FIELD)
     what = {
         "create": f"a tracking number “{name}”" + (f" ({shown})" if shown else ""),
         "update": f"a change to “{name}”" + (f" ({shown})" if shown else ""),
@@ -85,26 +93,36 @@ def render_request(
             "delete": f"✅ {shown} is released. Its calls will no longer be posted.",
         }.get(kind, "✅ Done.")
     else:
-        reason = (error or "AVANSER gave no reason").rstrip(".")
+        reason = mrkdwn((error or "AVANSER gave no reason").rstrip("."), 1000)
         nothing = " Nothing was bought." if kind == "create" else ""
         text = f"❌ The request for {what} failed: {reason}.{nothing}"
     context = [f"requested by <@{requester}>"]
     if decided_by and status != "rejected":
         context.append(f"approved by <@{decided_by}>")
     if request_id:
-        context.append(f"AVANSER request `{request_id}`")
+        context.append(f"AVANSER request `{mrkdwn(request_id, 100)}`")
+    text = truncate(text, SECTION)
     blocks = [
         SectionBlock(block_id="progress", text=MarkdownTextObject(text=text)).to_dict(),
-        ContextBlock(block_id="who", elements=[MarkdownTextObject(text=" · ".join(context))]).to_dict(),
+        ContextBlock(
+            block_id="who", elements=[MarkdownTextObject(text=truncate(" · ".join(context), CONTEXT))]
+        ).to_dict(),
     ]
     plain = text.replace("*", "")
     return plain, blocks
 
 
+def _asks(requester: str, what: str, details: list[str]) -> str:
+    return truncate(f"📝 <@{requester}> asks for {what}.\n" + "\n".join(f"• {d}" for d in details), SECTION)
+
+
 def approval_message(row_id: int, requester: str, what: str, details: list[str], cost: str) -> tuple[str, list[Any]]:
-    text = f"<@{requester}> asks for {what}."
+    """The approvers' message. `what` and `details` are mrkdwn with their outside parts escaped
+    (`bot.domain.numbers.summary`); `cost` is a sentence that may quote AVANSER, escaped here."""
+    text = truncate(f"<@{requester}> asks for {what}.", TEXT)
+    cost = mrkdwn(cost, 1000)
     blocks = [
-        SectionBlock(text=MarkdownTextObject(text=f"📝 {text}\n" + "\n".join(f"• {d}" for d in details))),
+        SectionBlock(text=MarkdownTextObject(text=_asks(requester, what, details))),
         ContextBlock(elements=[MarkdownTextObject(text=f"💲 {cost}")]),
         ActionsBlock(
             block_id=f"approval-{row_id}",
@@ -115,7 +133,10 @@ def approval_message(row_id: int, requester: str, what: str, details: list[str],
                     value=str(row_id),
                     style="primary",
                     confirm=ConfirmObject(
-                        title="Approve this request?", text=f"{what} — {cost}", confirm="Approve", deny="Not yet"
+                        title="Approve this request?",
+                        text=truncate(f"{what} — {cost}", CONFIRM_TEXT),
+                        confirm="Approve",
+                        deny="Not yet",
                     ),
                 ),
                 ButtonElement(text="Reject", action_id=REJECT_ACTION, value=str(row_id), style="danger"),
@@ -128,9 +149,7 @@ def approval_message(row_id: int, requester: str, what: str, details: list[str],
 def decided_message(requester: str, what: str, details: list[str], admin: str, approved: bool) -> list[dict[str, Any]]:
     verdict = f"✅ Approved by <@{admin}>" if approved else f"🚫 Rejected by <@{admin}>"
     blocks = [
-        SectionBlock(
-            text=MarkdownTextObject(text=f"📝 <@{requester}> asks for {what}.\n" + "\n".join(f"• {d}" for d in details))
-        ),
+        SectionBlock(text=MarkdownTextObject(text=_asks(requester, what, details))),
         ContextBlock(elements=[MarkdownTextObject(text=verdict)]),
     ]
     return [b.to_dict() for b in blocks]

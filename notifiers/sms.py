@@ -1,59 +1,61 @@
-"""AVANSER inbound texts → Slack, one thread per sender per number so a conversation reads as one."""
+"""AVANSER inbound texts → Slack, one thread per sender per number so a conversation reads as one.
+
+The text itself is shown as plain_text, exactly as it was sent: a stranger's `<!channel>`, link,
+`*bold*`, `>` quote or code fence is never read as markup or formatting. Everything else from
+AVANSER (sender, number, date) and the route's name is escaped mrkdwn (`notifiers.text`).
+"""
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
 
 from bot.phone import national
 from notifiers.events import AvanserSms
 from notifiers.message import AlertState, Message, Route, alert_actions, alert_status_line, number_text
+from notifiers.text import CONTEXT, LINE, SECTION, TEXT, body, mrkdwn, truncate
+
+PREVIEW = 200  # how much of a text the notification (`text`) shows
 
 
 def thread_key(sms: AvanserSms) -> str:
     return f"sms:{sms.tracking_e164 or sms.to}:{sms.sender_e164 or sms.sender}"
 
 
-def _quote(text: str) -> str:
-    body = text.strip() or "(empty message)"
-    return "\n".join("> " + line for line in body[:2800].splitlines())
+def _body(sms: AvanserSms) -> dict[str, object]:
+    return SectionBlock(block_id="sms", text=PlainTextObject(text=body(sms.txt, SECTION), emoji=False)).to_dict()
 
 
 def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool) -> Message:
     """The first text from a sender starts the thread (with the buttons); later ones reply in it."""
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
-    tracking = national(sms.tracking_e164) if sms.tracking_e164 else sms.to
-    name = route.name or "tracking number"
+    tracking = mrkdwn(national(sms.tracking_e164) if sms.tracking_e164 else sms.to)
+    name = mrkdwn(route.name) or "tracking number"
+    date = mrkdwn(sms.date, 100)
+    preview = mrkdwn(sms.txt, PREVIEW)
     key = thread_key(sms)
+    summary = truncate(f"💬 {date} — text from {sender} to {name}", LINE)
     if not first:
-        reply = [SectionBlock(block_id="sms", text=MarkdownTextObject(text=_quote(sms.txt))).to_dict()]
-        if sms.date:
-            reply.append(ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=sms.date)]).to_dict())
+        reply = [_body(sms)]
+        if date:
+            reply.append(ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=date)]).to_dict())
         return Message(
-            text=f"Text from {sender}: {sms.txt[:200]}",
+            text=truncate(f"Text from {sender}: {preview}", TEXT),
             blocks=reply,
-            summary=f"💬 {sms.date} — text from {sender} to {name}",
+            summary=summary,
             thread_keys=(key,),
         )
-    blocks = [
-        SectionBlock(
-            block_id="sms",
-            text=MarkdownTextObject(text=f"💬 *Text from {sender}* to *{name}* · {tracking}\n{_quote(sms.txt)}"),
-        ).to_dict(),
-    ]
-    if sms.date:
-        blocks.append(
-            ContextBlock(
-                block_id="facts",
-                elements=[MarkdownTextObject(text=f"{sms.date} · replies from this sender continue in the thread")],
-            ).to_dict()
-        )
+    head = truncate(f"💬 *Text from {sender}* to *{name}* · {tracking}", SECTION)
+    blocks = [SectionBlock(block_id="from", text=MarkdownTextObject(text=head)).to_dict(), _body(sms)]
+    if date:
+        facts = truncate(f"{date} · replies from this sender continue in the thread", CONTEXT)
+        blocks.append(ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=facts)]).to_dict())
     status = alert_status_line(state)
     if status:
         blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=status)]).to_dict())
     blocks.append(alert_actions(state))
     return Message(
-        text=f"Text from {sender} to {name}: {sms.txt[:200]}",
+        text=truncate(f"Text from {sender} to {name}: {preview}", TEXT),
         blocks=blocks,
-        summary=f"💬 {sms.date} — text from {sender} to {name}",
+        summary=summary,
         starts_thread=key,
     )

@@ -139,7 +139,11 @@ def test_texts_thread_per_sender(stack: Stack, http: httpx.Client) -> None:
         "Text from 0411 111 111 to Sale mobile: Different person",
     ]
     replies = [m for m in all_messages if m["thread_ts"] == roots[0]["ts"]]
-    assert [r["blocks"][0]["text"]["text"] for r in replies] == ["> Hello?", "> Found it, thanks"]
+    # the text itself is plain_text, exactly as sent (tests/test_escaping.py: never read as markup)
+    assert [r["blocks"][0]["text"] for r in replies] == [
+        {"type": "plain_text", "text": "Hello?", "emoji": False},
+        {"type": "plain_text", "text": "Found it, thanks", "emoji": False},
+    ]
     assert "alert_call_back" in flat(roots[0]) and "alert_call_back" not in flat(replies[0])
 
 

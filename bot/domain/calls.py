@@ -27,6 +27,7 @@ from bot.errors import UserError
 from bot.phone import national
 from bot.telco.base import TelcoError, ambiguous
 from bot.telco.dtl import CallbackCall, Leg
+from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -172,7 +173,7 @@ async def place_call(
         requester, "call.placed", subject=customer, detail=json.dumps(detail), provider_ref=result.call_id
     )
     if rep != requester:
-        why = f" — “{note}”" if note else ""
+        why = f" — “{mrkdwn(note, 500)}”" if note else ""
         services.outbox.post(
             rep,
             f"📞 <@{requester}> asked you to take a call with {national(customer)}{why}. "

@@ -54,6 +54,7 @@ from notifiers.provisioning import (
     render_request_update,
     request_key,
 )
+from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -414,7 +415,7 @@ def decide(services: Services, request_row: int, admin: str, approve: bool) -> N
     verdict = "approved" if approve else "rejected"
     services.outbox.post(
         request.requester,
-        f"<@{admin}> {verdict} your request for “{request.name}”."
+        f"<@{admin}> {verdict} your request for “{mrkdwn(request.name)}”."
         + (" AVANSER is setting it up now." if approve else ""),
     )
     return request
@@ -843,33 +844,35 @@ async def cost_of(services: Services, rule: NumberRule) -> str:
 
 
 def describe_rule(rule: NumberRule, number: str | None) -> str:
+    """The number asked for, as mrkdwn: what the requester typed (an address, a zone) is escaped."""
     if number:
         return national(number)
     return {
-        "number_type": f"any {str(rule.number_type).lower()} number",
-        "szu": f"a number in the {rule.szu} zone",
-        "location": f"a number near {rule.location}",
+        "number_type": f"any {mrkdwn(str(rule.number_type).lower())} number",
+        "szu": f"a number in the {mrkdwn(rule.szu)} zone",
+        "location": f"a number near {mrkdwn(rule.location)}",
         "coordinates": f"a number near {rule.lat}, {rule.lng}",
-        "prefix": f"a number like {national(rule.number or '')}",
+        "prefix": f"a number like {mrkdwn(national(rule.number or ''))}",
     }.get(rule.search_type, "a number")
 
 
 def summary(request: NumberRequest) -> tuple[str, list[str]]:
-    """What a request asks for, in the words an approver reads."""
+    """What a request asks for, in the words an approver reads: mrkdwn, the requester's words escaped."""
     shown = national(request.number) if request.number else None
+    name = mrkdwn(request.name)
     if request.kind == "create":
         rule = NumberRule.model_validate(request.body["service_number"])
         service = request.body.get("service") or {}
         target = f" → {national(service['answer_point'])}" if service.get("answer_point") else ""
-        return f"a tracking number “{request.name}”", [
+        return f"a tracking number “{name}”", [
             f"Number: {describe_rule(rule, request.number)}",
-            f"Type: {service.get('type', '?')}{target}",
+            f"Type: {mrkdwn(service.get('type', '?'))}{target}",
             f"Alerts in <#{request.channel}>",
         ]
     if request.kind == "update":
         changing = sorted(request.body.get("service", {}).keys() | (request.body.keys() - {"service"}))
-        return f"a change to “{request.name}” ({shown})", [f"Changing: {', '.join(changing).replace('_', ' ')}"]
-    return f"the release of {shown} (“{request.name}”)", ["The number goes back to AVANSER; this can't be undone."]
+        return f"a change to “{name}” ({shown})", [f"Changing: {mrkdwn(', '.join(changing).replace('_', ' '))}"]
+    return f"the release of {shown} (“{name}”)", ["The number goes back to AVANSER; this can't be undone."]
 
 
 def send_on(services: Services, request_row: int, rule: NumberRule | None) -> None:

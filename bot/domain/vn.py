@@ -41,6 +41,7 @@ from bot.telco.exotel import Allocation as ExotelAllocation
 from bot.telco.exotel import parse_pins as exotel_parse_pins
 from notifiers.allocations import render_allocation, render_deallocation, render_reminder
 from notifiers.events import Event, ExotelDeallocation, exotel_number
+from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -441,7 +442,7 @@ async def reconcile(services: Services, user: str, *, everyone: bool = False) ->
             said.append(f"#{allocation.id}: Exotel still gives no clear answer; I'll check again next time.")
         except TelcoError as exc:
             _save(services, allocation, state="failed")
-            said.append(f"#{allocation.id} wasn't created: {exc}")
+            said.append(f"#{allocation.id} wasn't created: {mrkdwn(str(exc), 1000)}")
         else:
             said.append(
                 f"#{allocation.id} was created after all: " + allocated_line(_activate(services, allocation, result))
@@ -450,7 +451,7 @@ async def reconcile(services: Services, user: str, *, everyone: bool = False) ->
 
 
 def allocated_line(allocation: Allocation) -> str:
-    return f"{national(allocation.green_vn or '')} until {when(allocation.expires_at)}."
+    return f"{mrkdwn(national(allocation.green_vn or ''))} until {when(allocation.expires_at)}."
 
 
 def schedule(services: Services, allocation: Allocation) -> None:
@@ -518,7 +519,7 @@ def _close(services: Services, allocation: Allocation, state: str, by: str) -> N
         why = {"expired": "its time ran out", "released": f"<@{by}> released it", "deallocated": "Exotel ended it"}.get(
             state, state
         )
-        vn = national(allocation.green_vn) if allocation.green_vn else "The virtual number"
+        vn = mrkdwn(national(allocation.green_vn)) if allocation.green_vn else "The virtual number"
         services.outbox.post(
             allocation.channel,
             f"🔚 {vn} was released: {why}.",
