@@ -76,3 +76,11 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     # A number Switchboard provisioned threads its calls under its request message (also shown in the channel).
     keys = (f"number:{call.tracking_e164}",) if call.tracking_e164 else ()
     return Message(text=text, blocks=blocks, summary=summary, thread_keys=keys, broadcast=True)
+
+
+def recording_not_attached() -> str:
+    """The reply in a voicemail's thread when its recording could not be attached ("{reason}" is filled in)."""
+    return (
+        "📼 I couldn't attach the voicemail recording here ({reason}). "
+        "The *▶ Play the voicemail* link in the alert above still works."
+    )
