@@ -55,7 +55,7 @@ FILE = "files.upload_v2"
 METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # when a row does not say
 MAX_RECORDING_TRIES = 3  # fetches of one recording before the file is given up
-RECORDING_BACKOFF = 5.0  # × backoff_base: waits of ~5 s, then ~10 s between tries
+RECORDING_BACKOFF = 5.0  # times backoff_base: waits of ~5 s, then ~10 s between tries
 UNATTACHED = "I couldn't attach the file here ({reason})."
 
 # ok=false errors that a later attempt can succeed with; every other ok=false error is final.
@@ -503,7 +503,10 @@ class Outbox(Worker):
                 raise _Retry(f"recording: {exc.reason}", bounded=True) from exc
             raise _RecordingRefused(exc.reason) from exc
         # The file is posted in the channel: keep its pace, as a message would.
-        while (wait := self._ready_at.get(row.channel, 0.0) - time.monotonic()) > 0:
+        for _ in range(1000):  # a 429 met meanwhile may push the channel's time back again
+            wait = self._ready_at.get(row.channel, 0.0) - time.monotonic()
+            if wait <= 0:
+                break
             await asyncio.sleep(wait)
         self._ready_at[row.channel] = time.monotonic() + self.channel_interval
         try:

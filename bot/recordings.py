@@ -203,9 +203,7 @@ class _PinnedResolver(AbstractResolver):
         if host.rstrip(".") != self.host.rstrip("."):
             raise OSError(f"not resolving {host!r}: only the checked host may be connected to")
         return [
-            ResolveResult(
-                hostname=host, host=address, port=port, family=fam, proto=0, flags=socket.AI_NUMERICHOST
-            )
+            ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=socket.AI_NUMERICHOST)
             for fam, address in self.addresses
             if family in (socket.AF_UNSPEC, fam)
         ]
@@ -263,9 +261,7 @@ class RecordingFetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:
             try:
-                async with session.get(
-                    url, allow_redirects=False, headers={"Accept-Encoding": "identity"}
-                ) as answer:
+                async with session.get(url, allow_redirects=False, headers={"Accept-Encoding": "identity"}) as answer:
                     return await self._read(answer, max_bytes)
             except (aiohttp.ClientError, OSError) as exc:
                 raise RecordingError(

@@ -217,43 +217,43 @@ def recording_attacks() -> dict[str, Any]:
         hostile_server("127.0.0.1") as (outside, outside_server),
         hostile_server("127.0.0.2") as (inside, inside_server),
         httpx.Client(timeout=10) as http,
+        Stack(SWITCHBOARD_RECORDING_HOSTS="localhost,127.0.0.1,127.0.0.2") as stack,
     ):
-        with Stack(SWITCHBOARD_RECORDING_HOSTS="localhost,127.0.0.1,127.0.0.2") as stack:
-            route(stack)
-            # 1. Loopback not trusted (production): a name and addresses that are local are never fetched.
-            for n, url in enumerate(
-                (
-                    f"http://127.0.0.2:{inside_server.port}/vm.mp3",
-                    f"http://localhost:{outside_server.port}/vm.mp3",
-                    f"http://127.0.0.1:{outside_server.port}/vm.mp3",
-                )
-            ):
-                voicemail(http, stack, n, url)
-            wait_for(lambda: len(notices(stack)) == 3)
-            figures["internal_fetches"] = inside.total_hits + outside.total_hits
-            # 2. Loopback trusted for the rest (the sandbox lives there); redirects are still refused.
-            trust_loopback(stack, total_timeout=1.0)
-            outside.redirect_to = f"http://127.0.0.2:{inside_server.port}/vm.mp3"
-            voicemail(http, stack, 10, f"{outside_server.url}/redirect.mp3")
-            wait_for(lambda: len(notices(stack)) == 4)
-            figures["internal_fetches"] += inside.total_hits
-            # 3. A 6 MB recording, whole.
-            voicemail(http, stack, 11, f"{outside_server.url}/size/{6 * MB}.mp3")
-            wait_for(lambda: stack.slack.uploads and file_settled(stack), timeout=20)
-            content = next(iter(stack.slack.uploads.values()))["content"] or b""
-            figures["file_size"] = 6 * MB
-            figures["bytes_uploaded"] = len(content)
-            figures["byte_exact"] = content == payload(6 * MB)
-            # 4. Failing recordings (503, hang, drip) and a later alert in the same channel each time.
-            waits = []
-            for n, path in enumerate(("/status/503.mp3", "/hang.mp3", "/drip.mp3"), start=20):
-                voicemail(http, stack, n, f"{outside_server.url}{path}")
-                wait_for(lambda path=path: outside.hits[path] >= 1)  # type: ignore[misc]
-                waits.append(later_alert_wait(http, stack, 100 + n))
-            figures["stuck_messages"] = sum(1 for w in waits if w > 2.0)
-            figures["later_alert_wait_s"] = round(max(waits), 2)
-            wait_for(lambda: len(notices(stack)) == 7, timeout=30)
-            figures["tries_of_the_503"] = outside.hits["/status/503.mp3"]
+        route(stack)
+        # 1. Loopback not trusted (production): a name and addresses that are local are never fetched.
+        for n, url in enumerate(
+            (
+                f"http://127.0.0.2:{inside_server.port}/vm.mp3",
+                f"http://localhost:{outside_server.port}/vm.mp3",
+                f"http://127.0.0.1:{outside_server.port}/vm.mp3",
+            )
+        ):
+            voicemail(http, stack, n, url)
+        wait_for(lambda: len(notices(stack)) == 3)
+        figures["internal_fetches"] = inside.total_hits + outside.total_hits
+        # 2. Loopback trusted for the rest (the sandbox lives there); redirects are still refused.
+        trust_loopback(stack, total_timeout=1.0)
+        outside.redirect_to = f"http://127.0.0.2:{inside_server.port}/vm.mp3"
+        voicemail(http, stack, 10, f"{outside_server.url}/redirect.mp3")
+        wait_for(lambda: len(notices(stack)) == 4)
+        figures["internal_fetches"] += inside.total_hits
+        # 3. A 6 MB recording, whole.
+        voicemail(http, stack, 11, f"{outside_server.url}/size/{6 * MB}.mp3")
+        wait_for(lambda: stack.slack.uploads and file_settled(stack), timeout=20)
+        content = next(iter(stack.slack.uploads.values()))["content"] or b""
+        figures["file_size"] = 6 * MB
+        figures["bytes_uploaded"] = len(content)
+        figures["byte_exact"] = content == payload(6 * MB)
+        # 4. Failing recordings (503, hang, drip) and a later alert in the same channel each time.
+        waits = []
+        for n, path in enumerate(("/status/503.mp3", "/hang.mp3", "/drip.mp3"), start=20):
+            voicemail(http, stack, n, f"{outside_server.url}{path}")
+            wait_for(lambda path=path: outside.hits[path] >= 1)  # type: ignore[misc]
+            waits.append(later_alert_wait(http, stack, 100 + n))
+        figures["stuck_messages"] = sum(1 for w in waits if w > 2.0)
+        figures["later_alert_wait_s"] = round(max(waits), 2)
+        wait_for(lambda: len(notices(stack)) == 7, timeout=30)
+        figures["tries_of_the_503"] = outside.hits["/status/503.mp3"]
     figures["pass"] = (
         figures["internal_fetches"] == 0
         and figures["stuck_messages"] == 0

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bot.recordings import RecordingError, RecordingFetcher, parse_recording_url, public_address
+from bot.sandbox.server import free_socket
 from bot.sandbox.stack import Stack
 from bot.settings import load_settings
 from tests.helpers import flat, messages, route, wait_for
@@ -206,12 +207,13 @@ def test_pinned_connection_goes_to_the_resolved_address() -> None:
     async def rebinding(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
         return next(answers, [(socket.AF_INET, "127.0.0.2")])
 
-    with hostile_server("127.0.0.1") as (outside, server):
-        with hostile_server("127.0.0.2", port=server.port) as (inside, _):
-            fetcher = RecordingFetcher(allow_private=True, resolve=rebinding)
-            body = asyncio.run(fetcher.fetch(f"http://recordings.example:{server.port}/vm.mp3", ALLOWED, MB))
-            assert body.startswith(b"ID3") and outside.total_hits == 1 and inside.total_hits == 0
-            assert fetcher.peers == ["127.0.0.1"]
+    with free_socket() as probe:
+        port = probe.getsockname()[1]  # one port, on both addresses
+    with hostile_server("127.0.0.1", port) as (outside, _), hostile_server("127.0.0.2", port) as (inside, _):
+        fetcher = RecordingFetcher(allow_private=True, resolve=rebinding)
+        body = asyncio.run(fetcher.fetch(f"http://recordings.example:{port}/vm.mp3", ALLOWED, MB))
+        assert body.startswith(b"ID3") and outside.total_hits == 1 and inside.total_hits == 0
+        assert fetcher.peers == ["127.0.0.1"]
 
 
 # -- no redirects, size and time caps (fetcher on its own) -------------------------------------------
