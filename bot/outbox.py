@@ -307,8 +307,7 @@ class Outbox(Worker):
                 next_in = min(next_in, wait)
                 break  # ordered by due time: the rest are later still
             if files_in_flight >= self.file_concurrency:
-                next_in = min(next_in, 0.05)
-                break
+                break  # a finishing file wakes the sender
             self._start(lane, row)
             files_in_flight += 1
         return max(next_in, 0.0)
@@ -532,6 +531,7 @@ class Outbox(Worker):
         if row.thread_of is None:
             return
         template = str(row.payload.get("unattached") or UNATTACHED)
+        reason = reason.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # mrkdwn: text only
         self.enqueue(
             POST,
             row.channel,

@@ -370,3 +370,31 @@ def test_the_size_cap_setting() -> None:
 
     with pytest.raises(SettingsError, match="SWITCHBOARD_RECORDING_MAX_MB"):
         load_settings(env_file=None, SWITCHBOARD_RECORDING_MAX_MB="0")
+
+
+def test_more_hanging_files_than_file_lanes_still_leave_messages_alone(tmp_path) -> None:
+    with hostile_server() as (hostile, server), Stack(tmp_path) as stack:
+        trust_loopback(stack)
+
+        async def queue_files() -> None:
+            assert stack.services is not None
+            outbox = stack.services.outbox
+            for n in range(outbox.file_concurrency + 4):
+                channel = f"C0VM{n % 3}"
+                parent = outbox.post(channel, f"Voicemail {n}")
+                outbox.attach_file(parent, f"{server.url}/hang.mp3", "vm.mp3", "Voicemail", hosts={"127.0.0.1"})
+
+        stack.on_app(queue_files())
+        wait_for(lambda: sum(len(stack.slack.channel_messages(f"C0VM{n}")) for n in range(3)) == 8)
+        wait_for(lambda: hostile.hits["/hang.mp3"] == 4)  # every file lane is taken, and hangs
+
+        async def post_later() -> None:
+            assert stack.services is not None
+            for n in range(3):
+                stack.services.outbox.post(f"C0VM{n}", "later")
+
+        started = time.monotonic()
+        stack.on_app(post_later())
+        wait_for(lambda: all(stack.slack.channel_messages(f"C0VM{n}")[-1]["text"] == "later" for n in range(3)))
+        assert time.monotonic() - started < 2.0
+        assert hostile.hits["/hang.mp3"] == 4  # files wait for a lane; messages never did
