@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -224,6 +225,7 @@ class RecordingFetcher:
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     resolve: Resolve = system_resolve
+    ssl_context: ssl.SSLContext | None = None  # None: the system's CAs (tests pass one that trusts theirs)
     # What happened, for tests and the fault report: the address of every connection that answered.
     peers: list[str] = field(default_factory=list)
 
@@ -261,7 +263,12 @@ class RecordingFetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:
             try:
-                async with session.get(url, allow_redirects=False, headers={"Accept-Encoding": "identity"}) as answer:
+                async with session.get(
+                    url,
+                    allow_redirects=False,
+                    headers={"Accept-Encoding": "identity"},
+                    ssl=self.ssl_context if self.ssl_context is not None else True,
+                ) as answer:
                     return await self._read(answer, max_bytes)
             except (aiohttp.ClientError, OSError) as exc:
                 raise RecordingError(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 
 import httpx
@@ -398,3 +401,46 @@ def test_more_hanging_files_than_file_lanes_still_leave_messages_alone(tmp_path)
         wait_for(lambda: all(stack.slack.channel_messages(f"C0VM{n}")[-1]["text"] == "later" for n in range(3)))
         assert time.monotonic() - started < 2.0
         assert hostile.hits["/hang.mp3"] == 4  # files wait for a lane; messages never did
+
+
+def test_tls_still_checks_the_host_name_on_the_pinned_address(tmp_path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    name = ["-subj", "/CN=recordings.example", "-addext", "subjectAltName=DNS:recordings.example"]
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), *name],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def to_loopback(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
+        return [(socket.AF_INET, "127.0.0.1")]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nID3ok")
+        await writer.drain()
+        writer.close()
+
+    async def run() -> tuple[bytes, RecordingError]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        fetcher = RecordingFetcher(
+            allow_private=True, resolve=to_loopback, ssl_context=ssl.create_default_context(cafile=str(cert))
+        )
+        hosts = {"recordings.example", "other.example"}
+        async with server:
+            body = await fetcher.fetch(f"https://recordings.example:{port}/vm.mp3", hosts, MB)
+            try:
+                await fetcher.fetch(f"https://other.example:{port}/vm.mp3", hosts, MB)
+            except RecordingError as exc:
+                return body, exc
+        raise AssertionError("a certificate for another name was accepted")
+
+    body, refused = asyncio.run(run())
+    assert body == b"ID3ok"
+    assert "ClientConnectorCertificateError" in refused.reason
