@@ -11,7 +11,12 @@ A post is a row in SQLite first (`enqueue`), then a sender task delivers it:
   and logs it with its row id;
 - the Slack `ts` of each message is recorded, so a later row can reply in its thread (`thread_of`)
   or edit it (`update_of`); of several pending edits of one message only the newest is sent;
-- rows left pending by a stopped process are delivered after the next start.
+- rows left pending by a stopped process are delivered after the next start;
+- files (`attach_file`) have a lane of their own: a file row is never "the oldest row of its channel",
+  so a recording that is slow or failing never holds back a message. Its recording is fetched by
+  `bot.recordings` (allowed host, public address, no redirect, size and time caps); a fetch that
+  fails is tried `MAX_RECORDING_TRIES` times in all, then the file is given up and a reply in the
+  alert's thread says it could not be attached (the link stays in the alert).
 
 The outbox owns every retry: its Slack client is built with no retry handlers, so that a 429 is
 never slept on twice.
@@ -34,6 +39,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import Metrics
+from bot.recordings import RecordingError, RecordingFetcher
 from bot.store import Store
 from bot.worker import Worker
 
@@ -43,9 +49,14 @@ POST = "chat.postMessage"
 UPDATE = "chat.update"
 EPHEMERAL = "chat.postEphemeral"
 RESPONSE_URL = "response_url"
-FILE = "files.upload_v2"  # payload: url (fetched at delivery), filename, title; posted in a thread
+# payload: url (fetched at delivery), filename, title, hosts (allowed), max_bytes, unattached (the
+# sentence posted in the thread if the file is given up; "{reason}" is replaced); posted in a thread
+FILE = "files.upload_v2"
 METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE)
-MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024  # when a row does not say
+MAX_RECORDING_TRIES = 3  # fetches of one recording before the file is given up
+RECORDING_BACKOFF = 5.0  # times backoff_base: waits of ~5 s, then ~10 s between tries
+UNATTACHED = "I couldn't attach the file here ({reason})."
 
 # ok=false errors that a later attempt can succeed with; every other ok=false error is final.
 TRANSIENT_ERRORS = frozenset(
@@ -83,15 +94,22 @@ class _Row:
 class _Retry(Exception):
     """A delivery attempt failed in a way that a later attempt may not."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_posted: bool = False) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, maybe_posted: bool = False, bounded: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.maybe_posted = maybe_posted  # the request may have reached Slack: check before re-posting
+        self.bounded = bounded  # a recording's failure: tried MAX_RECORDING_TRIES times, not forever
 
 
 class _Refused(Exception):
     """Slack refused the message for good."""
+
+
+class _RecordingRefused(_Refused):
+    """A file's recording cannot be fetched, whatever the number of tries (see `bot.recordings`)."""
 
 
 class Outbox(Worker):
@@ -105,16 +123,21 @@ class Outbox(Worker):
         *,
         channel_interval: float = 1.0,
         concurrency: int = 16,
+        file_concurrency: int = 4,
         backoff_base: float = 1.0,
+        recordings: RecordingFetcher | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.metrics = metrics
         self.channel_interval = channel_interval
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # messages in flight (one per channel)
+        self.file_concurrency = file_concurrency  # files in flight, on top of the messages
         self.backoff_base = backoff_base
+        self.recordings = recordings or RecordingFetcher()
         super().__init__()
         self._ready_at: dict[str, float] = {}  # channel -> monotonic time it may be posted to again
+        # lane -> its delivery: a channel id for messages, "file:<row id>" for each file
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -229,38 +252,73 @@ class Outbox(Worker):
     def step(self) -> float:
         return self._dispatch_ready()
 
+    _COLUMNS = (
+        "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at,"
+        " sending_at FROM outbox"
+    )
+
     def _heads(self) -> list[_Row]:
-        """The oldest pending row of every channel: a channel's messages go out in order."""
+        """The oldest pending message of every channel: a channel's messages go out in order.
+
+        Files are not messages here: a file waiting for its recording never holds a channel back.
+        """
         rows = self.store.execute(
-            "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at,"
-            " sending_at"
-            " FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY channel)"
+            f"{self._COLUMNS} WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' AND method != ?"
+            " GROUP BY channel)",
+            (FILE,),
         ).fetchall()
-        return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return [_row(r) for r in rows]
+
+    def _files(self) -> list[_Row]:
+        """Pending files, the soonest due first (each is a lane of its own)."""
+        limit = self.file_concurrency * 4 + 16
+        rows = self.store.execute(
+            f"{self._COLUMNS} WHERE status = 'pending' AND method = ? ORDER BY next_attempt_at, id LIMIT ?",
+            (FILE, limit),
+        ).fetchall()
+        return [_row(r) for r in rows]
 
     def _dispatch_ready(self) -> float:
         """Start a delivery for every channel that may post now; return seconds until the next one may."""
         now_wall, now_mono = time.time(), time.monotonic()
         next_in = 1.0  # poll at least this often: another process may have queued rows
-        heads = self._heads()
-        self.metrics.outbox_pending.set(self.pending_count() if heads else 0)
+        heads, files = self._heads(), self._files()
+        self.metrics.outbox_pending.set(self.pending_count() if heads or files else 0)
+        messages_in_flight = sum(1 for lane in self._in_flight if not lane.startswith("file:"))
         for row in heads:
             if row.channel in self._in_flight:
                 continue
-            if len(self._in_flight) >= self.concurrency:
+            if messages_in_flight >= self.concurrency:
                 next_in = min(next_in, 0.05)
                 break
             wait = max(row.next_attempt_at - now_wall, self._ready_at.get(row.channel, 0.0) - now_mono)
             if wait > 0:
                 next_in = min(next_in, wait)
                 continue
-            task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
-            self._in_flight[row.channel] = task
-            task.add_done_callback(functools.partial(self._finished, row.channel))
+            self._start(row.channel, row)
+            messages_in_flight += 1
+        files_in_flight = len(self._in_flight) - messages_in_flight
+        for row in files:
+            lane = f"file:{row.id}"
+            if lane in self._in_flight:
+                continue
+            wait = row.next_attempt_at - now_wall  # the channel's pace is kept just before the upload
+            if wait > 0:
+                next_in = min(next_in, wait)
+                break  # ordered by due time: the rest are later still
+            if files_in_flight >= self.file_concurrency:
+                break  # a finishing file wakes the sender
+            self._start(lane, row)
+            files_in_flight += 1
         return max(next_in, 0.0)
 
-    def _finished(self, channel: str, _task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(channel, None)
+    def _start(self, lane: str, row: _Row) -> None:
+        task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
+        self._in_flight[lane] = task
+        task.add_done_callback(functools.partial(self._finished, lane))
+
+    def _finished(self, lane: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(lane, None)
         self.wake()
 
     async def _deliver(self, row: _Row) -> None:
@@ -275,7 +333,7 @@ class Outbox(Worker):
                 channel_id, ts = found
                 log.info("outbox: row %d was already in Slack (ts %s); not posting it again", row.id, ts)
             else:
-                if row.method != RESPONSE_URL:
+                if row.method not in (RESPONSE_URL, FILE):  # a file keeps the pace once it has its bytes
                     self._ready_at[row.channel] = time.monotonic() + self.channel_interval
                 if row.method == POST:
                     # From here until Slack answers, a crash leaves it unknown whether the post landed.
@@ -287,10 +345,12 @@ class Outbox(Worker):
                 self.store.execute("UPDATE outbox SET sending_at = NULL WHERE id = ?", (row.id,))
             self._schedule_retry(row, exc)
         except _Refused as exc:
-            self._mark_failed(row, str(exc))
+            self._mark_failed(row, str(exc), recording=isinstance(exc, _RecordingRefused))
+            if row.method == FILE:
+                self._unattached(row, str(exc))
         except Exception as exc:  # a bug here must not kill the sender or lose the row
             log.exception("outbox: row %d (%s to %s) failed unexpectedly", row.id, row.method, row.channel)
-            self._schedule_retry(row, _Retry(type(exc).__name__))
+            self._schedule_retry(row, _Retry(type(exc).__name__, bounded=row.method == FILE))
         else:
             self.store.execute(
                 "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL,"
@@ -388,7 +448,7 @@ class Outbox(Worker):
 
     async def _call(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
         if row.method == FILE:
-            return await self._upload(kwargs)
+            return await self._upload(row, kwargs)
         if row.method == RESPONSE_URL:
             return await self._call_response_url(row.channel, kwargs)
         try:
@@ -403,32 +463,51 @@ class Outbox(Worker):
         return data.get("channel") or kwargs.get("channel"), data.get("ts") or data.get("message_ts")
 
     def attach_file(
-        self, message_row: int, url: str, filename: str, title: str, *, dedup_key: str | None = None
+        self,
+        message_row: int,
+        url: str,
+        filename: str,
+        title: str,
+        *,
+        hosts: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+        max_bytes: int = MAX_FILE_BYTES,
+        unattached: str = UNATTACHED,
+        dedup_key: str | None = None,
     ) -> int:
-        """Queue a file (fetched from `url` when it is sent) as a reply to the message of `message_row`."""
+        """Queue a file (fetched from `url` when it is sent) as a reply to the message of `message_row`.
+
+        `url` is fetched only if its host is in `hosts` (see `bot.recordings`); if the file is given
+        up, `unattached` (with "{reason}" filled in) is posted in the same thread.
+        """
         row = self.store.execute("SELECT channel FROM outbox WHERE id = ?", (message_row,)).fetchone()
         if row is None:
             raise ValueError(f"outbox row {message_row} does not exist")
-        payload = {"url": url, "filename": filename, "title": title}
+        payload = {
+            "url": url,
+            "filename": filename,
+            "title": title,
+            "hosts": sorted(hosts),
+            "max_bytes": int(max_bytes),
+            "unattached": unattached,
+        }
         return self.enqueue(FILE, row[0], payload, dedup_key=dedup_key, thread_of=message_row)
 
-    async def _upload(self, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
-        url = kwargs["url"]
-        session = self._session or aiohttp.ClientSession()
+    async def _upload(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as answer:
-                if answer.status >= 500:
-                    raise _Retry(f"recording: http {answer.status}")
-                if answer.status != 200:
-                    raise _Refused(f"the recording could not be fetched (HTTP {answer.status})")
-                content = await answer.content.read(MAX_FILE_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _Retry(f"recording: {type(exc).__name__}") from exc
-        finally:
-            if session is not self._session:
-                await session.close()
-        if len(content) > MAX_FILE_BYTES:
-            raise _Refused("the recording is larger than 20 MB; the link stays in the alert")
+            content = await self.recordings.fetch(
+                str(kwargs["url"]), kwargs.get("hosts") or (), int(kwargs.get("max_bytes") or MAX_FILE_BYTES)
+            )
+        except RecordingError as exc:
+            if exc.retryable:
+                raise _Retry(f"recording: {exc.reason}", bounded=True) from exc
+            raise _RecordingRefused(exc.reason) from exc
+        # The file is posted in the channel: keep its pace, as a message would.
+        for _ in range(1000):  # a 429 met meanwhile may push the channel's time back again
+            wait = self._ready_at.get(row.channel, 0.0) - time.monotonic()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._ready_at[row.channel] = time.monotonic() + self.channel_interval
         try:
             response = await self.client.files_upload_v2(
                 content=content,
@@ -446,6 +525,20 @@ class Outbox(Worker):
         data = response.data if isinstance(response.data, dict) else {}
         file_id = (data.get("file") or {}).get("id")
         return kwargs["channel"], file_id
+
+    def _unattached(self, row: _Row, reason: str) -> None:
+        """Say in the thread that the file was given up (its message stays as it is, link included)."""
+        if row.thread_of is None:
+            return
+        template = str(row.payload.get("unattached") or UNATTACHED)
+        reason = reason.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # mrkdwn: text only
+        self.enqueue(
+            POST,
+            row.channel,
+            {"text": template.replace("{reason}", reason)},
+            dedup_key=f"outbox:{row.id}:unattached",
+            thread_of=row.thread_of,
+        )
 
     async def _call_response_url(self, url: str, body: dict[str, Any]) -> tuple[None, None]:
         webhook = AsyncWebhookClient(url, timeout=10, session=self._session, retry_handlers=[])
@@ -481,10 +574,22 @@ class Outbox(Worker):
             # Rate limited: pause the channel, not the message; it is not a failed attempt.
             self.metrics.outbox_rate_limited.inc()
             self._ready_at[row.channel] = time.monotonic() + exc.retry_after
+            if row.method == FILE:  # its own lane: without this it would fetch its recording again at once
+                self.store.execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (time.time() + exc.retry_after, row.id)
+                )
             log.info("outbox: Slack asked to slow down on %s; waiting %.1f s", row.channel, exc.retry_after)
             return
         attempts = row.attempts + 1
-        delay = min(MAX_BACKOFF, self.backoff_base * 2 ** min(attempts - 1, 16)) * random.uniform(0.8, 1.2)
+        if exc.bounded and attempts >= MAX_RECORDING_TRIES:
+            reason = exc.reason.removeprefix("recording: ")
+            self._mark_failed(row, f"{reason} ({attempts} tries)", recording=True)
+            self._unattached(row, f"{reason}; tried {attempts} times")
+            return
+        if exc.bounded:
+            delay = self.backoff_base * RECORDING_BACKOFF * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+        else:
+            delay = min(MAX_BACKOFF, self.backoff_base * 2 ** min(attempts - 1, 16)) * random.uniform(0.8, 1.2)
         self.store.execute(
             "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
             (attempts, time.time() + delay, exc.reason, row.id),
@@ -500,13 +605,21 @@ class Outbox(Worker):
             delay,
         )
 
-    def _mark_failed(self, row: _Row, error: str) -> None:
+    def _mark_failed(self, row: _Row, error: str, *, recording: bool = False) -> None:
         self.store.execute(
             "UPDATE outbox SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (error, row.id),
         )
-        self.metrics.outbox_failed.labels(error.split()[0] if error else "unknown").inc()
-        log.error("outbox: Slack refused row %d (%s to %s): %s", row.id, row.method, row.channel, error)
+        label = "recording" if recording else (error.split()[0] if error else "unknown")
+        self.metrics.outbox_failed.labels(label).inc()
+        if recording:
+            log.warning("outbox: row %d (file to %s) given up, the link stays: %s", row.id, row.channel, error)
+        else:
+            log.error("outbox: Slack refused row %d (%s to %s): %s", row.id, row.method, row.channel, error)
+
+
+def _row(r: Any) -> _Row:
+    return _Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
 
 
 def _error_text(data: dict[str, Any]) -> str:

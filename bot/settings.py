@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     recording_hosts: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_RECORDING_HOSTS")
     )
+    recording_max_mb: float = Field(
+        default=20.0, gt=0, le=1000, validation_alias=AliasChoices("SWITCHBOARD_RECORDING_MAX_MB")
+    )
     caller_id: str | None = _env("SWITCHBOARD_CALLER_ID")
     vn_reminder: float = Field(default=900.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_VN_REMINDER"))
     callback_wait: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_CALLBACK_WAIT"))
@@ -180,13 +183,18 @@ class Settings(BaseSettings):
         return level
 
     def recording_allowed(self, url: str | None) -> bool:
-        """Whether Switchboard may fetch a recording from `url` to upload it to Slack."""
-        if not url:
-            return False
-        from urllib.parse import urlsplit
+        """Whether Switchboard may fetch a recording from `url` to upload it to Slack.
 
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in self.recording_hosts
+        The same parser as the fetch itself (`bot.recordings`), which checks it again, with the
+        addresses the host resolves to, when it fetches.
+        """
+        from bot.recordings import parse_recording_url
+
+        return parse_recording_url(url, self.recording_hosts) is not None
+
+    @property
+    def recording_max_bytes(self) -> int:
+        return int(self.recording_max_mb * 1024 * 1024)
 
     # -- what is configured ---------------------------------------------------------------
 

@@ -95,3 +95,11 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     return Message(
         text=truncate(text, TEXT), blocks=blocks, summary=truncate(summary, LINE), thread_keys=keys, broadcast=True
     )
+
+
+def recording_not_attached() -> str:
+    """The reply in a voicemail's thread when its recording could not be attached ("{reason}" is filled in)."""
+    return (
+        "📼 I couldn't attach the voicemail recording here ({reason}). "
+        "The *▶ Play the voicemail* link in the alert above still works."
+    )

@@ -23,6 +23,7 @@ from tests.helpers import (
     send,
     wait_for,
 )
+from tests.recording_attacks import trust_loopback
 
 
 def test_missed_call_alert(stack: Stack, http: httpx.Client) -> None:
@@ -242,10 +243,11 @@ def test_storm_of_300_to_one_channel(tmp_path, http: httpx.Client) -> None:
 def test_voicemail_is_uploaded_when_its_host_is_allowed(tmp_path, http: httpx.Client) -> None:
     with Stack(tmp_path, SWITCHBOARD_RECORDING_HOSTS="127.0.0.1", outbox_channel_interval=0) as stack:
         route(stack)
+        trust_loopback(stack)  # the sandbox is on loopback, which production never fetches from
         recording = stack.avanser.recording_url("ECS1-vm")
         send(http, stack, "GET", "/hooks/avanser/call", call(1, recording=recording))
         send(http, stack, "GET", "/hooks/avanser/call", call(2, recording=recording.replace("ECS1", "missing")))
-        posted = messages(stack, "C0SALES", 3)
+        posted = messages(stack, "C0SALES", 4)
         alerts = [m for m in posted if not m["thread_ts"]]
         files = [m for m in posted if m.get("files")]
         assert len(alerts) == 2 and len(files) == 1
@@ -255,6 +257,10 @@ def test_voicemail_is_uploaded_when_its_host_is_allowed(tmp_path, http: httpx.Cl
         assert shared["title"].startswith("Voicemail — Voicemail from 0410 203 045")
         upload = next(iter(stack.slack.uploads.values()))
         assert upload["content"].startswith(b"ID3")
+        # The missing one: its alert keeps the link and its thread says the file couldn't be attached.
+        [notice] = [m for m in posted if m["thread_ts"] and not m.get("files")]
+        assert notice["thread_ts"] == alerts[1]["ts"] and "▶ Play the voicemail" in flat(alerts[1])
+        assert "couldn't attach the voicemail recording here (the recording host answered HTTP 404)" in notice["text"]
 
 
 def test_voicemail_from_other_hosts_stays_a_link(stack: Stack, http: httpx.Client) -> None:

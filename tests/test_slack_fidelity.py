@@ -25,6 +25,7 @@ from bot.sandbox.slack import (
 )
 from bot.sandbox.stack import ADMIN, Stack
 from tests.helpers import click, submit_view, wait_for
+from tests.recording_attacks import trust_loopback
 from tests.test_numbers import TRANSFER, progress
 
 MODAL = {"type": "modal", "title": {"type": "plain_text", "text": "Switchboard"}, "blocks": []}
@@ -147,12 +148,14 @@ def test_without_files_write_a_voicemail_upload_is_refused(tmp_path: Path) -> No
     scopes = manifest_scopes() - {"files:write"}
     with Stack(tmp_path, slack_scopes=scopes, outbox_channel_interval=0) as stack:
         assert stack.services is not None
+        trust_loopback(stack)
 
         async def upload() -> int:
             assert stack.services is not None
             outbox = stack.services.outbox
             parent = outbox.post("C0SALES", "Voicemail from 0410 203 045")
-            return outbox.attach_file(parent, stack.hook_url("/healthz"), "voicemail.mp3", "Voicemail")
+            url = stack.hook_url("/healthz")
+            return outbox.attach_file(parent, url, "voicemail.mp3", "Voicemail", hosts={"127.0.0.1"})
 
         row = stack.on_app(upload())
         assert stack.drain(10)

@@ -23,7 +23,7 @@ from bot.domain.routing import Delivered, deliver, route_for, thread_channel, th
 from bot.errors import UserError
 from bot.inbox import Handler
 from notifiers.allocations import render_allocation_call, render_verification
-from notifiers.calls import kind_of, render_call, voicemail_title, wanted
+from notifiers.calls import kind_of, recording_not_attached, render_call, voicemail_title, wanted
 from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
 from notifiers.fallback import render_fallback
 from notifiers.message import AlertState, Message, Route
@@ -93,6 +93,9 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
             recording,
             f"voicemail-{event.dedup_key()}.mp3",
             voicemail_title(event, route),
+            hosts=services.settings.recording_hosts,
+            max_bytes=services.settings.recording_max_bytes,
+            unattached=recording_not_attached(),
             dedup_key=f"inbox:{inbox_id}:recording",
         )
     return "done"
