@@ -229,53 +229,66 @@ def guarded_http_protocol(
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        # Counting: a head runs from the connection (or the end of the previous request) to its blank
+        # line, and its bytes are counted before httptools sees them. Timing: from the connection (or
+        # the next request's first byte) to the last header; idle kept-alive time is uvicorn's own.
         _head_timer: asyncio.TimerHandle | None = None
         _in_head = True
         _head_bytes = 0
+        _tail = b""  # the last bytes seen, for a blank line split across two reads
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._start_head()
+            self._arm()
 
-        def _start_head(self) -> None:
-            self._in_head = True
-            self._head_bytes = 0
+        def _arm(self) -> None:
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(header_timeout, self._head_too_slow)
 
-        def _end_head(self) -> None:
-            self._in_head = False
+        def _disarm(self) -> None:
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._start_head()
+            self._arm()
 
         def on_headers_complete(self) -> None:
-            self._end_head()
+            self._disarm()
+            self._in_head, self._head_bytes, self._tail = False, 0, b""
             super().on_headers_complete()
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # whatever comes next is the next request's head
+
         def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            # A chunk that leaves the head unfinished was all head (a finished head resets the count).
             if self._in_head and not self.transport.is_closing():
-                self._head_bytes += len(data)
+                joined = self._tail + data[:3]
+                split = joined.find(b"\r\n\r\n")
+                if split >= 0:
+                    head = split + 4 - len(self._tail)
+                else:
+                    found = data.find(b"\r\n\r\n")
+                    head = found + 4 if found >= 0 else len(data)
+                self._head_bytes += head
+                self._tail = (self._tail + data)[-3:]
                 if self._head_bytes > max_header_bytes:
                     self._refuse(431, b"Request Header Fields Too Large")
+                    return
+            super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._end_head()
+            self._disarm()
             super().connection_lost(exc)
 
         def _head_too_slow(self) -> None:
             self._head_timer = None
-            if self._in_head:
-                self._refuse(408, b"Request Timeout")
+            self._refuse(408, b"Request Timeout")
 
         def _refuse(self, status: int, phrase: bytes) -> None:
-            self._end_head()
+            self._disarm()
             if self.transport.is_closing():
                 return
             log.warning("connection from %s refused with %d: %s", self.client, status, phrase.decode())
