@@ -136,7 +136,7 @@ class Guard:
             if slack:
                 self._verify(headers, body)
                 if not self.replays.first_time(headers["x-slack-signature"], int(headers["x-slack-request-timestamp"])):
-                    self._refused(path, 200, "a replay of a request already handled")
+                    self._refused(path, 200, "replay of a signed request already handled: acked, not handled")
                     await _answer(send, 200, b"", close=False)
                     return
         except _Refusal as refusal:
@@ -174,7 +174,7 @@ class Guard:
             raise _Refusal(401, "invalid request signature")
 
     def _refused(self, path: str, status: int, reason: str) -> None:
-        log.warning("%s refused with %d: %s", path, status, reason)
+        log.warning("%s answered %d: %s", path, status, reason)
         if self.on_refused is not None:
             self.on_refused(path, status, reason)
 
