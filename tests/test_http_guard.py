@@ -461,6 +461,31 @@ def test_an_event_arriving_during_a_lock_is_503_so_slack_sends_it_again(stack: S
     wait_for(lambda: stack.slack.home.get("U0REP"))
 
 
+async def test_a_scheduled_job_that_meets_a_locked_store_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from bot import services as services_module
+    from bot.store import StoreBusy
+
+    monkeypatch.setattr(services_module, "STORE_BUSY_RETRY_S", 0.1)
+    scheduler = services_module.PatientScheduler()
+    await scheduler.start()
+    runs: list[str] = []
+
+    async def job(name: str) -> None:
+        runs.append(name)
+        if len(runs) < 3:
+            raise StoreBusy("database is locked")
+
+    scheduler.at(time.time(), "vn-expire-1", job, "lease")
+    for _ in range(100):
+        if len(runs) == 3:
+            break
+        await asyncio.sleep(0.05)
+    await scheduler.stop()
+    assert runs == ["lease", "lease", "lease"]
+
+
 # -- 5. /healthz proves a write -----------------------------------------------------------------------------
 
 
