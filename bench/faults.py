@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from bench.__main__ import CALL, stop_server
+from bench.http_attacks import http_attacks
 from bot.domain.routing import set_group_route
 from bot.sandbox import payloads
 from bot.sandbox.avanser import make_inventory
@@ -370,6 +371,13 @@ def fuzzing(examples: int) -> dict[str, Any]:
     }
 
 
+def figures(value: Any) -> str:
+    """A check's figure as printed; a dict of figures (one attack) is shown without its description."""
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k} {v}" for k, v in value.items() if k != "attack") + ")"
+    return str(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make faults")
     parser.add_argument("--quick", action="store_true", help="small counts, to check the suite itself runs")
@@ -381,10 +389,11 @@ def main() -> None:
         slack_outage(10 if q else 60, 30 if q else 100),
         provisioning_faults(12 if q else 100),
         fuzzing(200 if q else 1000),
+        http_attacks(quick=q),
     ]
     print("\nSwitchboard faults\n")
     for r in results:
-        counts = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("name", "pass"))
+        counts = ", ".join(f"{k} {figures(v)}" for k, v in r.items() if k not in ("name", "pass"))
         print(f"{'PASS' if r['pass'] else 'FAIL'}  {r['name']}: {counts}")
     (ROOT / "faults.json").write_text(json.dumps(results, indent=2) + "\n")
     sys.exit(0 if all(r["pass"] for r in results) else 1)

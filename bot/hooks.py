@@ -3,7 +3,10 @@
 Nothing slow happens before the answer: one SQLite insert. A replay of an event the inbox already
 holds answers 200 and stores nothing. A request without the right `SWITCHBOARD_WEBHOOK_TOKEN`
 (as `?token=` or the password of HTTP Basic auth, compared in constant time) gets 401 and nothing
-is stored. A payload that cannot be an event of its route gets 400 with the reason, never a 500.
+is stored. A payload that cannot be an event of its route gets 400 with the reason, never a 500
+(JSON nested deeper than `MAX_DEPTH` included). When the insert can't be committed (another
+process holds the database's lock, the disk is full) the answer is 503 with `Retry-After`: 2xx
+only ever follows a committed row. Bodies over 64 KB or slower than 10 s never get here (bot.guard).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import binascii
 import hmac
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +40,8 @@ from notifiers.events import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_DEPTH = 32  # the seeds' payloads nest 2 deep
 
 
 class MalformedEvent(ValueError):
@@ -106,9 +112,28 @@ async def _payload(hook: Hook, request: Request) -> dict[str, Any]:
         body = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEvent(f"body is not JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise MalformedEvent(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise MalformedEvent("body must be a JSON object")
+    # Fewer brackets than the limit can't nest past it; otherwise measure without recursing.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nesting(body) > MAX_DEPTH:
+        raise MalformedEvent(f"JSON nested deeper than {MAX_DEPTH} levels")
     return body
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iteratively: no recursion to run out of)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def hook_routes(services: Services) -> list[Route]:
@@ -144,7 +169,16 @@ def hook_routes(services: Services) -> list[Route]:
                 log.warning("webhook %s rejected: %s", hook.path, exc)
                 metrics.labels(hook.source, "malformed").inc()
                 return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400)
-            row_id, new = store_event(services.store, hook.source, key, payload)
+            try:
+                row_id, new = store_event(services.store, hook.source, key, payload)
+            except sqlite3.OperationalError as exc:  # locked by another process, disk full, read-only
+                log.warning("webhook %s not stored (%s): answered 503 so it is sent again", hook.path, exc)
+                metrics.labels(hook.source, "unavailable").inc()
+                return JSONResponse(
+                    {"ok": False, "error": "the event could not be stored right now; send it again"},
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
             if new:
                 services.inbox.wake()
             metrics.labels(hook.source, "stored" if new else "duplicate").inc()

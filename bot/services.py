@@ -7,7 +7,9 @@ Command families receive it in `register(app, services)`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Store, StoreBusy
 from bot.telco.avanser import AvanserClient
 from bot.telco.dtl import DtlClient
 from bot.telco.exotel import ExotelClient
@@ -29,6 +31,28 @@ from bot.telco.exotel import ExotelClient
 log = logging.getLogger(__name__)
 
 OnFailure = Callable[[str], object]
+
+# A scheduled job that met a database locked by another process runs again this much later.
+STORE_BUSY_RETRY_S = 2.0
+STORE_BUSY_TEXT = "Switchboard's database was busy, so that may not have finished. Try again in a moment."
+
+
+class PatientScheduler(Scheduler):
+    """The scheduler, except that a job that meets a locked store (`StoreBusy`) is run again, not lost.
+
+    The store gives up on a lock after 200 ms so the event loop never stalls; a one-shot job (a lease
+    ending, a request poll) would otherwise be gone until the next restart rebuilt it.
+    """
+
+    def at(self, when: float, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        async def run(*job_args: Any) -> None:
+            try:
+                await func(*job_args)
+            except StoreBusy:
+                log.warning("job %s met a locked database; running it again in %g s", job_id, STORE_BUSY_RETRY_S)
+                self.at(time.time() + STORE_BUSY_RETRY_S, job_id, func, *job_args)
+
+        super().at(when, job_id, run, *args)
 
 
 def provider_clients(
@@ -79,6 +103,11 @@ class BackgroundTasks:
         except UserError as exc:
             if tell_user is not None:
                 tell_user(str(exc))
+        except StoreBusy:
+            log.warning("background task %s gave up: the database is locked by another connection", name)
+            if tell_user is not None:
+                with contextlib.suppress(StoreBusy):  # telling them goes through the store too
+                    tell_user(STORE_BUSY_TEXT)
         except Exception:
             ref = correlation_id()
             log.exception("background task %s failed [ref %s]", name, ref)
@@ -111,7 +140,7 @@ class Services:
     exotel: ExotelClient | None = None
     dtl: DtlClient | None = None
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
-    scheduler: Scheduler = field(default_factory=Scheduler)
+    scheduler: Scheduler = field(default_factory=PatientScheduler)
     inbox: InboxProcessor = field(init=False)
     _starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None

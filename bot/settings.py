@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("SWITCHBOARD_PORT"))
     public_url: str | None = _env("SWITCHBOARD_PUBLIC_URL")
     webhook_token: SecretStr | None = _env("SWITCHBOARD_WEBHOOK_TOKEN")
+    metrics_token: SecretStr | None = _env("SWITCHBOARD_METRICS_TOKEN")
     admins: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_ADMINS")
     )

@@ -3,6 +3,11 @@
 process_before_response=True: Bolt's default async mode polls for the ack every 10 ms
 (`asyncio_runner.py`), which costs ~10 ms per request; with this flag the HTTP answer is the ack
 itself, so listeners ack at once and hand slow work to `services.tasks`.
+
+Over HTTP, a request reaches Bolt only after `bot.guard` has capped its size, checked its signature
+on the raw bytes and refused replays; Bolt checks the signature again. When the store is locked by
+another process (`StoreBusy`, after at most its short busy timeout), an event is answered 503 so
+Slack sends it again later, and a command or click is told so in a sentence — never a 3 s hang.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 import commands
 from bot.errors import UserError, correlation_id, unexpected_failure_text
 from bot.services import Services
+from bot.store import StoreBusy
 from commands import alerts, home
 
 log = logging.getLogger(__name__)
@@ -39,9 +45,13 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
         """Slack retries an event whose ack it didn't see in time; do its work only the first time."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
-            cursor = services.store.execute(
-                "INSERT OR IGNORE INTO slack_events (event_id, received_at) VALUES (?, ?)", (event_id, time.time())
-            )
+            try:
+                cursor = services.store.execute(
+                    "INSERT OR IGNORE INTO slack_events (event_id, received_at) VALUES (?, ?)", (event_id, time.time())
+                )
+            except StoreBusy:
+                logger.warning("event %s not recorded: the store is locked; Slack will send it again", event_id)
+                return BoltResponse(status=503, body="")
             if cursor.rowcount == 0:
                 logger.info("event %s already handled; ignoring Slack's retry", event_id)
                 return BoltResponse(status=200, body="")
@@ -57,6 +67,13 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
         """One place for failures: a refusal is shown as it is; anything else gets a reference."""
         if isinstance(error, UserError):
             text = str(error)
+        elif isinstance(error, StoreBusy):
+            ref = correlation_id()
+            log.warning("listener gave up [ref %s]: the store is locked by another connection", ref)
+            text = (
+                "Switchboard's database is busy right now, so that may not have been done. "
+                f"Try again in a moment (reference `{ref}`)."
+            )
         else:
             ref = correlation_id()
             log.error(

@@ -2,6 +2,12 @@
 
 A later issue adds its tables by appending a `Migration` to `MIGRATIONS`; a database made by an
 older version is brought forward at open, one recorded step at a time, never rebuilt.
+
+Every statement runs on the event loop's thread, so no statement may wait long for a lock another
+process holds (a backup, a second writer): a statement waits at most `BUSY_TIMEOUT_MS`, then raises
+`StoreBusy`; for `BUSY_BACKOFF_S` after that, statements that would wait fail at once instead, so a
+lock held for minutes costs the loop one short wait per second, never one per statement. Callers
+on a request path turn `StoreBusy` into an honest 503; background workers try again later.
 """
 
 from __future__ import annotations
@@ -14,7 +20,21 @@ from pathlib import Path
 
 import sqlite_utils
 
-BUSY_TIMEOUT_MS = 5000
+# How long one statement may wait for another connection's write lock (it blocks the event loop).
+BUSY_TIMEOUT_MS = 200
+# After a statement gave up waiting, statements fail at once for this long instead of waiting again.
+BUSY_BACKOFF_S = 1.0
+
+
+class StoreBusy(sqlite3.OperationalError):
+    """Another connection holds the database's write lock; nothing was written. Try again later."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc)
 
 
 @dataclass(frozen=True)
@@ -233,6 +253,11 @@ def _allocation_requests(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE allocations ADD COLUMN request TEXT")
 
 
+def _health(db: sqlite_utils.Database) -> None:
+    # /healthz commits a row here (and deletes the previous one) to prove the store takes writes.
+    db.execute("CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at REAL NOT NULL, room BLOB)")
+
+
 def _call_slots(db: sqlite_utils.Database) -> None:
     # A call's place in SWITCHBOARD_CALL_LIMIT(_TEAM), taken atomically before DataTechLabs is called.
     db.execute(
@@ -269,6 +294,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "Slack event ids, to handle each event once", _slack_events),
     Migration(8, "index alerts by caller", _alert_indexes),
     Migration(9, "allocations: the request of an unconfirmed allocation", _allocation_requests),
+    Migration(11, "health: the row /healthz writes", _health),
     Migration(12, "click-to-call: call slots for the per-person and per-workspace limits", _call_slots),
     Migration(13, "keys of interactions handled once", _once_keys),
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
@@ -278,14 +304,18 @@ MIGRATIONS: list[Migration] = [
 class Store:
     """The one SQLite database of a Switchboard process."""
 
-    def __init__(self, path: Path | str, migrations: list[Migration] | None = None) -> None:
+    def __init__(
+        self, path: Path | str, migrations: list[Migration] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # Every caller runs on the event loop's thread; check_same_thread=False lets a test
         # or the demo build the store on one thread and serve it on another.
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.busy_timeout_ms = busy_timeout_ms
+        self._fail_fast_until = 0.0  # monotonic time until which statements don't wait for a lock
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -318,19 +348,46 @@ class Store:
 
     def transaction(self) -> _Transaction:
         """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
-        return _Transaction(self.conn)
+        return _Transaction(self)
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        """Run one statement; `StoreBusy` when another connection holds the lock past the busy timeout."""
+        if self._fail_fast_until and time.monotonic() >= self._fail_fast_until:
+            self._fail_fast_until = 0.0
+            self.conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or isinstance(exc, StoreBusy):
+                raise
+            if not self._fail_fast_until:
+                self._fail_fast_until = time.monotonic() + BUSY_BACKOFF_S
+                self.conn.execute("PRAGMA busy_timeout = 0")
+            raise StoreBusy(str(exc)) from exc
+
+    def write_problem(self) -> str | None:
+        """Commit a real write (for /healthz); None when it worked, else why it could not be done.
+
+        The probe inserts a row holding one page of zeros before deleting the previous one, so it
+        needs a page the database doesn't hold yet unless the last probe's page is still free: on a
+        full disk (or a database at its `max_page_count`) it fails as every other insert would.
+        """
+        try:
+            page_size = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+            with self.transaction():
+                cursor = self.execute(
+                    "INSERT INTO health (checked_at, room) VALUES (?, zeroblob(?))", (time.time(), 4 * page_size)
+                )
+                self.execute("DELETE FROM health WHERE id < ?", (cursor.lastrowid,))
+        except StoreBusy:
+            return "busy: another connection holds the write lock"
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
 
     def writable(self) -> bool:
-        """True when a write transaction can be taken now (for /healthz)."""
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("ROLLBACK")
-            return True
-        except sqlite3.Error:
-            return False
+        """True when a real write was just committed (for /healthz)."""
+        return self.write_problem() is None
 
     def first_time(self, key: str, *, within: float | None = None) -> bool:
         """True the first time `key` is seen (or the first time in `within` seconds); records it."""
@@ -349,7 +406,7 @@ class Store:
         provider_ref: str | None = None,
     ) -> int:
         """Append one line to the audit table."""
-        cursor = self.conn.execute(
+        cursor = self.execute(
             "INSERT INTO audit (at, actor, action, subject, detail, provider_ref) VALUES (?, ?, ?, ?, ?, ?)",
             (time.time(), actor, action, subject, detail, provider_ref),
         )
@@ -360,12 +417,25 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = store.conn
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.store.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                # Never leave the connection inside a transaction: later autocommit writes (a webhook's
+                # row, answered 200) would silently join it and could be lost with it.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        elif self.conn.in_transaction:
+            # SQLite has already rolled back by itself after some errors (a full disk, an I/O error):
+            # a second ROLLBACK would raise and hide the error that matters.
+            self.conn.execute("ROLLBACK")

@@ -1,9 +1,12 @@
 """The ASGI app: Slack's requests, health, metrics and the telco webhooks, on one Starlette server.
 
     POST /slack/events   every Slack request (commands, interactivity, events), through Bolt
-    GET  /healthz        200 {"ok": true, ...} while the store is writable, else 503
-    GET  /metrics        Prometheus text
+    GET  /healthz        200 {"ok": true, ...} after committing a write to the store, else 503
+    GET  /metrics        Prometheus text; with SWITCHBOARD_METRICS_TOKEN, only for `Bearer <token>`
     /hooks/*             telco webhooks (bot.hooks)
+
+Every request passes `bot.guard.Guard` first: body caps, a body deadline, Slack's signature and
+replays are checked there, before any route reads or parses anything.
 
 With SLACK_APP_TOKEN set, the same Bolt app also connects to Slack in Socket Mode.
 """
@@ -11,18 +14,21 @@ With SLACK_APP_TOKEN set, the same Bolt app also connects to Slack in Socket Mod
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.domain import alerts, numbers, vn
-from bot.hooks import hook_routes
+from bot.guard import Guard
+from bot.hooks import HOOKS, hook_routes
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
@@ -55,17 +61,28 @@ def create_app(
         return response
 
     async def healthz(request: Request) -> Response:
-        writable = services.store.writable()
+        problem = services.store.write_problem()
+        writable = problem is None
         body = {
             "ok": writable,
-            "store": "writable" if writable else "not writable",
+            "store": "writable" if writable else f"not writable: {problem}",
             "schema_version": services.store.schema_version(),
             "outbox_pending": services.outbox.pending_count(),
             "uptime_s": round(time.time() - started, 1),
         }
         return JSONResponse(body, status_code=200 if writable else 503)
 
+    metrics_token = (settings.metrics_token.get_secret_value() if settings.metrics_token else "").encode() or None
+
     async def metrics(request: Request) -> Response:
+        if metrics_token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), metrics_token):
+                return JSONResponse(
+                    {"ok": False, "error": "unauthorized"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="switchboard metrics"'},
+                )
         unrouted = services.store.execute("SELECT COUNT(*) FROM inbox WHERE status = 'unrouted'").fetchone()
         services.metrics.inbox_unrouted.set(unrouted[0])
         services.metrics.outbox_pending.set(services.outbox.pending_count())
@@ -73,6 +90,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if metrics_token is None:
+            log.warning("SWITCHBOARD_METRICS_TOKEN is not set: /metrics answers anyone who can reach this port")
         await services.start()
         socket_mode = None
         if settings.slack_app_token is not None:
@@ -94,7 +113,18 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         *hook_routes(services),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hook_sources = {hook.path: hook.source for hook in HOOKS}
+
+    def refused(path: str, status: int, reason: str) -> None:
+        """Count what the guard refused, on the metrics its route already has (unknown paths not counted)."""
+        if path.startswith("/slack/"):
+            services.metrics.slack_requests.labels("replay" if status == 200 else str(status)).inc()
+        elif path in hook_sources:
+            services.metrics.hook_requests.labels(hook_sources[path], f"refused_{status}").inc()
+
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    guard = Middleware(Guard, signing_secret=secret, on_refused=refused)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.services = services
     app.state.bolt = bolt
     return app

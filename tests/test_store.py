@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from bot.store import MIGRATIONS, Migration, Store
+from bot.store import BUSY_TIMEOUT_MS, MIGRATIONS, Migration, Store, StoreBusy
 
 
 def test_pragmas(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    assert store.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert store.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS == 200
     assert store.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
@@ -70,10 +71,41 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
 def test_writable(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     assert store.writable()
+    assert store.execute("SELECT COUNT(*) FROM health").fetchone()[0] == 1  # a real, committed write
     other = Store(tmp_path / "s.db")
-    other.conn.execute("PRAGMA busy_timeout = 0")
-    store.conn.execute("PRAGMA busy_timeout = 0")
     other.conn.execute("BEGIN IMMEDIATE")
-    assert not store.writable()
+    assert store.write_problem() == "busy: another connection holds the write lock"
     other.conn.execute("ROLLBACK")
     assert store.writable()
+
+
+def test_a_held_lock_costs_one_short_wait_then_statements_fail_at_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    other = Store(tmp_path / "s.db")
+    other.conn.execute("BEGIN IMMEDIATE")
+    waits = []
+    for _ in range(5):
+        started = time.monotonic()
+        with pytest.raises(StoreBusy):
+            store.audit("U1", "x")
+        waits.append(time.monotonic() - started)
+    assert 0.15 < waits[0] < 0.5  # the busy timeout, once
+    assert max(waits[1:]) < 0.02  # then at once, for BUSY_BACKOFF_S
+    assert store.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0  # reads never wait (WAL)
+    with pytest.raises(StoreBusy), store.transaction():
+        pass
+    other.conn.execute("COMMIT")
+    started = time.monotonic()
+    store.audit("U1", "x")  # the lock is gone: works at once, even inside the fail-fast second
+    assert time.monotonic() - started < 0.02
+    time.sleep(1.05)
+    assert store.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
+
+
+def test_a_transaction_sqlite_rolled_back_itself_reports_the_real_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    pages = store.execute("PRAGMA page_count").fetchone()[0]
+    store.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(Exception, match="full"), store.transaction():
+        store.execute("INSERT INTO audit (at, actor, action, detail) VALUES (0, 'a', 'b', zeroblob(100000))")
+    assert not store.conn.in_transaction
