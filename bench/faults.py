@@ -25,6 +25,7 @@ import httpx
 
 from bench.__main__ import CALL, stop_server
 from bench.http_attacks import http_attacks
+from bench.security import security
 from bot.domain.routing import set_group_route
 from bot.sandbox import payloads
 from bot.sandbox.avanser import make_inventory
@@ -390,6 +391,7 @@ def main() -> None:
         provisioning_faults(12 if q else 100),
         fuzzing(200 if q else 1000),
         http_attacks(quick=q),
+        *security(quick=q),
     ]
     print("\nSwitchboard faults\n")
     for r in results:

@@ -36,6 +36,7 @@ from notifiers.events import (
     ExotelCall,
     ExotelDeallocation,
     ExotelVerification,
+    is_placeholder,
     parse_event,
 )
 
@@ -106,7 +107,13 @@ def token_ok(services: Services, request: Request) -> bool:
 
 async def _payload(hook: Hook, request: Request) -> dict[str, Any]:
     if hook.method == "GET":
-        return {k: v for k, v in request.query_params.multi_items() if k != "token"}
+        # A parameter may come twice: our registered template's tag left literal, and the value AVANSER
+        # appended after it. The value wins over the tag, whichever comes first.
+        params: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key != "token" and (key not in params or is_placeholder(params[key]) or not is_placeholder(value)):
+                params[key] = value
+        return params
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None

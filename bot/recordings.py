@@ -276,7 +276,10 @@ class RecordingFetcher:
                 ) from None
 
     async def _read(self, answer: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-        transport = answer.connection.transport if answer.connection is not None else None
+        # The connection is released early when the whole answer is already in (a short body): its protocol
+        # still knows the socket's peer.
+        protocol = answer.connection.protocol if answer.connection is not None else getattr(answer, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
         peer = transport.get_extra_info("peername") if transport is not None else None
         self.peers.append(str(peer[0]) if peer else "?")
         status = answer.status

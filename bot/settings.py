@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     )
     caller_id: str | None = _env("SWITCHBOARD_CALLER_ID")
     vn_reminder: float = Field(default=900.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_VN_REMINDER"))
+    propagation: float = Field(default=420.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_PROPAGATION"))
     callback_wait: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_CALLBACK_WAIT"))
     call_countries: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias=AliasChoices("SWITCHBOARD_CALL_COUNTRIES")
@@ -127,7 +128,7 @@ class Settings(BaseSettings):
             return codes
         return value
 
-    @field_validator("vn_reminder", mode="before")
+    @field_validator("vn_reminder", "propagation", mode="before")
     @classmethod
     def _reminder(cls, value: Any) -> Any:
         """`15m`, `2h`, `1d` or seconds."""

@@ -284,6 +284,12 @@ def _inbox_retries(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE inbox ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0")
 
 
+def _request_live(db: sqlite_utils.Database) -> None:
+    # Seed 000: "configured" (about 7 minutes to propagate, then a test call) comes before "live".
+    db.execute("ALTER TABLE number_requests ADD COLUMN configured_at REAL")
+    db.execute("ALTER TABLE number_requests ADD COLUMN live_via TEXT")  # test_call | timer
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -298,6 +304,7 @@ MIGRATIONS: list[Migration] = [
     Migration(12, "click-to-call: call slots for the per-person and per-workspace limits", _call_slots),
     Migration(13, "keys of interactions handled once", _once_keys),
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
+    Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
 ]
 
 

@@ -52,7 +52,7 @@ def voicemail_title(call: AvanserCall, route: Route) -> str:
 def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     """Every field from AVANSER (and the route's typed name) is escaped and cut by `notifiers.text`."""
     kind = kind_of(call)
-    icon, headline = HEADLINES[kind]
+    icon, headline = HEADLINES.get(kind) or ("📞", f"Call ({mrkdwn(kind, 60)})")  # a status the seed doesn't list
     caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
     state_name = call.cstate if call.cstate not in ("MOB",) else "mobile"
     where = mrkdwn(", ".join(p for p in (call.clocation, state_name) if p))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.phone import from_avanser, parse_number
 
@@ -24,6 +25,14 @@ CALL_STATUSES = {
     "avanser_answered_call": "answered",
     "avanser_fax_call": "fax",
 }
+
+
+PLACEHOLDER = re.compile(r"^(\[\[\w+\]\]|__\w+__)$")  # a template tag AVANSER left unsubstituted
+
+
+def is_placeholder(value: Any) -> bool:
+    """`[[uniqueid]]` or `__URL__` left literal: the field counts as absent."""
+    return isinstance(value, str) and bool(PLACEHOLDER.match(value.strip()))
 
 
 def _digest(*values: Any) -> str:
@@ -77,28 +86,40 @@ class AvanserCall(Event):
         default=None, validation_alias=AliasChoices("recording_url", "recording", "URL", "url", "audio_url")
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tags_left_literal(cls, values: Any) -> Any:
+        # The call-URI is registered as seed 000's template; a tag AVANSER didn't fill counts as absent.
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not is_placeholder(v)}
+        return values
+
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return 0 if value in (None, "") else value
+        return 0 if value in (None, "") or not str(value).strip().isdigit() else value
 
-    @field_validator("callstatus")
+    @field_validator("callstatus", mode="before")
     @classmethod
-    def _status(cls, value: str) -> str:
-        if value not in CALL_STATUSES:
-            raise ValueError(f"callstatus must be one of {', '.join(CALL_STATUSES)}")
-        return value
+    def _status(cls, value: Any) -> Any:
+        return value or "avanser_missed_call"
 
     def dedup_key(self) -> str:
-        key = self.uniqueid or self.callid
-        if not key:
-            raise ValueError("missing uniqueid or callid")
-        return key
+        """AVANSER's uniqueid, else its callid, else a hash of the call's own fields (never a literal tag)."""
+        return (
+            self.uniqueid
+            or self.callid
+            or "fields:"
+            + _digest(self.clientid, self.bnum, self.ani, self.tzdate, self.duration, self.callstatus, self.target)
+        )
 
     @property
     def status(self) -> str:
-        """missed | abandoned | busy | unanswered | answered | fax."""
-        return CALL_STATUSES[self.callstatus]
+        """missed | abandoned | busy | unanswered | answered | fax, or AVANSER's own word for one it adds later."""
+        known = CALL_STATUSES.get(self.callstatus)
+        if known:
+            return known
+        return self.callstatus.removeprefix("avanser_").removesuffix("_call").replace("_", " ") or "missed"
 
     @property
     def is_voicemail(self) -> bool:

@@ -54,8 +54,11 @@ def render_request(
     decided_by: str | None = None,
     error: str | None = None,
     approvals: str | None = None,
+    live_via: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The one message that follows a request from asking to live (or failed), edited at every step.
+    """The one message that follows a request from asking to live (or failed), edited at every step:
+    seed 000's flow — requested (number reserved) → configured, propagating → live at AVANSER's test
+    call, or after the propagation time with "no test call seen" said plainly.
 
     `name` (typed by the requester) and `error` (a sentence that may quote AVANSER) are escaped here;
     `requester`, `decided_by`, `channel` and `approvals` are Slack ids and become mentions."""
@@ -81,14 +84,25 @@ def render_request(
     elif status == "pending":
         if kind == "create":
             text = (
-                f"⏳ Requested: AVANSER reserved *{shown}* for “{name}”. Setting it up usually takes about "
-                "7 minutes; this message changes when it's live."
+                f"⏳ Requested: AVANSER reserved *{shown}* for “{name}” and is configuring it on the phone "
+                "network; this message changes at each step."
             )
         else:
             text = f"⏳ AVANSER is working on {what}; this message changes when it's done."
+    elif status == "configured":
+        text = (
+            f"⚙️ *{shown}* is configured — “{name}”. AVANSER takes about 7 minutes to reach all its servers, "
+            "then makes a test call; this message says *live* when it does."
+        )
     elif status == "completed":
+        seen = {
+            "test_call": " AVANSER's test call came through.",
+            "timer": " No test call was seen (your account "
+            "may not include AVANSER's test calls); it has had the usual 7 minutes to propagate.",
+        }
         text = {
-            "create": f"✅ *{shown}* is live — “{name}”. Its calls and texts will be posted in <#{channel}>.",
+            "create": f"✅ *{shown}* is live — “{name}”. Its calls and texts will be posted in <#{channel}>."
+            + seen.get(live_via or "", ""),
             "update": f"✅ “{name}” ({shown}) is updated.",
             "delete": f"✅ {shown} is released. Its calls will no longer be posted.",
         }.get(kind, "✅ Done.")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 import pytest
 
+from bot.domain.numbers import CALL_URI_TAGS
 from bot.sandbox.stack import Stack
 from tests.helpers import (
     AVANSER_CALL,
@@ -14,6 +16,8 @@ from tests.helpers import (
     CASES,
     EXOTEL_CALL,
     inbox,
+    messages,
+    route,
     send,
 )
 
@@ -90,12 +94,12 @@ def test_unknown_fields_are_kept(stack: Stack, http: httpx.Client) -> None:
             json.dumps({"greenvn_id": "g", "connection_id": "c", "aparty_numbers": "+91"}).encode(),
             "aparty_numbers: Input should be a valid list",
         ),
-        ("GET", "/hooks/avanser/call", None, "missing uniqueid or callid"),
+        ("GET", "/hooks/avanser/call", None, "bnum: Field required"),
     ],
 )
 def test_malformed_payload_is_400_with_a_reason(stack: Stack, http: httpx.Client, method, path, body, reason) -> None:
     if method == "GET":
-        answer = http.get(stack.hook_url(path), params={"token": stack.webhook_token, "bnum": "+61-02"})
+        answer = http.get(stack.hook_url(path), params={"token": stack.webhook_token, "uniqueid": "ECS1-1"})
     else:
         answer = http.post(
             stack.hook_url(path),
@@ -108,11 +112,40 @@ def test_malformed_payload_is_400_with_a_reason(stack: Stack, http: httpx.Client
     assert inbox(stack) == []
 
 
-def test_unknown_call_status_is_400(stack: Stack, http: httpx.Client) -> None:
+def test_an_unknown_call_status_is_kept_and_shown_never_refused(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
     answer = send(http, stack, "GET", "/hooks/avanser/call", {**AVANSER_CALL, "callstatus": "avanser_party_call"})
-    assert answer.status_code == 400
-    assert "callstatus must be one of avanser_missed_call" in answer.json()["error"]
-    assert inbox(stack) == []
+    assert answer.status_code == 200
+    assert [row[2]["callstatus"] for row in inbox(stack)] == ["avanser_party_call"]
+    [message] = messages(stack, "C0SALES")
+    assert message["text"].startswith("Call (party) from 0410 203 045")
+
+
+def test_the_call_uri_template_substituted_or_appended(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    template = f"{stack.url}/hooks/avanser/call?token={stack.webhook_token}&{CALL_URI_TAGS}"
+    substituted = template
+    for key, value in {**AVANSER_CALL, "tag": "ad-1", "curl": "radio"}.items():
+        substituted = substituted.replace(f"[[{key}]]", quote(str(value), safe=""))
+    assert http.get(substituted).status_code == 200
+    appended = template + "&" + urlencode({**AVANSER_CALL, "uniqueid": "ECS1-appended"})
+    assert http.get(appended).status_code == 200
+    stored = [row[2] for row in inbox(stack)]
+    assert [s["uniqueid"] for s in stored] == ["ECS1-1923211.11", "ECS1-appended"]
+    assert stored[0]["custom_id"] == "ad-1" and stored[0]["recording_url"] == "__URL__"  # kept as received
+    assert len(messages(stack, "C0SALES", count=2)) == 2
+
+
+def test_tags_left_literal_count_as_absent_never_as_a_dedup_key(stack: Stack, http: httpx.Client) -> None:
+    route(stack)
+    template = f"{stack.url}/hooks/avanser/call?token={stack.webhook_token}&{CALL_URI_TAGS}"
+    literal = {k: v for k, v in parse_qsl(template.split("?", 1)[1]) if k != "token"}
+    for n in range(3):  # AVANSER filled only some fields: uniqueid and callid stayed literal
+        fields = {**literal, "bnum": AVANSER_CALL["bnum"], "ani": f"+61-041020304{n}", "tzdate": AVANSER_CALL["tzdate"]}
+        assert send(http, stack, "GET", "/hooks/avanser/call", fields).json()["duplicate"] is False
+    keys = [row[1] for row in inbox(stack)]
+    assert len(set(keys)) == 3 and not any("[[" in k for k in keys)
+    assert len(messages(stack, "C0SALES", count=3)) == 3
 
 
 def test_request_callback_statuses_are_distinct_events(stack: Stack, http: httpx.Client) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain.numbers import CALL_URI_TAGS
 from bot.sandbox.stack import ADMIN, Stack
 from tests.helpers import click, submit_view, wait_for
 
@@ -182,7 +183,7 @@ def test_admin_request_goes_live_and_its_calls_are_posted(numbers: Stack) -> Non
             "record_call": True,
             "call_reporting": {"report": "missed"},
         },
-        "call_uri": f"{numbers.url}/hooks/avanser/call?{token}",
+        "call_uri": f"{numbers.url}/hooks/avanser/call?{token}&{CALL_URI_TAGS}",
         "sms_forward_uri": f"{numbers.url}/hooks/avanser/sms?{token}",
         "callback_uri": f"{numbers.url}/hooks/avanser/request?{token}",
     }
@@ -192,8 +193,11 @@ def test_admin_request_goes_live_and_its_calls_are_posted(numbers: Stack) -> Non
     number = next(iter(numbers.avanser.services))
     assert live["text"] == (
         f"✅ {number[3:7] and '0' + number[3:6]} {number[6:9]} {number[9:]} is live — “Spring sale "
-        "radio ad”. Its calls and texts will be posted in <#C0SALES>."
+        "radio ad”. Its calls and texts will be posted in <#C0SALES>. AVANSER's test call came through."
     )
+    test_call = wait_for(lambda: [m for m in numbers.slack.channel_messages("C0SALES") if "Test call" in m["text"]])
+    assert test_call[0]["thread_ts"] == live["ts"]  # said in the request's thread, not posted as an alert
+    assert not any("call from" in m["text"].lower() for m in numbers.slack.channel_messages("C0SALES"))
     assert numbers.avanser.place_call(number, "+61410203045").status_code == 200
     wait_for(lambda: any("Missed call" in m["text"] for m in numbers.slack.channel_messages("C0SALES")))
     alert = next(m for m in numbers.slack.channel_messages("C0SALES") if "Missed call" in m["text"])
@@ -321,19 +325,27 @@ def test_failed_provisioning_says_why(numbers: Stack) -> None:
 
 
 def test_missing_callback_is_replaced_by_polling(tmp_path) -> None:
-    with Stack(tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT=0.5) as stack:
+    with Stack(
+        tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT=0.5, SWITCHBOARD_PROPAGATION="1s"
+    ) as stack:
         stack.avanser.callback_delay = 0.1
         stack.avanser.send_callbacks = False
+        stack.avanser.test_calls = False  # an account without AVANSER's test calls: live after propagation
         submit_view(stack, "numbers_new", TRANSFER, user=ADMIN)
+        wait_for(lambda: "is configured" in progress(stack)["text"], timeout=10)
         wait_for(lambda: "is live" in progress(stack)["text"], timeout=10)
+        assert "No test call was seen" in progress(stack)["text"]
         assert stack.avanser.callbacks_sent == []
         assert len([r for r in stack.avanser.received if r.method == "GET" and r.path == "/v1/requests"]) >= 1
 
 
 def test_pending_request_is_polled_after_a_restart(tmp_path) -> None:
-    with Stack(tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT=600) as stack:
+    with Stack(
+        tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT=600, SWITCHBOARD_PROPAGATION="1s"
+    ) as stack:
         stack.avanser.callback_delay = 0.1
         stack.avanser.send_callbacks = False
+        stack.avanser.test_calls = False
         submit_view(stack, "numbers_new", TRANSFER, user=ADMIN)
         wait_for(lambda: "Requested" in progress(stack)["text"])
         stack.stop_app()
@@ -450,7 +462,7 @@ def test_every_step_is_audited(numbers: Stack) -> None:
     rows = numbers.on_app(audit())
     actions = [r[1] for r in rows]
     assert actions[:2] == ["number.create.request", "number.create.submitted"]
-    assert "route.set" in actions and "number.create.completed" in actions
+    assert "route.set" in actions and "number.create.configured" in actions and "number.create.live" in actions
     assert all(r[2] for r in rows if r[1] in ("number.create.submitted", "number.create.completed"))
 
 
@@ -562,3 +574,13 @@ def test_route_only_our_numbers_only_where_the_bot_can_post(numbers: Stack) -> N
 async def _routes(stack: Stack) -> list[tuple[str, str]]:
     assert stack.services is not None
     return stack.services.store.execute("SELECT number, channel FROM routes").fetchall()
+
+
+def test_pending_confirmation_counts_as_done(tmp_path) -> None:
+    with Stack(tmp_path, outbox_channel_interval=0, SWITCHBOARD_CALLBACK_WAIT=0.3) as stack:
+        stack.avanser.callback_delay = 0.1
+        stack.avanser.send_callbacks = False
+        stack.avanser.test_calls = False
+        stack.avanser.final_status = "pending_confirmation"  # "Request is completed, waiting to send confirmation"
+        submit_view(stack, "numbers_new", TRANSFER, user=ADMIN)
+        wait_for(lambda: "is configured" in progress(stack)["text"], timeout=10)

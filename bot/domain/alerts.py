@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain import calls, vn
+from bot.domain import calls, numbers, vn
 from bot.domain.routing import Delivered, deliver, route_for, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
@@ -77,6 +77,8 @@ def _post(services: Services, inbox_id: int, channel: str, message: Message, ale
 
 
 def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> str:
+    if numbers.test_call(services, event.tracking_e164):
+        return "done"  # AVANSER's automatic test call of a new number: said in its thread, not an alert
     route = _route(services, event.tracking_e164, event.custom_group)
     if route is None:
         return "unrouted"

@@ -202,34 +202,23 @@ class NumberRequest:
     decided_by: str | None
     error: str | None
     submitted_at: float | None
+    configured_at: float | None = None
+    live_via: str | None = None  # test_call | timer
 
 
 def load_request(services: Services, *, id: int | None = None, request_id: str | None = None) -> NumberRequest | None:
     column, value = ("id", id) if id is not None else ("request_id", request_id)
     row = services.store.execute(
         "SELECT id, kind, custom_id, name, number, channel, requester, status, body, request_id, message_row,"
-        f" approval_row, decided_by, error, submitted_at FROM number_requests WHERE {column} = ?",
+        f" approval_row, decided_by, error, submitted_at, configured_at, live_via FROM number_requests"
+        f" WHERE {column} = ?",
         (value,),
     ).fetchone()
     if row is None:
         return None
-    return NumberRequest(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        json.loads(row[8]),
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        row[14],
-    )
+    values = list(row)
+    values[8] = json.loads(values[8])
+    return NumberRequest(*values)
 
 
 def _set(services: Services, request: NumberRequest, **changes: Any) -> None:
@@ -257,6 +246,7 @@ def show_progress(services: Services, request: NumberRequest) -> None:
         decided_by=request.decided_by,
         error=request.error,
         approvals=services.settings.approvals_channel,
+        live_via=request.live_via,
     )
     services.outbox.update(request.message_row, text, blocks)
 
@@ -364,7 +354,7 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
         return
     number = ack.service_e164 or request.number
     latest = load_request(services, id=request.id)
-    if latest is not None and latest.status in ("completed", "failed"):
+    if latest is not None and latest.status in ("configured", "completed", "failed"):
         return  # AVANSER's callback came before its answer to the request, and already settled it
     _set(services, request, status="pending", request_id=ack.request_id, number=number, submitted_at=time.time())
     if request.message_row is not None:
@@ -460,22 +450,14 @@ def finish(
             _set(services, request, request_id=request_id)
     if request is None:
         return False
-    if request.status in ("completed", "failed"):
+    if request.status in ("configured", "completed", "failed"):
         return True
     number = service_number or request.number
-    if status == "completed":
-        _set(services, request, status="completed", number=number)
-        if request.kind == "create" and number:
-            set_route(services.store, number, request.channel, by=request.requester, name=request.name)
-            if request.message_row is not None:  # the number's calls thread under the request's message
-                remember_thread(services.store, f"number:{number}", request.message_row)
-            services.store.audit(
-                "AVANSER",
-                "route.set",
-                subject=number,
-                detail=json.dumps({"channel": request.channel}),
-                provider_ref=request_id,
-            )
+    if status in DONE:
+        if request.kind == "create" and number:  # seed 000: configured now, live at its test call
+            _configured(services, request, number)
+        else:
+            _set(services, request, status="completed", number=number)
         if request.kind == "delete" and number:
             remove_route(services.store, number)
     else:
@@ -489,6 +471,73 @@ def finish(
     )
     show_progress(services, request)
     return True
+
+
+# -- configured → live --------------------------------------------------------------------------------
+
+DONE = ("completed", "pending_confirmation")  # "Request is completed, waiting to send confirmation" is done
+
+
+def _configured(services: Services, request: NumberRequest, number: str) -> None:
+    """AVANSER set the number up: its alerts are routed to the request's channel, threaded under its message,
+    and it goes live at the test call, or once the propagation time has passed."""
+    _set(services, request, status="configured", number=number, configured_at=time.time())
+    set_route(services.store, number, request.channel, by=request.requester, name=request.name)
+    if request.message_row is not None:  # the number's calls thread under the request's message
+        remember_thread(services.store, f"number:{number}", request.message_row)
+    services.store.audit(
+        "AVANSER",
+        "route.set",
+        subject=number,
+        detail=json.dumps({"channel": request.channel}),
+        provider_ref=request.request_id,
+    )
+    schedule_live(services, request)
+
+
+def schedule_live(services: Services, request: NumberRequest) -> None:
+    at = (request.configured_at or time.time()) + services.settings.propagation
+    services.scheduler.at(at, f"live-{request.id}", propagated, services, request.id)
+
+
+async def propagated(services: Services, request_row: int) -> None:
+    """Propagation time is up and no test call came (an account without that subscription): live anyway."""
+    request = load_request(services, id=request_row)
+    if request is not None and request.status == "configured":
+        _go_live(services, request, "timer")
+
+
+def test_call(services: Services, number: str | None) -> bool:
+    """A call to a number that is configured but not live yet is AVANSER's automatic test call (seed 000):
+    the number goes live and the call is said in its request's thread, not posted as a missed call."""
+    if not number:
+        return False
+    row = services.store.execute(
+        "SELECT id FROM number_requests WHERE number = ? AND kind = 'create' AND status IN ('pending', 'configured')"
+        " ORDER BY id DESC LIMIT 1",
+        (number,),
+    ).fetchone()
+    request = load_request(services, id=row[0]) if row else None
+    if request is None:
+        return False
+    if request.status == "pending":  # the test call beat AVANSER's "completed": it is configured all the same
+        _configured(services, request, number)
+    _go_live(services, request, "test_call")
+    if request.message_row is not None:
+        services.outbox.post(
+            request.channel,
+            f"🧪 Test call received: {national(number)} answers calls — it is live.",
+            thread_of=request.message_row,
+            dedup_key=f"test-call:{request.id}",
+        )
+    return True
+
+
+def _go_live(services: Services, request: NumberRequest, via: str) -> None:
+    _set(services, request, status="completed", live_via=via)
+    services.scheduler.cancel(f"live-{request.id}")
+    services.store.audit("AVANSER", "number.create.live", subject=request.number, detail=json.dumps({"via": via}))
+    show_progress(services, request)
 
 
 # -- the fallback poll ------------------------------------------------------------------------------
@@ -512,10 +561,10 @@ async def poll_request(services: Services, request_row: int) -> None:
         schedule_poll(services, request, after=services.settings.callback_wait)
         return
     record = next((r for r in records if r.id == request.request_id), None)
-    if record is None or record.request_status not in ("completed", "failed", "reported"):
+    if record is None or record.request_status not in (*DONE, "failed", "reported"):
         schedule_poll(services, request, after=services.settings.callback_wait)
         return
-    status = "completed" if record.request_status == "completed" else "failed"
+    status = "completed" if record.request_status in DONE else "failed"
     payload = {
         "request_id": record.id,
         "status": status,
@@ -545,6 +594,11 @@ async def rebuild_polls(services: Services) -> None:
         request = load_request(services, id=row_id)
         if request is not None:
             schedule_poll(services, request)
+    configured = services.store.execute("SELECT id FROM number_requests WHERE status = 'configured'").fetchall()
+    for (row_id,) in configured:
+        request = load_request(services, id=row_id)
+        if request is not None:
+            schedule_live(services, request)
     stuck = services.store.execute(
         "SELECT id FROM number_requests WHERE status IN ('submitting', 'unclear')"
     ).fetchall()
@@ -562,6 +616,24 @@ def avanser_client(services: Services) -> AvanserClient:
     return services.avanser
 
 
+# Seed 000's call-URI template: every documented parameter as AVANSER's tag, custom_id=[[tag]] and
+# custom_group=[[curl]] as written there; recording_url=__URL__ is the documented call tag for the
+# recording (an email/SMS tag in seed 001: when AVANSER doesn't fill it here it stays literal and counts
+# as absent). Tags left literal are ignored by the webhook; values AVANSER appends instead are read too.
+CALL_URI_TAGS = (
+    "&".join(
+        f"{name}=[[{tag}]]"
+        for name, tag in (
+            *((p, p) for p in ("clientid", "callid", "uniqueid", "bnum", "adname", "target", "targetname", "ani")),
+            *((p, p) for p in ("tzdate", "duration", "callstatus", "callcode", "clocation", "cstate", "ccountry")),
+            ("custom_id", "tag"),
+            ("custom_group", "curl"),
+        )
+    )
+    + "&recording_url=__URL__"
+)
+
+
 def hook_urls(settings: Settings) -> dict[str, str]:
     """call_uri, sms_forward_uri and callback_uri: Switchboard's own webhooks, never typed by users."""
     if not settings.public_url or settings.webhook_token is None:
@@ -573,7 +645,7 @@ def hook_urls(settings: Settings) -> dict[str, str]:
     base = settings.public_url.rstrip("/")
     token = f"token={settings.webhook_token.get_secret_value()}"
     return {
-        "call_uri": f"{base}/hooks/avanser/call?{token}",
+        "call_uri": f"{base}/hooks/avanser/call?{token}&{CALL_URI_TAGS}",
         "sms_forward_uri": f"{base}/hooks/avanser/sms?{token}",
         "callback_uri": f"{base}/hooks/avanser/request?{token}",
     }

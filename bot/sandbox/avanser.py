@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 import phonenumbers
@@ -187,6 +188,15 @@ class AvanserSandbox(SandboxBase):
         self.number_rates: list[dict[str, Any]] = [dict(SEED_NUMBER_RATE)]  # tests may add rates of this shape
         self.call_rates: list[dict[str, Any]] = [dict(SEED_CALL_RATE)]
         self.callback_delay = callback_delay
+        # How the call-URI is called: "append" the parameters to the registered URL (tags in it stay
+        # literal), or "substitute" seed 000's [[tags]] in it with the call's values (custom_id=[[tag]],
+        # custom_group=[[curl]]); the seed shows the template but not which AVANSER does.
+        self.call_uri_mode = "append"
+        self.test_calls = True  # the account has AVANSER's test-call subscription (seed 000)
+        # The status a finished request shows in the request list: "completed", or seed 001's
+        # "pending_confirmation" ("Request is completed, waiting to send confirmation").
+        self.final_status = "completed"
+        self.test_call_delay = callback_delay
         self.send_callbacks = True  # False: requests complete but the callback-URI is never called
         self.fail_provisioning: set[str] = set()  # E.164 numbers whose provisioning fails
         self.accounts = {6999: "Test Account", 7001: "Agency Client B"}
@@ -243,6 +253,8 @@ class AvanserSandbox(SandboxBase):
             "custom_id": service.get("custom_id", ""),
             "custom_group": service.get("custom_group", ""),
         }
+        if self.call_uri_mode == "substitute":
+            return self.client().get(_substitute(service["call_uri"], params))
         return self.client().get(_with_query(service["call_uri"], params))
 
     def send_sms(self, service_e164: str, sender_e164: str, text: str) -> httpx.Response:
@@ -681,7 +693,7 @@ class AvanserSandbox(SandboxBase):
                 record.update(request_status="failed", message="Selected service number is not available")
                 self.reserved.discard(number)
             else:
-                record.update(request_status="completed", message="Request completed successfully")
+                record.update(request_status=self.final_status, message="Request completed successfully")
                 self._apply(record["request_type"], number, body)
         callback = {
             "account_id": self.account_id,
@@ -694,8 +706,15 @@ class AvanserSandbox(SandboxBase):
         }
         record["callback_body"] = callback
         url = record.get("callback_url") or (self.services.get(number) or {}).get("callback_uri")
-        if not url or not self.send_callbacks:
-            return
+        if url and self.send_callbacks:
+            await self._send_callback(record, url, callback)
+        if record["request_type"] == "create" and record["request_status"] == "completed" and self.test_calls:
+            # Seed 000: once configured, "a test call is automatically conducted and the data sent via HTTP
+            # Callback (Requires Subscription)" — a call to the new number, reported on its call-URI.
+            await asyncio.sleep(self.test_call_delay)
+            await asyncio.to_thread(self.place_call, number, TEST_CALLER, status="avanser_answered_call", duration=3)
+
+    async def _send_callback(self, record: dict[str, Any], url: str, callback: dict[str, Any]) -> None:
         for attempt in (1, 2):  # the seed's callback statuses: retry once, then failed
             try:
                 async with httpx.AsyncClient(timeout=10) as client:
@@ -912,6 +931,20 @@ def _avanser_display(e164: str) -> str:
     """`+61-0290081596`: the form the seed's call-URI and SMS-forward examples use."""
     number = phonenumbers.parse(e164, None)
     return f"+{number.country_code}-0{number.national_number}"
+
+
+TEST_CALLER = "+61290000000"  # who AVANSER's automatic test call comes from (the seed doesn't say)
+TEMPLATE_TAGS = {"tag": "custom_id", "curl": "custom_group"}  # seed 000's tag names where they differ
+
+
+def _substitute(url: str, params: dict[str, str]) -> str:
+    """Seed 000's template filled in: each [[tag]] replaced by its value, URL-encoded; unknown tags kept."""
+
+    def value(match: re.Match[str]) -> str:
+        name = TEMPLATE_TAGS.get(match.group(1), match.group(1))
+        return quote(params[name], safe="") if name in params else match.group(0)
+
+    return re.sub(r"\[\[(\w+)\]\]", value, url)
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:
