@@ -5,7 +5,10 @@ a replay of an event already held stores nothing. `InboxProcessor` takes the sto
 order and hands each to the handler registered for its type (`on(event_type, handler)`, wired when
 the app is built — the inbox knows no domain module). A handler runs inside one SQLite transaction
 with the event's own status update: its outbox rows, alert rows and thread registrations commit
-together with 'done', or not at all. A crash before the commit leaves the event 'new' and it is
+together with 'done', or not at all. Events are handled in batches: one transaction per step (each
+event in a savepoint of its own, so a failing one rolls back only itself), for at most
+BATCH_SECONDS, so a storm costs one commit per batch and the event loop is back to serving requests
+within 20 ms. A crash before the commit leaves the event 'new' and it is
 handled after the restart. A handler that fails (the database locked by a backup, a bug) rolls its
 work back and the event is tried again with backoff — MAX_ATTEMPTS times over about ten minutes —
 then kept as 'failed', counted in /metrics and logged with its id; nothing acknowledged is dropped.
@@ -26,6 +29,8 @@ from notifiers.events import Event, parse_event
 
 log = logging.getLogger(__name__)
 
+BATCH = 500  # events read per step
+BATCH_SECONDS = 0.02  # … handled in one transaction for at most this long before the loop serves requests again
 MAX_ATTEMPTS = 8
 BACKOFF = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds before the next attempt
 
@@ -75,15 +80,26 @@ class InboxProcessor(Worker):
         row = self.store.execute("SELECT MIN(next_attempt_at) FROM inbox WHERE status = 'new'").fetchone()
         return 1.0 if row[0] is None else min(1.0, max(0.05, row[0] - time.time()))
 
-    def process_pending(self, limit: int = 100) -> int:
+    def process_pending(self, limit: int = BATCH, budget: float = BATCH_SECONDS) -> int:
+        """Handle the events that are due, in one transaction (each in a savepoint of its own), for at most
+        `budget` seconds: the event loop — and so every ack and webhook — waits no longer than that."""
         rows = self.store.execute(
             "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
             " ORDER BY id LIMIT ?",
             (time.time(), limit),
         ).fetchall()
-        for inbox_id, source, payload, attempts in rows:
-            self.process_one(inbox_id, source, payload, attempts)
-        return len(rows)
+        if not rows:
+            return 0
+        started, handled = time.perf_counter(), 0
+        with self.store.transaction():
+            for inbox_id, source, payload, attempts in rows:
+                self.process_one(inbox_id, source, payload, attempts)
+                handled += 1
+                if time.perf_counter() - started > budget:
+                    break
+        if self.metrics is not None:
+            self.metrics.inbox_batch.observe(handled)
+        return handled
 
     def process_one(self, inbox_id: int, source: str, payload: str, attempts: int = 0) -> None:
         try:

@@ -39,6 +39,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.inbox_batch = Histogram(
+            "switchboard_inbox_batch_events",
+            "Webhook events handled per inbox transaction",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+            registry=r,
+        )
         self.outbox_sent = Counter(
             "switchboard_outbox_sent",
             "Slack messages delivered by the outbox, by method",

@@ -42,6 +42,7 @@ from bot.metrics import Metrics
 from bot.recordings import RecordingError, RecordingFetcher
 from bot.store import Store
 from bot.worker import Worker
+from notifiers.digest import render_digest
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ RESPONSE_URL = "response_url"
 FILE = "files.upload_v2"
 METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # when a row does not say
+DIGEST = "digest"  # payload key of a storm digest's post or edit: its id (rendered when sent)
 MAX_RECORDING_TRIES = 3  # fetches of one recording before the file is given up
 RECORDING_BACKOFF = 5.0  # times backoff_base: waits of ~5 s, then ~10 s between tries
 UNATTACHED = "I couldn't attach the file here ({reason})."
@@ -176,12 +178,17 @@ class Outbox(Worker):
         *,
         dedup_key: str | None = None,
         thread_of: int | None = None,
+        digest: int | None = None,
         **extra: Any,
     ) -> int:
-        """Queue a chat.postMessage; `text` is the notification and screen-reader fallback."""
+        """Queue a chat.postMessage; `text` is the notification and screen-reader fallback.
+
+        With `digest`, the message is that storm digest, rendered from its lines when it is sent."""
         payload: dict[str, Any] = {"text": text, **extra}
         if blocks is not None:
             payload["blocks"] = blocks
+        if digest is not None:
+            payload = {DIGEST: digest}
         return self.enqueue(POST, channel, payload, dedup_key=dedup_key, thread_of=thread_of)
 
     def update(
@@ -191,14 +198,17 @@ class Outbox(Worker):
         blocks: list[dict[str, Any]] | None = None,
         *,
         dedup_key: str | None = None,
+        digest: int | None = None,
     ) -> int:
-        """Queue a chat.update of the message that outbox row `message_row` posted."""
+        """Queue a chat.update of the message that outbox row `message_row` posted (a digest: rendered when sent)."""
         row = self.store.execute("SELECT channel FROM outbox WHERE id = ?", (message_row,)).fetchone()
         if row is None:
             raise ValueError(f"outbox row {message_row} does not exist")
         payload: dict[str, Any] = {"text": text}
         if blocks is not None:
             payload["blocks"] = blocks
+        if digest is not None:
+            payload = {DIGEST: digest}
         return self.enqueue(UPDATE, row[0], payload, dedup_key=dedup_key, update_of=message_row)
 
     def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> int:
@@ -211,6 +221,14 @@ class Outbox(Worker):
     def respond(self, response_url: str, body: dict[str, Any]) -> int:
         """Queue a post to an interaction's response_url (ephemeral by default, as Slack does)."""
         return self.enqueue(RESPONSE_URL, response_url, body)
+
+    def render_as_digest(self, row_id: int, digest_id: int) -> None:
+        """The row posts (or edits) storm digest `digest_id`, rendered from its lines when it is sent."""
+        self.store.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps({DIGEST: digest_id}), row_id))
+
+    def is_pending(self, row_id: int) -> bool:
+        row = self.store.execute("SELECT status FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return bool(row and row[0] == "pending")
 
     def message_ts(self, row_id: int) -> tuple[str, str] | None:
         """(channel id, ts) of a delivered post, or None while it is pending."""
@@ -403,6 +421,14 @@ class Outbox(Worker):
     def _resolve(self, row: _Row) -> dict[str, Any] | None:
         """The call's arguments with thread_ts / ts filled in; None when the row cannot go now."""
         kwargs = dict(row.payload)
+        if DIGEST in kwargs:  # a storm digest: rendered now, from every line it has at this moment
+            lines = [
+                r[0]
+                for r in self.store.execute(
+                    "SELECT line FROM digest_lines WHERE digest_id = ? ORDER BY id", (kwargs.pop(DIGEST),)
+                )
+            ]
+            kwargs["text"], kwargs["blocks"] = render_digest(lines)
         if row.method == UPDATE:
             assert row.update_of is not None
             newer = self.store.execute(

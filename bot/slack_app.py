@@ -38,6 +38,9 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
         client=services.slack,
         process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
+        # bot/guard.py has already checked the signature on the raw bytes before anything parsed them
+        # (Socket Mode requests carry none): Bolt checking it again costs every ack for nothing.
+        request_verification_enabled=False,
     )
 
     @app.middleware

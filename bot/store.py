@@ -12,6 +12,7 @@ on a request path turn `StoreBusy` into an honest 503; background workers try ag
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -290,6 +291,33 @@ def _request_live(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE number_requests ADD COLUMN live_via TEXT")  # test_call | timer
 
 
+def _digest_lines(db: sqlite_utils.Database) -> None:
+    # A storm costs O(1) per alert: a line appended here; the digest message is rendered when it is sent.
+    db.execute(
+        """
+        CREATE TABLE digest_lines (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            line TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX digest_lines_digest ON digest_lines (digest_id, id)")
+    db.execute("ALTER TABLE digests ADD COLUMN line_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE digests ADD COLUMN chars INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE digests ADD COLUMN update_row INTEGER REFERENCES outbox(id)")
+    # Digests opened before this version listed their lines in `digests.lines`: move them over.
+    for digest_id, lines in db.execute("SELECT id, lines FROM digests").fetchall():
+        listed = json.loads(lines or "[]")
+        db.conn.executemany(
+            "INSERT INTO digest_lines (digest_id, line) VALUES (?, ?)", [(digest_id, line) for line in listed]
+        )
+        db.execute(
+            "UPDATE digests SET line_count = ?, chars = ? WHERE id = ?",
+            (len(listed), sum(len(line) + 1 for line in listed), digest_id),
+        )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -305,6 +333,7 @@ MIGRATIONS: list[Migration] = [
     Migration(13, "keys of interactions handled once", _once_keys),
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
     Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
+    Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
 ]
 
 
@@ -424,15 +453,28 @@ class Store:
 
 
 class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT; inside another transaction, a SAVEPOINT that rolls back only its own work."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+        self.savepoint: str | None = None
 
     def __enter__(self) -> sqlite3.Connection:
-        self.store.execute("BEGIN IMMEDIATE")
+        if self.conn.in_transaction:
+            self.savepoint = f"sp{id(self)}"
+            self.store.execute(f"SAVEPOINT {self.savepoint}")
+        else:
+            self.store.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.savepoint is not None:
+            if exc_type and self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO {self.savepoint}")
+            if self.conn.in_transaction:
+                self.conn.execute(f"RELEASE {self.savepoint}")
+            return
         if not exc_type:
             try:
                 self.conn.execute("COMMIT")

@@ -307,6 +307,7 @@ class CommandFamily:
         self.subcommands: dict[str, Subcommand] = {}
         self.default: Subcommand | None = None
         self._default_accepts: re.Pattern[str] | None = None
+        self._help_blocks: list[dict[str, Any]] | None = None  # built on first use, after every sub-command
 
     # -- declaring ---------------------------------------------------------------------------
 
@@ -361,6 +362,14 @@ class CommandFamily:
         return "\n".join(lines)
 
     def help_blocks(self, intro: str | None = None) -> list[dict[str, Any]]:
+        """The help as Block Kit; the plain list is built once (it is the hot path of `/numbers help`)."""
+        if intro is None:
+            if self._help_blocks is None:
+                self._help_blocks = self._build_help_blocks(None)
+            return self._help_blocks
+        return self._build_help_blocks(intro)
+
+    def _build_help_blocks(self, intro: str | None) -> list[dict[str, Any]]:
         blocks: list[Any] = []
         if intro:
             blocks.append(SectionBlock(text=MarkdownTextObject(text=intro)))

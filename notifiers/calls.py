@@ -49,10 +49,23 @@ def voicemail_title(call: AvanserCall, route: Route) -> str:
     return plain(f"Voicemail — Voicemail from {caller} to {name} ({tracking})", 250)
 
 
+def _headline(call: AvanserCall) -> tuple[str, str]:
+    kind = kind_of(call)
+    return HEADLINES.get(kind) or ("📞", f"Call ({mrkdwn(kind, 60)})")  # a status the seed doesn't list
+
+
+def call_summary(call: AvanserCall, route: Route) -> str:
+    """The call as one line of a storm digest — cheap: no Block Kit."""
+    icon, headline = _headline(call)
+    caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
+    name = mrkdwn(call.adname) or mrkdwn(route.name) or "tracking number"
+    return truncate(f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}", LINE)
+
+
 def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
     """Every field from AVANSER (and the route's typed name) is escaped and cut by `notifiers.text`."""
     kind = kind_of(call)
-    icon, headline = HEADLINES.get(kind) or ("📞", f"Call ({mrkdwn(kind, 60)})")  # a status the seed doesn't list
+    icon, headline = _headline(call)
     caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
     state_name = call.cstate if call.cstate not in ("MOB",) else "mobile"
     where = mrkdwn(", ".join(p for p in (call.clocation, state_name) if p))
@@ -89,11 +102,10 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
         blocks.append(ContextBlock(block_id="status", elements=[MarkdownTextObject(text=status)]).to_dict())
     blocks.append(alert_actions(state))
     text = f"{headline} from {caller} to {name} ({tracking})"
-    summary = f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}"
     # A number Switchboard provisioned threads its calls under its request message (also shown in the channel).
     keys = (f"number:{call.tracking_e164}",) if call.tracking_e164 else ()
     return Message(
-        text=truncate(text, TEXT), blocks=blocks, summary=truncate(summary, LINE), thread_keys=keys, broadcast=True
+        text=truncate(text, TEXT), blocks=blocks, summary=call_summary(call, route), thread_keys=keys, broadcast=True
     )
 
 

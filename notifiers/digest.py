@@ -11,6 +11,9 @@ from notifiers.text import LINE, truncate
 SECTION_CHARS = 2900  # under Slack's 3,000 per section
 MAX_SECTIONS = 45  # under Slack's 50 blocks per message
 DIGEST_SECONDS = 60.0
+# The characters (with newlines) of lines one digest holds: every section can lose at most one line's
+# length to chunking, so this always fits in MAX_SECTIONS sections.
+DIGEST_CAPACITY = MAX_SECTIONS * (SECTION_CHARS - LINE - 1)
 
 
 def render_digest(lines: list[str]) -> tuple[str, list[dict[str, Any]]]:
@@ -39,8 +42,3 @@ def render_digest(lines: list[str]) -> tuple[str, list[dict[str, Any]]]:
         ContextBlock(elements=[MarkdownTextObject(text="Single alerts resume when the storm passes.")]).to_dict()
     )
     return title, blocks
-
-
-def fits(lines: list[str]) -> bool:
-    """Whether a digest with these lines still fits in one Slack message."""
-    return len(render_digest(lines)[1]) <= MAX_SECTIONS + 2

@@ -25,6 +25,13 @@ def _body(sms: AvanserSms) -> dict[str, object]:
     return SectionBlock(block_id="sms", text=PlainTextObject(text=body(sms.txt, SECTION), emoji=False)).to_dict()
 
 
+def sms_summary(sms: AvanserSms, route: Route) -> str:
+    """The text as one line of a storm digest — cheap: no Block Kit."""
+    sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
+    name = mrkdwn(route.name) or "tracking number"
+    return truncate(f"💬 {mrkdwn(sms.date, 100)} — text from {sender} to {name}", LINE)
+
+
 def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool) -> Message:
     """The first text from a sender starts the thread (with the buttons); later ones reply in it."""
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
@@ -33,7 +40,7 @@ def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool)
     date = mrkdwn(sms.date, 100)
     preview = mrkdwn(sms.txt, PREVIEW)
     key = thread_key(sms)
-    summary = truncate(f"💬 {date} — text from {sender} to {name}", LINE)
+    summary = sms_summary(sms, route)
     if not first:
         reply = [_body(sms)]
         if date:

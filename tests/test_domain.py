@@ -73,7 +73,9 @@ def test_new_number_form_errors_name_their_inputs(services: Services) -> None:
 
 async def test_the_webhook_urls_carry_the_token(services: Services) -> None:
     checked = numbers.check_new_number(services, ADMIN, FORM, "C0SALES")
-    assert checked.request.call_uri == "https://switchboard.example/hooks/avanser/call?token=hook-secret"
+    assert checked.request.call_uri == (
+        f"https://switchboard.example/hooks/avanser/call?token=hook-secret&{numbers.CALL_URI_TAGS}"
+    )
     assert numbers.request_new_number(services, ADMIN, checked).status == "submitting"
     await services.tasks.cancel_all()  # AVANSER isn't configured here: the submission would say so
     audited = services.store.execute("SELECT detail FROM audit WHERE action = 'number.create.request'").fetchone()
@@ -135,8 +137,10 @@ def test_a_storm_gathers_alerts_into_one_digest(services: Services) -> None:
         routing.deliver(store, outbox, f"k{n}", "C0SALES", Message(text=f"alert {n}", summary=f"line {n}"), digest=True)
     posted = [p for m, c, p in posts(services) if m == "chat.postMessage"]
     assert len(posted) == 4  # three posts fill 3 s of the channel's queue; the fourth is the digest
-    digest_lines = json.loads(store.execute("SELECT lines FROM digests").fetchone()[0])
-    assert digest_lines == [f"line {n}" for n in range(3, 12)]
+    assert posted[-1] == {"digest": 1}  # rendered when it is sent, from every line it has then
+    lines = [r[0] for r in store.execute("SELECT line FROM digest_lines WHERE digest_id = 1 ORDER BY id")]
+    assert lines == [f"line {n}" for n in range(3, 12)]
+    assert [m for m, _, _ in posts(services)].count("chat.update") == 0  # its post is still pending: no edit
 
 
 def test_inbox_dispatches_by_event_type_and_claim_is_once(services: Services) -> None:

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.domain import calls, numbers, vn
-from bot.domain.routing import Delivered, deliver, route_for, thread_channel, thread_root
+from bot.domain.routing import Delivered, add_to_digest, deliver, route_for, storming, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
 from notifiers.allocations import render_allocation_call, render_verification
-from notifiers.calls import kind_of, recording_not_attached, render_call, voicemail_title, wanted
+from notifiers.calls import call_summary, kind_of, recording_not_attached, render_call, voicemail_title, wanted
 from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
 from notifiers.fallback import render_fallback
 from notifiers.message import AlertState, Message, Route
-from notifiers.sms import render_sms, thread_key
+from notifiers.sms import render_sms, sms_summary, thread_key
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -68,6 +68,20 @@ def _rendered(render: Callable[[], Message], event: Event, state: AlertState) ->
         return render_fallback(event, state)
 
 
+def _into_digest(services: Services, channel: str, state: AlertState, line: Callable[[], str]) -> bool:
+    """During a storm in `channel`: the alert becomes one line of its digest (O(1)); False otherwise."""
+    if not storming(services.store, services.outbox, channel):
+        return False
+    try:
+        text = line()
+    except Exception:
+        log.exception("could not build the digest line of alert %s; a plain one instead", state.id)
+        text = f"An alert (#{state.id}) arrived; its line couldn't be built"
+    digest_id = add_to_digest(services.store, services.outbox, channel, text)
+    services.store.execute("UPDATE alerts SET digest_id = ? WHERE id = ?", (digest_id, state.id))
+    return True
+
+
 def _post(services: Services, inbox_id: int, channel: str, message: Message, alert: int, *, digest: bool) -> Delivered:
     delivered = deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message, digest=digest)
     services.store.execute(
@@ -85,8 +99,10 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
     if not wanted(event, route):
         return "skipped"
     state = _new_alert(services, inbox_id, route.channel, kind_of(event), event.caller_e164, event.tracking_e164)
+    if _into_digest(services, route.channel, state, lambda: call_summary(event, route)):
+        return "done"  # a storm: one line of the channel's digest, no message of its own (and no file)
     message = _rendered(lambda: render_call(event, route, state), event, state)
-    delivered = _post(services, inbox_id, route.channel, message, state.id, digest=True)
+    delivered = _post(services, inbox_id, route.channel, message, state.id, digest=False)
     recording = event.recording_url
     if delivered.row is not None and event.is_voicemail and services.settings.recording_allowed(recording):
         assert recording is not None
@@ -109,8 +125,10 @@ def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
         return "unrouted"
     first = thread_root(services.store, thread_key(event)) is None
     state = _new_alert(services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164)
+    if first and _into_digest(services, route.channel, state, lambda: sms_summary(event, route)):
+        return "done"
     message = _rendered(lambda: render_sms(event, route, state, first=first), event, state)
-    _post(services, inbox_id, route.channel, message, state.id, digest=first)
+    _post(services, inbox_id, route.channel, message, state.id, digest=False)
     return "done"
 
 

@@ -3,10 +3,12 @@
 Routes: a number's own route (`/numbers route`), then its AVANSER custom_group's, then
 SWITCHBOARD_ALERTS_CHANNEL. Threads: a key (`request:<id>`, `allocation:<greenvn_id>`,
 `sms:<number>:<sender>`, `number:<e164>`) names the outbox row whose message later events reply
-under. Delivery (`deliver`): a message is posted in its thread when one is registered in the same
-channel, else in the channel — or, during a storm (a new alert would wait more than STORM_DELAY
-seconds behind the posts already queued for its channel), gathered into the channel's storm
-digest, one message edited as alerts arrive. Nothing is dropped; the digest lists every alert.
+under. Delivery (`deliver`): during a storm (a new alert would wait more than STORM_DELAY seconds behind
+the posts already queued for its channel) an alert becomes one line of the channel's storm digest —
+an insert, whatever the digest's size; the digest message is rendered from its lines when the
+outbox sends it (at most one post or edit per send slot). Otherwise a message is posted in its
+thread when one is registered in the same channel, else in the channel. Nothing is dropped; the
+digest lists every alert.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 
 from bot.outbox import Outbox
 from bot.store import Store
-from notifiers.digest import DIGEST_SECONDS, fits, render_digest
+from notifiers.digest import DIGEST_CAPACITY, DIGEST_SECONDS
 from notifiers.message import Message, ReportLevel, Route
+from notifiers.text import LINE, truncate
 
 STORM_DELAY = 3.0  # seconds a new alert would wait behind the channel's queue before a digest takes over
 
@@ -143,30 +146,36 @@ class Delivered:
 def deliver(
     store: Store, outbox: Outbox, key: str, channel: str, message: Message, *, digest: bool = False
 ) -> Delivered:
-    """Queue `message` for `channel` under dedup key `key`: in its thread, in the channel, or in a storm digest."""
+    """Queue `message` for `channel` under dedup key `key`: in a storm digest, in its thread, or in the channel."""
+    if digest and storming(store, outbox, channel):
+        return Delivered(None, add_to_digest(store, outbox, channel, message.summary or message.text))
     root = thread_root(store, *message.thread_keys) if message.thread_keys else None
     if root is not None:
         root_channel = str(store.execute("SELECT channel FROM outbox WHERE id = ?", (root,)).fetchone()[0])
         if root_channel == channel:  # else the number was routed elsewhere since: post there, not in the old thread
             extra = {"reply_broadcast": True} if message.broadcast else {}
             return Delivered(outbox.post(channel, message.text, message.blocks, dedup_key=key, thread_of=root, **extra))
-    if digest and _storming(store, outbox, channel):
-        return Delivered(None, _add_to_digest(store, outbox, channel, message.summary or message.text))
     row = outbox.post(channel, message.text, message.blocks, dedup_key=key)
     if message.starts_thread:
         remember_thread(store, message.starts_thread, row)
     return Delivered(row)
 
 
-def _open_digest(store: Store, channel: str) -> tuple[int, int, list[str]] | None:
+# -- storms: O(1) per alert ---------------------------------------------------------------------------
+
+
+def _open_digest(store: Store, channel: str) -> tuple[int, int, int, int | None] | None:
+    """(id, its post's outbox row, chars used, its pending edit's row) of the channel's open digest."""
     row = store.execute(
-        "SELECT id, outbox_id, lines FROM digests WHERE channel = ? AND opened_at > ? ORDER BY id DESC LIMIT 1",
+        "SELECT id, outbox_id, chars, update_row FROM digests WHERE channel = ? AND opened_at > ?"
+        " ORDER BY id DESC LIMIT 1",
         (channel, time.time() - DIGEST_SECONDS),
     ).fetchone()
-    return (int(row[0]), int(row[1]), json.loads(row[2])) if row else None
+    return (int(row[0]), int(row[1]), int(row[2]), row[3]) if row else None
 
 
-def _storming(store: Store, outbox: Outbox, channel: str) -> bool:
+def storming(store: Store, outbox: Outbox, channel: str) -> bool:
+    """A digest is open in the channel, or a new post would wait STORM_DELAY seconds behind the queued ones."""
     if _open_digest(store, channel) is not None:
         return True
     waiting = store.execute(
@@ -176,20 +185,29 @@ def _storming(store: Store, outbox: Outbox, channel: str) -> bool:
     return int(waiting) * outbox.channel_interval >= STORM_DELAY
 
 
-def _add_to_digest(store: Store, outbox: Outbox, channel: str, line: str) -> int:
+def add_to_digest(store: Store, outbox: Outbox, channel: str, line: str) -> int:
+    """Append one line to the channel's open digest (or open one): an insert and a counter, whatever its size.
+
+    The digest's message is rendered from its lines when the outbox sends it; at most one edit of it waits
+    in the outbox at a time, so Slack sees at most one post or edit per send slot."""
+    line = truncate(line, LINE)
     current = _open_digest(store, channel)
-    if current is not None:
-        digest_id, outbox_id, lines = current
-        lines.append(line)
-        if fits(lines):
-            title, blocks = render_digest(lines)
-            store.execute("UPDATE digests SET lines = ? WHERE id = ?", (json.dumps(lines), digest_id))
-            outbox.update(outbox_id, title, blocks)
-            return digest_id
-    title, blocks = render_digest([line])
-    outbox_id = outbox.post(channel, title, blocks)
+    if current is not None and current[2] + len(line) + 1 <= DIGEST_CAPACITY:
+        digest_id, post_row, _chars, update_row = current
+        store.execute("INSERT INTO digest_lines (digest_id, line) VALUES (?, ?)", (digest_id, line))
+        store.execute(
+            "UPDATE digests SET line_count = line_count + 1, chars = chars + ? WHERE id = ?", (len(line) + 1, digest_id)
+        )
+        if not outbox.is_pending(post_row) and (update_row is None or not outbox.is_pending(update_row)):
+            edit = outbox.update(post_row, "", None, digest=digest_id)
+            store.execute("UPDATE digests SET update_row = ? WHERE id = ?", (edit, digest_id))
+        return digest_id
+    post_row = outbox.post(channel, "", None, digest=0)  # the digest's id is filled in below, in the same transaction
     cursor = store.execute(
-        "INSERT INTO digests (channel, outbox_id, opened_at, lines) VALUES (?, ?, ?, ?)",
-        (channel, outbox_id, time.time(), json.dumps([line])),
+        "INSERT INTO digests (channel, outbox_id, opened_at, lines, line_count, chars) VALUES (?, ?, ?, '[]', 1, ?)",
+        (channel, post_row, time.time(), len(line) + 1),
     )
-    return int(cursor.lastrowid or 0)
+    digest_id = int(cursor.lastrowid or 0)
+    store.execute("INSERT INTO digest_lines (digest_id, line) VALUES (?, ?)", (digest_id, line))
+    outbox.render_as_digest(post_row, digest_id)
+    return digest_id
