@@ -12,6 +12,10 @@ A post is a row in SQLite first (`enqueue`), then a sender task delivers it:
 - the Slack `ts` of each message is recorded, so a later row can reply in its thread (`thread_of`)
   or edit it (`update_of`); of several pending edits of one message only the newest is sent;
 - rows left pending by a stopped process are delivered after the next start;
+- an App Home (`publish_home`) is a `views.publish` in a lane of its own per person (`home:<user id>`),
+  rendered when it is sent by the renderer the domain registers (`home_renderer`), so it shows the
+  state of that moment: at most one waits per person, and one is sent at most every `home_every`
+  seconds — a burst of changes costs one publish;
 - files (`attach_file`) have a lane of their own: a file row is never "the oldest row of its channel",
   so a recording that is slow or failing never holds back a message. Its recording is fetched by
   `bot.recordings` (allowed host, public address, no redirect, size and time caps); a fetch that
@@ -30,6 +34,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +58,10 @@ RESPONSE_URL = "response_url"
 # payload: url (fetched at delivery), filename, title, hosts (allowed), max_bytes, unattached (the
 # sentence posted in the thread if the file is given up; "{reason}" is replaced); posted in a thread
 FILE = "files.upload_v2"
-METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE)
+PUBLISH = "views.publish"
+METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE, PUBLISH)
+HOME = "home"  # payload key of an App Home publish: whose Home (rendered when it is sent)
+HOME_EVERY = 3.0  # seconds: a person's App Home is published at most this often when things change
 MAX_FILE_BYTES = 20 * 1024 * 1024  # when a row does not say
 DIGEST = "digest"  # payload key of a storm digest's post or edit: its id (rendered when sent)
 MAX_RECORDING_TRIES = 3  # fetches of one recording before the file is given up
@@ -128,6 +136,7 @@ class Outbox(Worker):
         file_concurrency: int = 4,
         backoff_base: float = 1.0,
         recordings: RecordingFetcher | None = None,
+        home_every: float = HOME_EVERY,
     ) -> None:
         self.store = store
         self.client = client
@@ -137,6 +146,9 @@ class Outbox(Worker):
         self.file_concurrency = file_concurrency  # files in flight, on top of the messages
         self.backoff_base = backoff_base
         self.recordings = recordings or RecordingFetcher()
+        self.home_every = home_every
+        # whose App Home → its view; registered by the domain (bot.web.wire_domain), called when a publish is sent
+        self.home_renderer: Callable[[str], dict[str, Any]] | None = None
         super().__init__()
         self._ready_at: dict[str, float] = {}  # channel -> monotonic time it may be posted to again
         # lane -> its delivery: a channel id for messages, "file:<row id>" for each file
@@ -154,15 +166,16 @@ class Outbox(Worker):
         dedup_key: str | None = None,
         update_of: int | None = None,
         thread_of: int | None = None,
+        not_before: float = 0.0,
     ) -> int:
         """Store one Slack call to be made; return its row id (the existing row's for a known key)."""
         if method not in METHODS:
             raise ValueError(f"unknown outbox method {method!r}")
         cursor = self.store.execute(
             "INSERT OR IGNORE INTO outbox"
-            " (dedup_key, method, channel, payload, update_of, thread_of, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (dedup_key, method, channel, json.dumps(payload), update_of, thread_of, time.time()),
+            " (dedup_key, method, channel, payload, update_of, thread_of, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (dedup_key, method, channel, json.dumps(payload), update_of, thread_of, time.time(), not_before),
         )
         if cursor.rowcount == 0:
             row = self.store.execute("SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,)).fetchone()
@@ -221,6 +234,30 @@ class Outbox(Worker):
     def respond(self, response_url: str, body: dict[str, Any]) -> int:
         """Queue a post to an interaction's response_url (ephemeral by default, as Slack does)."""
         return self.enqueue(RESPONSE_URL, response_url, body)
+
+    def publish_home(self, user: str, *, now: bool = False) -> int:
+        """Queue a views.publish of `user`'s App Home, rendered when it is sent (so it shows that moment).
+
+        At most one waits per person: a change while one waits is in it already. A change publishes no
+        sooner than `home_every` seconds after the last one (debounced); `now` (the Home was just
+        opened) publishes at once."""
+        lane = f"{HOME}:{user}"
+        due = time.time()
+        if not now:
+            last = self.store.execute(
+                "SELECT MAX(sent_at) FROM outbox WHERE status = 'sent' AND channel = ? AND method = ?", (lane, PUBLISH)
+            ).fetchone()[0]
+            due = max(due, float(last or 0) + self.home_every)
+        waiting = self.store.execute(
+            "SELECT id, next_attempt_at FROM outbox WHERE status = 'pending' AND channel = ? AND method = ?",
+            (lane, PUBLISH),
+        ).fetchone()
+        if waiting is not None:
+            if due < float(waiting[1]):
+                self.store.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (due, waiting[0]))
+                self.wake()
+            return int(waiting[0])
+        return self.enqueue(PUBLISH, lane, {HOME: user}, not_before=due)
 
     def render_as_digest(self, row_id: int, digest_id: int) -> None:
         """The row posts (or edits) storm digest `digest_id`, rendered from its lines when it is sent."""
@@ -429,6 +466,8 @@ class Outbox(Worker):
                 )
             ]
             kwargs["text"], kwargs["blocks"] = render_digest(lines)
+        if HOME in kwargs:  # an App Home: rendered now, as it is at this moment
+            return self._home(row, str(kwargs[HOME]))
         if row.method == UPDATE:
             assert row.update_of is not None
             newer = self.store.execute(
@@ -450,6 +489,18 @@ class Outbox(Worker):
                     return None
                 kwargs["channel"], kwargs["thread_ts"] = target
         return kwargs
+
+    def _home(self, row: _Row, user: str) -> dict[str, Any] | None:
+        if self.home_renderer is None:
+            self._mark_failed(row, "no App Home renderer is registered")
+            return None
+        try:
+            view = self.home_renderer(user)
+        except Exception:  # a bug in a dashboard must not hold the lane: the next change or opening publishes again
+            log.exception("outbox: the App Home of %s couldn't be rendered (row %d)", user, row.id)
+            self._mark_failed(row, "the App Home couldn't be rendered")
+            return None
+        return {"user_id": user, "view": view}
 
     def _thread_root(self, row_id: int) -> int:
         for _ in range(100):  # replies of replies thread under the first message

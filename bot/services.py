@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import UserError, correlation_id, unexpected_failure_text
 from bot.inbox import InboxProcessor
 from bot.metrics import Metrics
-from bot.outbox import Outbox
+from bot.outbox import HOME_EVERY, Outbox
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.store import Store, StoreBusy
@@ -142,12 +142,14 @@ class Services:
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     scheduler: Scheduler = field(default_factory=PatientScheduler)
     inbox: InboxProcessor = field(init=False)
+    timezones: dict[str, tuple[str, float]] = field(default_factory=dict)  # user → (tz from users.info, until)
+    workspace_url: str | None = None  # `https://team.slack.com/` from auth.test, for links to messages
     _starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, settings: Settings, *, channel_interval: float = 1.05) -> Services:
+    def create(cls, settings: Settings, *, channel_interval: float = 1.05, home_every: float = HOME_EVERY) -> Services:
         """Open the store and build the clients; nothing is sent until `start()`."""
         store = Store(settings.db_path)
         metrics = Metrics()
@@ -155,7 +157,7 @@ class Services:
         slack = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
         # The outbox owns retries and rate limits, so its client retries nothing by itself.
         sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
-        outbox = Outbox(store, sender, metrics, channel_interval=channel_interval)
+        outbox = Outbox(store, sender, metrics, channel_interval=channel_interval, home_every=home_every)
         services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
         services.inbox = InboxProcessor(store, metrics)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)

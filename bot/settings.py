@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -20,6 +24,75 @@ SLACK_DEFAULT_URL = "https://slack.com/api/"
 
 class SettingsError(Exception):
     """A setting is missing or has a value Switchboard cannot use."""
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS_FORMAT = "like Mon-Fri 08:00-18:00 Australia/Sydney"
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """`Mon-Fri 08:00-18:00 Australia/Sydney`: the days (0 = Monday), opening and closing minute, the zone."""
+
+    days: frozenset[int]
+    opens: int  # minutes after midnight
+    closes: int
+    zone: str
+
+    @classmethod
+    def parse(cls, text: str) -> BusinessHours:
+        """`Mon-Fri 08:00-18:00 Australia/Sydney`; days as a range or a list (`Mon,Wed,Fri`)."""
+        parts = text.split()
+        if len(parts) != 3:
+            raise ValueError(f"must look {HOURS_FORMAT} (got {text!r})")
+        days: set[int] = set()
+        for piece in parts[0].lower().split(","):
+            first, _, last = piece.partition("-")
+            if first[:3] not in DAYS or (last and last[:3] not in DAYS):
+                raise ValueError(f"days must be Mon … Sun, e.g. Mon-Fri (got {parts[0]!r})")
+            start, end = DAYS.index(first[:3]), DAYS.index((last or first)[:3])
+            days.update(d % 7 for d in range(start, end + 1 if end >= start else end + 8))
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", parts[1])
+        if not match:
+            raise ValueError(f"hours must look like 08:00-18:00 (got {parts[1]!r})")
+        opens, closes = int(match[1]) * 60 + int(match[2]), int(match[3]) * 60 + int(match[4])
+        if not (0 <= opens < closes <= 24 * 60 and int(match[2]) < 60 and int(match[4]) < 60):
+            raise ValueError(f"the opening time must come before the closing time on the same day (got {parts[1]!r})")
+        try:
+            ZoneInfo(parts[2])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{parts[2]!r} isn't a time zone such as Australia/Sydney") from None
+        return cls(frozenset(days), opens, closes, parts[2])
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def is_open(self, epoch: float) -> bool:
+        local = datetime.fromtimestamp(epoch, self.tz)
+        minute = local.hour * 60 + local.minute
+        return local.weekday() in self.days and self.opens <= minute < self.closes
+
+    def next_open(self, epoch: float) -> float:
+        """`epoch` itself while open, else the next opening time (in the zone's own clock, DST included)."""
+        if self.is_open(epoch):
+            return epoch
+        local = datetime.fromtimestamp(epoch, self.tz)
+        for ahead in range(8):
+            day = (local + timedelta(days=ahead)).date()
+            if day.weekday() not in self.days:
+                continue
+            opening = datetime(day.year, day.month, day.day, self.opens // 60, self.opens % 60, tzinfo=self.tz)
+            if opening.timestamp() > epoch:
+                return opening.timestamp()
+        return epoch  # no open day at all: never wait
+
+    def describe(self) -> str:
+        return f"{_hhmm(self.opens)}–{_hhmm(self.closes)} {self.zone}"
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _env(name: str) -> Any:
@@ -86,6 +159,10 @@ class Settings(BaseSettings):
     bridge_others: Literal["admins", "everyone"] = Field(
         default="admins", validation_alias=AliasChoices("SWITCHBOARD_BRIDGE_OTHERS")
     )
+    claim_within: float = Field(default=900.0, ge=0, validation_alias=AliasChoices("SWITCHBOARD_CLAIM_WITHIN"))
+    business_hours: Annotated[BusinessHours | None, NoDecode] = Field(
+        default=None, validation_alias=AliasChoices("SWITCHBOARD_BUSINESS_HOURS")
+    )
 
     @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url")
     @classmethod
@@ -128,7 +205,14 @@ class Settings(BaseSettings):
             return codes
         return value
 
-    @field_validator("vn_reminder", "propagation", mode="before")
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _business_hours(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return BusinessHours.parse(value) if value.strip() else None
+        return value
+
+    @field_validator("vn_reminder", "propagation", "claim_within", mode="before")
     @classmethod
     def _reminder(cls, value: Any) -> Any:
         """`15m`, `2h`, `1d` or seconds."""
@@ -145,7 +229,6 @@ class Settings(BaseSettings):
         """`10/10m`: at most 10 calls per user per 10 minutes (units s, m, h)."""
         if not isinstance(value, str):
             return value
-        import re
 
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*([smh]?)\s*", value)
         if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:

@@ -318,6 +318,55 @@ def _digest_lines(db: sqlite_utils.Database) -> None:
         )
 
 
+def _escalations(db: sqlite_utils.Database) -> None:
+    # An unclaimed missed call or voicemail is escalated once: when it is due, and whether it was (set atomically).
+    db.execute("ALTER TABLE alerts ADD COLUMN escalate_at REAL")
+    db.execute("ALTER TABLE alerts ADD COLUMN escalated_at REAL")
+    db.execute("CREATE INDEX alerts_escalation ON alerts (escalate_at) WHERE escalate_at IS NOT NULL")
+    # The App Home's "calls today" and "missed calls waiting" read alerts by number and time.
+    db.execute("CREATE INDEX alerts_tracking ON alerts (tracking, created_at)")
+
+
+def _released_numbers(db: sqlite_utils.Database) -> None:
+    # Seed 000: a released number spends 3 to 6 months in AVANSER's quarantine; Switchboard remembers it.
+    db.execute(
+        """
+        CREATE TABLE released_numbers (
+            id INTEGER PRIMARY KEY,
+            number TEXT NOT NULL,           -- E.164
+            name TEXT,
+            released_at REAL NOT NULL,      -- when AVANSER confirmed the release
+            released_by TEXT NOT NULL,      -- Slack user id of who asked for it
+            request_row INTEGER UNIQUE REFERENCES number_requests(id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX released_numbers_number ON released_numbers (number, released_at)")
+    db.execute(
+        "INSERT INTO released_numbers (number, name, released_at, released_by, request_row)"
+        " SELECT number, name, updated_at, requester, id FROM number_requests"
+        " WHERE kind = 'delete' AND status = 'completed' AND number IS NOT NULL"
+    )
+
+
+def _home(db: sqlite_utils.Database) -> None:
+    # Who has opened the App Home (their dashboard is published again when something on it changes), every
+    # call on a tracking number (answered ones are not alerts unless the route asks), and a request's cost.
+    db.execute("CREATE TABLE home_viewers (user_id TEXT PRIMARY KEY, opened_at REAL NOT NULL)")
+    db.execute(
+        """
+        CREATE TABLE number_calls (
+            id INTEGER PRIMARY KEY,
+            number TEXT NOT NULL,           -- E.164 of the tracking number
+            kind TEXT NOT NULL,             -- missed, voicemail, answered, ...
+            at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX number_calls_number ON number_calls (number, at)")
+    db.execute("ALTER TABLE number_requests ADD COLUMN cost TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -334,6 +383,9 @@ MIGRATIONS: list[Migration] = [
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
     Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
     Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
+    Migration(30, "alerts: escalation of unclaimed calls, once", _escalations),
+    Migration(31, "released numbers and their quarantine", _released_numbers),
+    Migration(32, "the App Home: its viewers, calls per number, a request's cost", _home),
 ]
 
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.domain import alerts, numbers, vn
+from bot.domain import alerts, home, numbers, people, vn
 from bot.guard import Guard
 from bot.hooks import HOOKS, hook_routes
 from bot.services import Services
@@ -37,12 +37,16 @@ log = logging.getLogger(__name__)
 
 
 def wire_domain(services: Services) -> None:
-    """Each domain room's inbox handlers, and the jobs it rebuilds from SQLite when the app starts."""
+    """Each domain room's inbox handlers, the jobs it rebuilds from SQLite when the app starts, and the App Home's
+    renderer (the outbox renders a person's Home when it sends it)."""
     for room in (alerts, numbers, vn):
         for event_type, handler in room.inbox_handlers(services).items():
             services.inbox.on(event_type, handler)
+    services.outbox.home_renderer = lambda user: home.view_for(services, user)
     services.on_start(lambda: numbers.rebuild_polls(services))
     services.on_start(lambda: vn.rebuild(services))
+    services.on_start(lambda: alerts.rebuild_escalations(services))
+    services.on_start(lambda: people.learn_workspace(services))
 
 
 def create_app(

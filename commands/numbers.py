@@ -7,11 +7,10 @@ renders with `commands.numbers_views`.
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import numbers
-from bot.domain.routing import routed_channel, routed_channels
+from bot.domain import numbers, people
+from bot.domain.routing import route_options, routed_channel, routed_channels
 from bot.errors import UserError
 from bot.phone import national
 from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, view
@@ -29,6 +28,8 @@ from commands.numbers_views import (
     accounts_list,
     number_form,
     release_confirm,
+    released_detail,
+    released_list,
     requests_list,
     search_results,
     service_detail,
@@ -38,14 +39,14 @@ from commands.numbers_views import (
     templates_list,
 )
 from notifiers.provisioning import APPROVE_ACTION, REJECT_ACTION
+from notifiers.routes import route_option_words
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
     from bot.services import Services
 
-family = CommandFamily("/numbers", "tracking numbers (AVANSER)", "search|new|list|show|route|help …")
-CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
+family = CommandFamily("/numbers", "tracking numbers (AVANSER)", "search|new|list|show|route|released|help …")
 
 
 @family.subcommand(
@@ -98,14 +99,17 @@ async def list_numbers(request: CommandRequest) -> None:
 
 @family.subcommand("show", "<number>")
 async def show(request: CommandRequest) -> None:
-    """show how a tracking number is set up and where its alerts go."""
+    """show how a tracking number is set up, where its alerts go and how (once released: its quarantine)."""
     services = request.services
     number = numbers.parse_number_arg(services, request.args)
     numbers.avanser_client(services)
 
     async def detail() -> tuple[str, list[dict[str, Any]]]:
-        service = await numbers.find_service(services, number)
-        return service_detail(service, routed_channel(services.store, number))
+        found = await numbers.show_number(services, number)
+        if isinstance(found, numbers.Released):
+            return released_detail(found)
+        options, within = route_options(services.store, number), services.settings.claim_within
+        return service_detail(found, routed_channel(services.store, number), options, within)
 
     await request.answer_later(f"Looking up {national(number)}…", detail, name="numbers show")
 
@@ -145,26 +149,32 @@ async def release(request: CommandRequest) -> None:
 
     async def confirm() -> dict[str, Any]:
         service = await numbers.find_service(services, number)
-        return release_confirm(number, service.name, routed_channel(services.store, number), request.channel_id)
+        tz = await people.timezone(services, request.user_id)  # the quarantine's dates, in plain text
+        return release_confirm(number, service.name, routed_channel(services.store, number), request.channel_id, tz)
 
     request.modal_when_ready("Release a number", "⏳ Asking AVANSER…", confirm)
 
 
-@family.subcommand("route", "<number> #channel")
+@family.subcommand("route", "<number> #channel [all-calls|missed-only] [masked|unmasked] [escalate @person-or-@group]")
 async def route(request: CommandRequest) -> None:
-    """choose the channel a number's calls and texts are posted to."""
+    """choose where a number's calls and texts are posted, and how (options left out keep their value)."""
     services = request.services
-    channel = CHANNEL.search(request.args)
-    if channel is None:
-        raise UserError("Which channel? For example `/numbers route 02 9008 1596 #sales`.")
-    number = numbers.parse_number_arg(services, CHANNEL.sub(" ", request.args))
-    numbers.may_route(services, request.user_id, number)
+    change = numbers.parse_route(request.args, services.settings.country)
+    numbers.may_route(services, request.user_id, change.number)
+    shown = f"{national(change.number)} and <#{change.channel}>"
 
     async def routed() -> tuple[str, None]:
-        await numbers.route_number(services, request.user_id, number, channel.group(1))
-        return f"Calls and texts to {national(number)} will be posted in <#{channel.group(1)}>.", None
+        options = await numbers.route_number(services, request.user_id, change)
+        words = " · ".join(route_option_words(options, claim_within=services.settings.claim_within))
+        return f"Calls and texts to {national(change.number)} will be posted in <#{change.channel}>: {words}.", None
 
-    await request.answer_later(f"Checking {national(number)} and <#{channel.group(1)}>…", routed, name="numbers route")
+    await request.answer_later(f"Checking {shown}…", routed, name="numbers route")
+
+
+@family.subcommand("released")
+async def released(request: CommandRequest) -> None:
+    """numbers released through Switchboard: when, by whom, and how long AVANSER keeps them in quarantine."""
+    await request.reply(*released_list(*numbers.released_numbers(request.services)))
 
 
 @family.subcommand("requests")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import tzinfo
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -24,12 +26,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.numbers import SearchQuery
+from bot.domain.numbers import Released, SearchQuery, quarantine_until
 from bot.phone import national
 from bot.telco.avanser import Account, RequestRecord, SearchResult, ServiceDetail, Template
+from notifiers.message import iso_time
+from notifiers.routes import route_option_words
 from notifiers.text import (
     BUTTON,
     CONFIRM_TEXT,
+    DATE_ONLY,
     FIELD,
     HEADER,
     LINE,
@@ -41,7 +46,9 @@ from notifiers.text import (
     mrkdwn,
     plain,
     shown_url,
+    slack_date,
     truncate,
+    zoned,
 )
 
 NEW_VIEW = "numbers_new"
@@ -308,7 +315,9 @@ def services_list(services: list[ServiceDetail], routes: dict[str, str]) -> tupl
     return f"{len(services)} active tracking numbers", _d(blocks)
 
 
-def service_detail(service: ServiceDetail, route: str | None) -> tuple[str, list[dict[str, Any]]]:
+def service_detail(
+    service: ServiceDetail, route: str | None, options: dict[str, Any] | None = None, claim_within: float = 0
+) -> tuple[str, list[dict[str, Any]]]:
     number = national(service.e164) if service.e164 else "?"
     config = service.service
     facts = [f"*Type:* {mrkdwn(config.type or '—')}"]
@@ -325,6 +334,8 @@ def service_detail(service: ServiceDetail, route: str | None) -> tuple[str, list
     if reporting is not None:
         facts.append(f"*Call reports:* {mrkdwn(reporting.report)}")
     facts.append(f"*Alerts:* <#{route}>" if route else "*Alerts:* no route — set one with `/numbers route`")
+    if route:
+        facts.append("*Route options:* " + " · ".join(route_option_words(options or {}, claim_within=claim_within)))
     header = HeaderBlock(text=plain(f"{number} — {service.name}", HEADER))
     text = truncate(f"{number} — {mrkdwn(service.name, TEXT)}", TEXT)
     return text, _d([header, SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(facts), SECTION)))])
@@ -333,8 +344,68 @@ def service_detail(service: ServiceDetail, route: str | None) -> tuple[str, list
 METADATA_NAME = 1000  # of a number's name carried in a modal's private_metadata (3,000 in all)
 
 
-def release_confirm(number: str, name: str, route: str | None, channel: str) -> dict[str, Any]:
+def quarantine_sentence(released_at: float, tz: tzinfo | None = None, *, plain_text: bool = False) -> str:
+    """ "in AVANSER's quarantine until about <+3 months> – <+6 months>": Slack date tokens in a message, or —
+    for plain text, where tokens can't go — dates in the viewer's zone `tz`."""
+    start, end = quarantine_until(released_at)
+    if plain_text:
+        first, last = zoned(start, tz, with_time=False), zoned(end, tz, with_time=False)
+    else:
+        first, last = slack_date(start, DATE_ONLY), slack_date(end, DATE_ONLY)
+    return f"in AVANSER's quarantine until about {first} – {last}"
+
+
+def released_line(released: Released) -> str:
+    name = f" — “{mrkdwn(released.name)}”" if released.name else ""
+    return truncate(
+        f"*{mrkdwn(national(released.number))}*{name} · released {slack_date(released.released_at, DATE_ONLY)}"
+        f" by <@{released.released_by}> · {quarantine_sentence(released.released_at)}",
+        LINE,
+    )
+
+
+def released_list(found: list[Released], total: int) -> tuple[str, list[dict[str, Any]]]:
+    """`/numbers released`: numbers released through Switchboard, newest first."""
+    if not found:
+        text = "No number has been released through Switchboard yet."
+        return text, _d([SectionBlock(text=MarkdownTextObject(text=text))])
+    heading = f"{total} number{'s' if total != 1 else ''} released through Switchboard"
+    blocks: list[Any] = [HeaderBlock(text=plain(heading, HEADER))]
+    lines = [released_line(r) for r in found]
+    shown = chunks(lines, SECTION, 40)
+    blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in shown]
+    listed = sum(chunk.count("\n") + 1 for chunk in shown)
+    if listed < total:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{total - listed} older ones not shown.")]))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="Seed 000: a released number spends three to six months in AVANSER's quarantine before "
+                    "anyone else can get it."
+                )
+            ]
+        )
+    )
+    return heading, _d(blocks)
+
+
+def released_detail(released: Released) -> tuple[str, list[dict[str, Any]]]:
+    """`/numbers show` of a number released through Switchboard."""
+    text = (
+        f"{released_line(released)}.\nIt is no longer one of your tracking numbers: calls to it don't reach the team."
+    )
+    return truncate(f"{national(released.number)} was released", TEXT), _d(
+        [SectionBlock(text=MarkdownTextObject(text=text))]
+    )
+
+
+def release_confirm(
+    number: str, name: str, route: str | None, channel: str, tz: tzinfo | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """The confirmation before a release: what happens to calls, and the quarantine (dates in the viewer's zone)."""
     where = f" Its calls are posted in <#{route}>; that stops too." if route else ""
+    quarantine = quarantine_sentence(time.time() if now is None else now, tz, plain_text=True)
     return View(
         type="modal",
         callback_id=RELEASE_VIEW,
@@ -345,8 +416,9 @@ def release_confirm(number: str, name: str, route: str | None, channel: str) -> 
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=f"Release *{national(number)}* — “{mrkdwn(name)}”? AVANSER will decommission it and the "
-                    f"number goes back to quarantine; it can't be taken back.{where}"
+                    text=f"Release *{national(number)}* — “{mrkdwn(name)}”? AVANSER will decommission it: calls "
+                    f"to it won't reach the team any more, and it can't be taken back.{where}\n"
+                    f"The number will be {quarantine}; then anyone may get it."
                 )
             )
         ],
@@ -434,7 +506,7 @@ def requests_list(records: list[RequestRecord]) -> tuple[str, list[dict[str, Any
             f"{icons.get(r.request_status, '•')} *{mrkdwn(r.request_type, 20)}* "
             f"{mrkdwn(national('+' + r.service_number)) if r.service_number else ''} — {mrkdwn(r.request_status, 30)}"
             f"{': ' + mrkdwn(r.message) if r.message and r.request_status != 'completed' else ''}"
-            f" · {mrkdwn((r.request_date or '')[:16].replace('T', ' '))}",
+            f" · {iso_time(r.request_date)}",
             LINE,
         )
         for r in records

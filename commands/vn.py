@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.domain import vn
+from bot.domain import people, vn
 from bot.errors import UserError
 from commands.base import (
     CommandFamily,
@@ -197,7 +197,15 @@ async def on_extend(ix: Interaction) -> None:
 
 async def on_extend_custom(ix: Interaction) -> None:
     await ix.ack()
-    ix.open_modal(extend_form(int(ix.value)))
+    allocation = vn.get(ix.services, ix.value)
+
+    async def run() -> None:
+        tz = await people.timezone(ix.services, ix.user_id)  # the form's hint is plain text: the viewer's zone
+        await ix.services.slack.views_open(
+            trigger_id=ix.trigger_id, view=extend_form(allocation.id, allocation.expires_at, tz)
+        )
+
+    ix.later(run(), name="open the extend form")
 
 
 async def on_release(ix: Interaction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -25,7 +26,7 @@ from bot.domain.vn import Allocation, when
 from bot.phone import national
 from bot.telco.exotel import REGIONS
 from notifiers.allocations import RELEASE_ACTION
-from notifiers.text import SECTION, TEXT, mrkdwn, truncate
+from notifiers.text import SECTION, TEXT, mrkdwn, truncate, zoned
 
 NEW_VIEW, PARTIES_VIEW, EXTEND_VIEW = "vn_new", "vn_parties", "vn_extend"
 
@@ -172,7 +173,11 @@ def parties_form(allocation: Allocation) -> dict[str, Any]:
     ).to_dict()
 
 
-def extend_form(allocation_id: int) -> dict[str, Any]:
+def extend_form(allocation_id: int, expires_at: float | None = None, tz: tzinfo | None = None) -> dict[str, Any]:
+    """The Extend… form; its hint (plain text: no date token) says when the lease ends now, in the viewer's zone."""
+    hint = "e.g. 45m, 2h, 3d"
+    if expires_at is not None:
+        hint += f". It ends {zoned(expires_at, tz)} now" + (" (your time)." if tz is not None else ".")
     return View(
         type="modal",
         callback_id=EXTEND_VIEW,
@@ -180,5 +185,5 @@ def extend_form(allocation_id: int) -> dict[str, Any]:
         submit="Extend",
         close="Cancel",
         private_metadata=json.dumps({"id": allocation_id}),
-        blocks=[_input("duration", "Extend by", optional=False, initial="4h", hint="e.g. 45m, 2h, 3d")],
+        blocks=[_input("duration", "Extend by", optional=False, initial="4h", hint=hint)],
     ).to_dict()

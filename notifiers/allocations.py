@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -23,9 +22,10 @@ from notifiers.message import (
     alert_actions,
     alert_status_line,
     duration_text,
+    iso_time,
     number_text,
 )
-from notifiers.text import CONTEXT, LINE, SECTION, TEXT, mrkdwn, shown_url, truncate
+from notifiers.text import CONTEXT, LINE, SECTION, TEXT, mrkdwn, shown_url, slack_date, truncate
 
 
 def allocation_keys(greenvn_id: str | None, greenvn: str | None) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ def render_allocation_call(event: ExotelCall, route: Route, state: AlertState) -
     if event.insights and event.insights.get("DisconnectedBy"):
         facts.append(f"hung up by {mrkdwn(str(event.insights['DisconnectedBy']).lower(), 100)}")
     if event.start_time:
-        facts.append(mrkdwn(event.start_time, 100))
+        facts.append(iso_time(event.start_time))
     vn = _vn(event.greenvn)
     line = truncate(f"📞 *Call on {vn}*: {caller} → {callee}", SECTION)
     blocks = [SectionBlock(block_id="call", text=MarkdownTextObject(text=line)).to_dict()]
@@ -116,7 +116,8 @@ RELEASE_ACTION = "vn_release"
 
 
 def _when(epoch: float) -> str:
-    return time.strftime("%a %d %b, %H:%M UTC", time.gmtime(epoch))
+    """The lease's end in each reader's own zone (a Slack date token)."""
+    return slack_date(epoch)
 
 
 def render_allocation(
@@ -144,9 +145,9 @@ def render_allocation(
     else:
         headline = f"~☎️ {vn} connected {a} {arrow} {b}~"
         until = {"expired": "ended: its time ran out", "released": "released", "deallocated": "ended by Exotel"}.get(
-            state, state
+            state, mrkdwn(state, 100)
         )
-    facts = f"#{allocation_id} · {mrkdwn(usage, 20)} · PINs {pins} · owner <@{owner}> · {mrkdwn(until, 100)}"
+    facts = f"#{allocation_id} · {mrkdwn(usage, 20)} · PINs {pins} · owner <@{owner}> · {until}"
     blocks = [
         SectionBlock(block_id="allocation", text=MarkdownTextObject(text=truncate(headline, SECTION))).to_dict(),
         ContextBlock(block_id="facts", elements=[MarkdownTextObject(text=facts)]).to_dict(),

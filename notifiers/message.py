@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
 from bot.phone import national
-from notifiers.text import mrkdwn
+from notifiers.text import DATE_AT_TIME, TIME_ONLY, mrkdwn, slack_date
 
 CALL_BACK_ACTION = "alert_call_back"
 CLAIM_ACTION = "alert_claim"
@@ -27,6 +27,7 @@ class Route:
     report: ReportLevel = "missed"  # "all": answered calls are posted too
     mask_callers: bool = False  # show only the last 3 digits of callers in the channel
     via: Literal["number", "group", "default"] = "number"
+    escalate: str | None = None  # `<@U…>` or `<!subteam^S…>`: who hears of an unclaimed call (else the requester)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class AlertState:
     claimed_at: float | None = None
     called_back_by: str | None = None
     called_back_at: float | None = None
+    created_at: float | None = None
+    escalated_at: float | None = None  # when "still unclaimed" was said in its thread
 
 
 @dataclass
@@ -74,18 +77,45 @@ def number_text(e164: str | None, raw: str = "", *, mask: bool = False) -> str:
     return shown
 
 
-def local_time(at: datetime | None, fallback: str = "") -> str:
-    """`12:11 pm, Thu 14 Nov` in the time zone the provider reported the call in (else `fallback`, escaped)."""
-    if at is None:
-        return mrkdwn(fallback)
+def provider_time(at: datetime) -> str:
+    """`12:11 pm, Thu 14 Nov` as the provider wrote it (its own zone)."""
     hour = at.strftime("%I").lstrip("0") or "12"
     return f"{hour}:{at.strftime('%M')} {at.strftime('%p').lower()}, {at.strftime('%a %d %b').replace(' 0', ' ')}"
 
 
+def local_time(at: datetime | None, fallback: str = "") -> str:
+    """When a call happened, in each reader's own zone (a Slack date token; the provider's own time as its
+    fallback); a time without a zone can't be placed, so it is shown as sent (`fallback`, escaped)."""
+    if at is None:
+        return mrkdwn(fallback)
+    if at.tzinfo is None:
+        return mrkdwn(provider_time(at))
+    return slack_date(at.timestamp(), DATE_AT_TIME, provider_time(at))
+
+
+def iso_time(text: str | None) -> str:
+    """A provider's ISO 8601 time with its offset, in each reader's zone; anything else as sent (escaped)."""
+    try:
+        at = datetime.fromisoformat(str(text or "").strip())
+    except ValueError:
+        return mrkdwn(text or "", 100)
+    return local_time(at, text or "")
+
+
 def clock(epoch: float, like: datetime | None = None) -> str:
-    """`10:42` in the time zone of `like` (the event's own), else UTC."""
+    """`10:42` in each reader's zone (a Slack date token), falling back to the event's own zone."""
     tz = like.tzinfo if like is not None and like.tzinfo is not None else None
-    return datetime.fromtimestamp(epoch, tz).strftime("%H:%M")
+    fallback = datetime.fromtimestamp(epoch, tz or UTC).strftime("%H:%M") + ("" if tz is not None else " GMT")
+    return slack_date(epoch, TIME_ONLY, fallback)
+
+
+def minutes_text(seconds: float) -> str:
+    """`15 min`, `2 h 5 min`."""
+    minutes = max(1, round(seconds / 60))
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 def duration_text(seconds: int) -> str:
@@ -105,6 +135,8 @@ def alert_actions(state: AlertState) -> dict[str, Any]:
 
 def alert_status_line(state: AlertState, like: datetime | None = None) -> str | None:
     parts = []
+    if state.escalated_at and state.created_at and not (state.claimed_by or state.called_back_by):
+        parts.append(f"⏰ Unclaimed for {minutes_text(state.escalated_at - state.created_at)}")
     if state.claimed_by:
         parts.append(
             f"🙋 Claimed by <@{state.claimed_by}>"

@@ -12,6 +12,12 @@ ids, links from `link()` — is written around the escaped parts, never escaped 
 parts, never the finished string. plain_text objects (headers, buttons, options) are never read as
 markup; `plain()` only cuts them to their limit.
 
+Times: a time in a message (mrkdwn or `text`, including the App Home) is Slack's date token,
+`<!date^EPOCH^{date_short_pretty} at {time}|fallback>` (`slack_date`), so each reader sees it in their
+own zone; the fallback — shown only by clients that can't format it — is fixed (the event's own zone
+when the provider gave one, else GMT). plain_text can't hold a token: there `zoned()` writes the time
+in the viewer's zone (their `tz` from users.info).
+
 Sizes: every outside field is cut with an ellipsis (`…`) to a bound that keeps each message inside
 Block Kit's limits (docs.slack.dev/reference/block-kit), so a builder never raises and Slack never
 refuses a message for its size; `truncate()` cuts an assembled mrkdwn string without splitting an
@@ -21,6 +27,7 @@ escape (`&amp;`) or a mention of ours.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote, urlsplit
 
 ELLIPSIS = "…"
@@ -155,3 +162,33 @@ def chunks(lines: list[str], size: int, most: int) -> list[str]:
     if current:
         out.append("\n".join(current))
     return out
+
+
+# -- times ------------------------------------------------------------------------------------------
+
+DATE_AT_TIME = "{date_short_pretty} at {time}"  # "Today at 2:05 PM", "Nov 22 at 9:00 AM"
+DATE_ONLY = "{date_short}"  # "Feb 22, 2027"
+TIME_ONLY = "{time}"
+
+
+def fallback_time(epoch: float, tz: tzinfo | None = None, *, with_time: bool = True) -> str:
+    """`Sun 22 Nov 2026, 11:29 pm` in `tz` (GMT when none is known): what a date token falls back to."""
+    at = datetime.fromtimestamp(epoch, tz or UTC)
+    day = f"{at.strftime('%a')} {at.day} {at.strftime('%b %Y')}"
+    if not with_time:
+        return day
+    hour = at.strftime("%I").lstrip("0") or "12"
+    zone = "" if tz is not None else " GMT"
+    return f"{day}, {hour}:{at.strftime('%M')} {at.strftime('%p').lower()}{zone}"
+
+
+def slack_date(epoch: float, tokens: str = DATE_AT_TIME, fallback: str | None = None) -> str:
+    """A time every reader sees in their own zone: `<!date^EPOCH^tokens|fallback>` (mrkdwn and `text` only)."""
+    shown = fallback if fallback is not None else fallback_time(epoch, with_time=tokens != DATE_ONLY)
+    shown = escape(shown).replace("|", "¦")
+    return f"<!date^{int(epoch)}^{tokens}|{shown}>"
+
+
+def zoned(epoch: float, tz: tzinfo | None, *, with_time: bool = True) -> str:
+    """A time for plain_text (a modal's hint, a confirmation): in the viewer's zone, `tz` from users.info."""
+    return fallback_time(epoch, tz, with_time=with_time)

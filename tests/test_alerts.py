@@ -36,7 +36,10 @@ def test_missed_call_alert(stack: Stack, http: httpx.Client) -> None:
         "📞 *Missed call* from *0410 203 045* (Sydney, mobile)\n"
         "to *Tracking Service 1* · (02) 9008 1596 → Sydney Office (0401 020 304)"
     )
-    assert message["blocks"][1]["elements"][0]["text"] == "12:11 pm, Thu 14 Nov · rang 30 s · ref ECS1-0"
+    # The call's time is a Slack date token: each reader sees it in their own zone; AVANSER's own time is its fallback.
+    assert message["blocks"][1]["elements"][0]["text"] == (
+        "<!date^1573697481^{date_short_pretty} at {time}|12:11 pm, Thu 14 Nov> · rang 30 s · ref ECS1-0"
+    )
     buttons = message["blocks"][-1]["elements"]
     assert [(b["text"]["text"], b["action_id"]) for b in buttons] == [
         ("Call back", "alert_call_back"),

@@ -7,6 +7,17 @@
 
 An alert row keeps the full caller number even when the channel shows it masked, and who claimed it
 or called back; `claim` and `call_back` change it and edit the alert's message in place.
+
+Escalation: a missed call or voicemail still unclaimed SWITCHBOARD_CLAIM_WITHIN after it arrived gets
+one reply in its thread mentioning the route's `escalate` person or group (else whoever asked for the
+number), and its message says "unclaimed for 15 min". With SWITCHBOARD_BUSINESS_HOURS, an escalation
+that falls due outside them waits for the next opening time. The alert row is the truth: `escalate_at`
+(due, cleared by a claim, a call back or the escalation) and `escalated_at` (set once, by an UPDATE
+that also checks nobody claimed it), so it fires at most once and never after a claim; the APScheduler
+jobs are rebuilt from those columns at start (`rebuild_escalations`).
+
+Claim and Call back come from the alert's own channel, or from the App Home of someone who may see the
+number's calls there (an admin, or whoever asked for the number): `channel=None` means the Home.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain import calls, numbers, vn
+from bot.domain import calls, numbers, refresh, vn
 from bot.domain.routing import Delivered, add_to_digest, deliver, route_for, storming, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
@@ -26,7 +37,7 @@ from notifiers.allocations import render_allocation_call, render_verification
 from notifiers.calls import call_summary, kind_of, recording_not_attached, render_call, voicemail_title, wanted
 from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
 from notifiers.fallback import render_fallback
-from notifiers.message import AlertState, Message, Route
+from notifiers.message import AlertState, Message, Route, minutes_text
 from notifiers.sms import render_sms, sms_summary, thread_key
 
 if TYPE_CHECKING:
@@ -90,15 +101,31 @@ def _post(services: Services, inbox_id: int, channel: str, message: Message, ale
     return delivered
 
 
+ESCALATED_KINDS = ("missed", "abandoned", "busy", "unanswered", "voicemail")
+
+
+def _count_call(services: Services, number: str | None, kind: str) -> None:
+    """Every call on a tracking number, answered or not, for the App Home's "calls today"."""
+    if number:
+        services.store.execute(
+            "INSERT INTO number_calls (number, kind, at) VALUES (?, ?, ?)", (number, kind, time.time())
+        )
+
+
 def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> str:
     if numbers.test_call(services, event.tracking_e164):
         return "done"  # AVANSER's automatic test call of a new number: said in its thread, not an alert
+    kind = kind_of(event)
+    _count_call(services, event.tracking_e164, kind)
     route = _route(services, event.tracking_e164, event.custom_group)
     if route is None:
         return "unrouted"
     if not wanted(event, route):
         return "skipped"
-    state = _new_alert(services, inbox_id, route.channel, kind_of(event), event.caller_e164, event.tracking_e164)
+    state = _new_alert(services, inbox_id, route.channel, kind, event.caller_e164, event.tracking_e164)
+    if kind in ESCALATED_KINDS:
+        schedule_escalation(services, state.id, event.tracking_e164, route)
+        refresh.number_changed(services, event.tracking_e164)
     if _into_digest(services, route.channel, state, lambda: call_summary(event, route)):
         return "done"  # a storm: one line of the channel's digest, no message of its own (and no file)
     message = _rendered(lambda: render_call(event, route, state), event, state)
@@ -177,19 +204,31 @@ class Alert:
     outbox_id: int | None
     caller: str | None
     tracking: str | None
+    kind: str = ""
+    digest_id: int | None = None
 
 
 def load_alert(services: Services, alert_id: int) -> Alert | None:
     """An alert, its event, its channel and its message row (None when unknown)."""
     row = services.store.execute(
         "SELECT a.id, a.claimed_by, a.claimed_at, a.called_back_by, a.called_back_at, i.source, i.payload,"
-        " a.channel, a.outbox_id, a.caller, a.tracking FROM alerts a JOIN inbox i ON i.id = a.inbox_id WHERE a.id = ?",
+        " a.channel, a.outbox_id, a.caller, a.tracking, a.created_at, a.escalated_at, a.kind, a.digest_id"
+        " FROM alerts a JOIN inbox i ON i.id = a.inbox_id WHERE a.id = ?",
         (alert_id,),
     ).fetchone()
     if row is None:
         return None
-    state = AlertState(id=row[0], claimed_by=row[1], claimed_at=row[2], called_back_by=row[3], called_back_at=row[4])
-    return Alert(state, parse_event(row[5], json.loads(row[6])), str(row[7]), row[8], row[9], row[10])
+    state = AlertState(
+        id=row[0],
+        claimed_by=row[1],
+        claimed_at=row[2],
+        called_back_by=row[3],
+        called_back_at=row[4],
+        created_at=row[11],
+        escalated_at=row[12],
+    )
+    event = parse_event(row[5], json.loads(row[6]))
+    return Alert(state, event, str(row[7]), row[8], row[9], row[10], str(row[13]), row[14])
 
 
 def render_alert(services: Services, alert: Alert) -> Message | None:
@@ -216,12 +255,24 @@ def refresh_alert(services: Services, alert_id: int) -> None:
         services.outbox.update(alert.outbox_id, message.text, message.blocks)
 
 
-def alert_in(services: Services, alert_id: int, channel: str) -> Alert:
-    """The alert, if it was posted in `channel` — where the click came from; else a refusal."""
+def alert_in(services: Services, alert_id: int, channel: str | None, user: str = "") -> Alert:
+    """The alert, if it was posted in `channel` — where the click came from — or, with `channel` None (a click on
+    the App Home), if `user` may see that number's calls on their Home: an admin or whoever asked for the number."""
     alert = load_alert(services, alert_id)
+    if channel is None:
+        if alert is None or not may_see_on_home(services, alert.tracking, user):
+            raise UserError("Only Switchboard admins and whoever asked for that number can take its calls from here.")
+        return alert
     if alert is None or channel not in (alert.channel, _posted_channel(services, alert)):
         raise UserError("I can't find that alert in this conversation.")
     return alert
+
+
+def may_see_on_home(services: Services, number: str | None, user: str) -> bool:
+    """The App Home shows a number's waiting calls to admins and to whoever asked for the number."""
+    if services.is_admin(user):
+        return True
+    return bool(number) and numbers.requester_of(services, str(number)) == user
 
 
 def _posted_channel(services: Services, alert: Alert) -> str | None:
@@ -231,11 +282,13 @@ def _posted_channel(services: Services, alert: Alert) -> str | None:
     return str(row[0]) if row and row[0] else None
 
 
-def claim(services: Services, alert_id: int, user_id: str, channel: str) -> str | None:
-    """Mark the alert as handled by `user_id` and edit its message; who claimed it first, if someone else did."""
-    alert_in(services, alert_id, channel)
+def claim(services: Services, alert_id: int, user_id: str, channel: str | None) -> str | None:
+    """Mark the alert as handled by `user_id` and edit its message; who claimed it first, if someone else did.
+
+    `channel` is where the click came from; None for the App Home."""
+    alert = alert_in(services, alert_id, channel, user_id)
     cursor = services.store.execute(
-        "UPDATE alerts SET claimed_by = ?, claimed_at = ? WHERE id = ? AND claimed_by IS NULL",
+        "UPDATE alerts SET claimed_by = ?, claimed_at = ?, escalate_at = NULL WHERE id = ? AND claimed_by IS NULL",
         (user_id, time.time(), alert_id),
     )
     if cursor.rowcount == 0:
@@ -244,24 +297,32 @@ def claim(services: Services, alert_id: int, user_id: str, channel: str) -> str 
             raise UserError("I can't find that alert any more.")
         return str(row[0]) if row[0] != user_id else None
     services.store.audit(user_id, "alert.claim", subject=str(alert_id))
+    services.scheduler.cancel(f"escalate-{alert_id}")
     refresh_alert(services, alert_id)
+    refresh.number_changed(services, alert.tracking)
     return None
 
 
-async def call_back(services: Services, alert_id: int, user_id: str, channel: str) -> tuple[calls.PlacedCall, bool]:
+async def call_back(
+    services: Services, alert_id: int, user_id: str, channel: str | None
+) -> tuple[calls.PlacedCall, bool]:
     """Ring the clicker, then the caller of the alert, showing the number the caller had called.
 
-    Returns the call and whether the alert's channel sees callers masked (then so does the answer)."""
-    alert = alert_in(services, alert_id, channel)
+    Returns the call and whether the alert's channel sees callers masked (then so does the answer).
+    `channel` is where the click came from; None for the App Home."""
+    alert = alert_in(services, alert_id, channel, user_id)
     if not alert.caller:
         raise UserError("The caller withheld their number, so I can't call them back.")
     placed = await calls.place_call(
         services, requester=user_id, customer_text=alert.caller, tracking=alert.tracking, via="alert"
     )
     services.store.execute(
-        "UPDATE alerts SET called_back_by = ?, called_back_at = ? WHERE id = ?", (user_id, time.time(), alert_id)
+        "UPDATE alerts SET called_back_by = ?, called_back_at = ?, escalate_at = NULL WHERE id = ?",
+        (user_id, time.time(), alert_id),
     )
+    services.scheduler.cancel(f"escalate-{alert_id}")
     refresh_alert(services, alert_id)
+    refresh.number_changed(services, alert.tracking)
     message_route = _route_of(services, alert)
     return placed, bool(message_route and message_route.mask_callers)
 
@@ -274,3 +335,94 @@ def _route_of(services: Services, alert: Alert) -> Route | None:
     if isinstance(event, ExotelCall):
         return _allocation_route(services, event.greenvn, event.greenvn_id)
     return None
+
+
+# -- escalation of unclaimed calls -----------------------------------------------------------------------
+
+
+def escalation_target(services: Services, number: str | None, route: Route | None) -> str | None:
+    """Who hears of an unclaimed call: the route's `escalate` (a person or a group), else the number's requester."""
+    if route is not None and route.escalate:
+        return route.escalate
+    requester = numbers.requester_of(services, number) if number else None
+    return f"<@{requester}>" if requester else None
+
+
+def escalation_due(services: Services, created_at: float) -> float | None:
+    """When an alert made at `created_at` escalates: the window later, or the next opening time after it."""
+    window = services.settings.claim_within
+    if not window:
+        return None
+    due = created_at + window
+    hours = services.settings.business_hours
+    return hours.next_open(due) if hours is not None else due
+
+
+def schedule_escalation(services: Services, alert_id: int, number: str | None, route: Route) -> None:
+    """Mark a new missed call or voicemail to escalate when unclaimed, and make its job."""
+    if escalation_target(services, number, route) is None:
+        return  # nobody to ask (a group or default route, and no requester): the channel sees it as ever
+    row = services.store.execute("SELECT created_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    due = escalation_due(services, float(row[0])) if row else None
+    if due is None:
+        return
+    services.store.execute("UPDATE alerts SET escalate_at = ? WHERE id = ?", (due, alert_id))
+    services.scheduler.at(due, f"escalate-{alert_id}", escalate, services, alert_id)
+
+
+async def escalate(services: Services, alert_id: int) -> bool:
+    """Say once, in the alert's thread, that it is still unclaimed; True when it was said now."""
+    row = services.store.execute("SELECT escalate_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None or row[0] is None:
+        return False  # claimed, called back or escalated since the job was made
+    now = time.time()
+    hours = services.settings.business_hours
+    if hours is not None and not hours.is_open(now):  # e.g. rebuilt at start during the night: wait for opening
+        opening = hours.next_open(now)
+        services.store.execute("UPDATE alerts SET escalate_at = ? WHERE id = ?", (opening, alert_id))
+        services.scheduler.at(opening, f"escalate-{alert_id}", escalate, services, alert_id)
+        return False
+    with services.store.transaction():
+        taken = services.store.execute(
+            "UPDATE alerts SET escalated_at = ?, escalate_at = NULL WHERE id = ? AND escalated_at IS NULL"
+            " AND claimed_by IS NULL AND called_back_by IS NULL",
+            (now, alert_id),
+        )
+        if not taken.rowcount:
+            return False
+        alert = load_alert(services, alert_id)
+        assert alert is not None
+        target = escalation_target(services, alert.tracking, _route_of(services, alert))
+        _say_unclaimed(services, alert, target, now)
+        refresh_alert(services, alert_id)
+        services.store.audit("Switchboard", "alert.escalate", subject=str(alert_id), detail=json.dumps({"to": target}))
+    return True
+
+
+def _say_unclaimed(services: Services, alert: Alert, target: str | None, now: float) -> None:
+    waited = minutes_text(now - (alert.state.created_at or now))
+    what = "voicemail" if alert.kind == "voicemail" else "call"
+    root = alert.outbox_id
+    summary = ""
+    if root is None and alert.digest_id is not None:  # inside a storm digest: reply under the digest, say which
+        digest = services.store.execute("SELECT outbox_id FROM digests WHERE id = ?", (alert.digest_id,)).fetchone()
+        root = int(digest[0]) if digest else None
+        route = _route_of(services, alert)
+        if isinstance(alert.event, AvanserCall):
+            summary = f"\n{call_summary(alert.event, route or Route(channel=alert.channel))}"
+    who = f"{target} " if target else ""
+    text = (
+        f"⏰ {who}this {what} has been unclaimed for {waited}. Can you take it? Claim it (or call back) so the "
+        f"team knows it's handled.{summary}"
+    )
+    services.outbox.post(alert.channel, text, thread_of=root, dedup_key=f"escalate:{alert.state.id}")
+
+
+async def rebuild_escalations(services: Services) -> None:
+    """At start: a job for every alert still waiting to escalate (SQLite is the truth)."""
+    rows = services.store.execute(
+        "SELECT id, escalate_at FROM alerts WHERE escalate_at IS NOT NULL AND escalated_at IS NULL"
+        " AND claimed_by IS NULL AND called_back_by IS NULL"
+    ).fetchall()
+    for alert_id, due in rows:
+        services.scheduler.at(float(due), f"escalate-{alert_id}", escalate, services, int(alert_id))

@@ -18,12 +18,23 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.routing import deliver, remember_thread, remove_route, route_for, set_route, thread_root
+from bot.domain import refresh
+from bot.domain.routing import (
+    deliver,
+    remember_thread,
+    remove_route,
+    route_for,
+    route_options,
+    set_route,
+    thread_root,
+)
 from bot.errors import FormErrors, UserError
 from bot.inbox import Handler, store_event
 from bot.phone import InvalidNumber, from_avanser, national, parse_number
@@ -249,6 +260,7 @@ def show_progress(services: Services, request: NumberRequest) -> None:
         live_via=request.live_via,
     )
     services.outbox.update(request.message_row, text, blocks)
+    refresh.changed(services, request.requester, admins=True)  # their Home lists it; admins' lists what waits
 
 
 def _without_secrets(body: dict[str, Any]) -> dict[str, Any]:
@@ -460,6 +472,7 @@ def finish(
             _set(services, request, status="completed", number=number)
         if request.kind == "delete" and number:
             remove_route(services.store, number)
+            remember_release(services, request, number)
     else:
         _set(services, request, status="failed", number=number, error=message or "AVANSER gave no reason")
     services.store.audit(
@@ -963,7 +976,8 @@ def send_on(services: Services, request_row: int, rule: NumberRule | None) -> No
         )
         what, details = summary(request)
         text, blocks = approval_message(request_row, request.requester, what, details, cost)
-        _set(services, request, approval_row=services.outbox.post(approvals, text, blocks))
+        _set(services, request, approval_row=services.outbox.post(approvals, text, blocks), cost=cost)
+        refresh.changed(services, admins=True)  # admins' Homes list what waits for them, with its cost
 
     services.tasks.spawn(ask(), name="ask for approval")
 
@@ -1045,13 +1059,180 @@ def may_route(services: Services, user: str, number: str) -> None:
         )
 
 
-async def route_number(services: Services, user: str, number: str, channel: str) -> None:
-    """Send a number's calls and texts to `channel` from now on: only ours, only where Switchboard can post."""
+async def route_number(services: Services, user: str, change: RouteChange) -> dict[str, Any]:
+    """Send a number's calls and texts to a channel from now on, with the options given (the others keep their
+    value): only ours, only where Switchboard can post. Returns the route's options now."""
+    number, channel = change.number, change.channel
     may_route(services, user, number)
     await find_service(services, number)  # one of this account's tracking numbers, not any number at all
     await check_can_post(services, channel)
-    set_route(services.store, number, channel, by=user)
-    services.store.audit(user, "route.set", subject=number, detail=json.dumps({"channel": channel}))
+    set_route(services.store, number, channel, by=user, options=change.options)
+    services.store.audit(
+        user, "route.set", subject=number, detail=json.dumps({"channel": channel, "options": change.options})
+    )
+    refresh.number_changed(services, number)
+    return route_options(services.store, number)
+
+
+# -- /numbers route's grammar ----------------------------------------------------------------------------
+
+ROUTE_USAGE = (
+    "Try `/numbers route <number> #channel [all-calls|missed-only] [masked|unmasked] "
+    "[escalate @person-or-@group]`; options you leave out keep their value."
+)
+# The words after the number and the channel: word → (route option, value). A new option is one more entry.
+ROUTE_WORDS: dict[str, tuple[str, Any]] = {
+    "all-calls": ("report", "all"),
+    "missed-only": ("report", "missed"),
+    "masked": ("mask_callers", True),
+    "unmasked": ("mask_callers", False),
+}
+ROUTE_TOKENS = re.compile(r"<[^<>]*>|[^\s<>]+")
+CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^<>]*)?>")
+USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+GROUP_MENTION = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^<>]*)?>")
+NUMBER_WORD = re.compile(r"[+\d().-]+")
+
+
+def _escalate_to(word: str) -> tuple[str, Any]:
+    """`escalate @casey` (Slack sends `<@U…|casey>`), `escalate @sales` (`<!subteam^S…|@sales>`), or `escalate
+    requester` (back to whoever asked for the number)."""
+    if match := USER_MENTION.fullmatch(word):
+        return "escalate", f"<@{match[1]}>"
+    if match := GROUP_MENTION.fullmatch(word):
+        return "escalate", f"<!subteam^{match[1]}>"
+    if word.lower() in ("requester", "default"):
+        return "escalate", None  # the option is removed: the number's requester again
+    raise UserError(
+        f"“{mrkdwn(word, 100)}” isn't a person or a group Slack knows: `escalate @casey` or `escalate @sales-team` "
+        "(or `escalate requester`)."
+    )
+
+
+# Words that take the next word as their value: word → what it means.
+ROUTE_VALUES: dict[str, Callable[[str], tuple[str, Any]]] = {"escalate": _escalate_to}
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """`/numbers route` as typed: the number (E.164), the channel, and the options given (None removes one)."""
+
+    number: str
+    channel: str
+    options: dict[str, Any]
+
+
+def parse_route(text: str, country: str) -> RouteChange:
+    """`02 9008 1596 <#C…|sales> all-calls masked escalate <@U…|casey>` (Slack escapes mentions in commands)."""
+    tokens = ROUTE_TOKENS.findall(text)
+    channel: str | None = None
+    options: dict[str, Any] = {}
+    number_words: list[str] = []
+    while tokens:
+        token = tokens.pop(0)
+        word = token.lower()
+        if match := CHANNEL_MENTION.fullmatch(token):
+            if channel is not None and channel != match[1]:
+                raise UserError(f"Give one channel. {ROUTE_USAGE}")
+            channel = match[1]
+            continue
+        if word in ROUTE_WORDS:
+            key, value = ROUTE_WORDS[word]
+        elif word in ROUTE_VALUES:
+            if not tokens:
+                raise UserError(f"`{word}` needs a value. {ROUTE_USAGE}")
+            key, value = ROUTE_VALUES[word](tokens.pop(0))
+        elif NUMBER_WORD.fullmatch(token) and not options:
+            number_words.append(token)
+            continue
+        else:
+            raise UserError(f"I don't understand “{mrkdwn(token, 100)}”. {ROUTE_USAGE}")
+        if key in options and options[key] != value:
+            raise UserError(f"`{word}` contradicts another word you gave. {ROUTE_USAGE}")
+        options[key] = value
+    if channel is None:
+        raise UserError("Which channel? For example `/numbers route 02 9008 1596 #sales`.")
+    if not number_words:
+        raise UserError("Which number? For example `/numbers route 02 9008 1596 #sales`.")
+    try:
+        number = parse_number(" ".join(number_words), country)
+    except InvalidNumber as exc:
+        raise UserError(str(exc)) from None
+    return RouteChange(number, channel, options)
+
+
+# -- released numbers -------------------------------------------------------------------------------------
+
+QUARANTINE_MONTHS = (3, 6)  # seed 000: a released number is quarantined for three to six months
+
+
+@dataclass(frozen=True)
+class Released:
+    """A number released through Switchboard."""
+
+    number: str
+    name: str | None
+    released_at: float
+    released_by: str
+
+    @property
+    def quarantine(self) -> tuple[float, float]:
+        return quarantine_until(self.released_at)
+
+
+def add_months(epoch: float, months: int) -> float:
+    """The same day (or the month's last) `months` calendar months later, at the same time of day (GMT)."""
+    at = datetime.fromtimestamp(epoch, UTC)
+    index = at.month - 1 + months
+    year, month = at.year + index // 12, index % 12 + 1
+    following = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    last_day = (following - datetime(year, month, 1, tzinfo=UTC)).days
+    return at.replace(year=year, month=month, day=min(at.day, last_day)).timestamp()
+
+
+def quarantine_until(released_at: float) -> tuple[float, float]:
+    """About when AVANSER may give the number to someone else: released + 3 months … + 6 months."""
+    return add_months(released_at, QUARANTINE_MONTHS[0]), add_months(released_at, QUARANTINE_MONTHS[1])
+
+
+def remember_release(services: Services, request: NumberRequest, number: str) -> None:
+    services.store.execute(
+        "INSERT OR IGNORE INTO released_numbers (number, name, released_at, released_by, request_row)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (number, request.name, time.time(), request.requester, request.id),
+    )
+
+
+def released_numbers(services: Services, limit: int = 100) -> tuple[list[Released], int]:
+    """Numbers released through Switchboard, newest first (at most `limit`), and how many there are."""
+    rows = services.store.execute(
+        "SELECT number, name, released_at, released_by FROM released_numbers ORDER BY released_at DESC, id DESC"
+        " LIMIT ?",
+        (limit,),
+    ).fetchall()
+    total = services.store.execute("SELECT COUNT(*) FROM released_numbers").fetchone()[0]
+    return [Released(str(r[0]), r[1], float(r[2]), str(r[3])) for r in rows], int(total)
+
+
+def released_record(services: Services, number: str) -> Released | None:
+    """The latest release of `number` through Switchboard, if any."""
+    row = services.store.execute(
+        "SELECT number, name, released_at, released_by FROM released_numbers WHERE number = ?"
+        " ORDER BY released_at DESC LIMIT 1",
+        (number,),
+    ).fetchone()
+    return Released(str(row[0]), row[1], float(row[2]), str(row[3])) if row else None
+
+
+async def show_number(services: Services, number: str) -> ServiceDetail | Released:
+    """An active tracking number as AVANSER has it, or — once released through Switchboard — its release."""
+    try:
+        return await find_service(services, number)
+    except UserError:
+        released = released_record(services, number)
+        if released is None:
+            raise
+        return released
 
 
 async def check_can_post(services: Services, channel: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from bot.domain import refresh
 from bot.domain.dialling import CallNotAllowed, check_dialable, countries, parse_dialable
 from bot.errors import UserError
 from bot.phone import InvalidNumber, parse_number
@@ -32,18 +33,19 @@ def _allowed(services: Services) -> frozenset[str]:
     return countries(services.settings.call_countries, services.settings.country)
 
 
-def register_phone(services: Services, user_id: str, text: str) -> str:
-    """Validate and store the phone Switchboard rings for `user_id`; returns it in E.164."""
+def register_phone(services: Services, user_id: str, text: str, *, field: str | None = None) -> str:
+    """Validate and store the phone Switchboard rings for `user_id`; returns it in E.164 (`field`: the form's input)."""
     try:
         phone = parse_dialable(text, services.settings.country, _allowed(services))
     except CallNotAllowed as exc:
-        raise CallNotAllowed(f"That can't be your phone for calls: {exc}") from None
+        raise CallNotAllowed(f"That can't be your phone for calls: {exc}", field=field) from None
     services.store.execute(
         "INSERT INTO user_phones (user_id, phone, updated_at) VALUES (?, ?, ?)"
         " ON CONFLICT(user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at",
         (user_id, phone, time.time()),
     )
     services.store.audit(user_id, "phone.register", subject=user_id)
+    refresh.changed(services, user_id)
     return phone
 
 
@@ -51,6 +53,7 @@ def clear_phone(services: Services, user_id: str) -> bool:
     cursor = services.store.execute("DELETE FROM user_phones WHERE user_id = ?", (user_id,))
     if cursor.rowcount:
         services.store.audit(user_id, "phone.clear", subject=user_id)
+        refresh.changed(services, user_id)
     return bool(cursor.rowcount)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bot.outbox import Outbox
 from bot.store import Store
@@ -40,6 +41,7 @@ def route_for(
                 report=options.get("report", "missed"),
                 mask_callers=bool(options.get("mask_callers")),
                 via="number",
+                escalate=options.get("escalate") or None,
             )
     if custom_group:
         row = store.execute("SELECT channel FROM group_routes WHERE custom_group = ?", (custom_group,)).fetchone()
@@ -56,6 +58,12 @@ def routed_channel(store: Store, number: str | None) -> str | None:
     return str(row[0]) if row else None
 
 
+def route_options(store: Store, number: str) -> dict[str, Any]:
+    """The options of `number`'s own route (report, mask_callers, escalate, …); {} without one."""
+    row = store.execute("SELECT options FROM routes WHERE number = ?", (number,)).fetchone()
+    return dict(json.loads(row[0] or "{}")) if row else {}
+
+
 def routed_channels(store: Store) -> dict[str, str]:
     """Every number's own route: number → channel."""
     return {str(n): str(c) for n, c in store.execute("SELECT number, channel FROM routes").fetchall()}
@@ -70,14 +78,22 @@ def set_route(
     name: str | None = None,
     report: ReportLevel | None = None,
     mask_callers: bool | None = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
-    """Send `number`'s events to `channel`; options not given keep their current value."""
+    """Send `number`'s events to `channel`; options not given keep their current value (a None in `options`
+    removes that option)."""
     row = store.execute("SELECT name, options FROM routes WHERE number = ?", (number,)).fetchone()
-    options = json.loads(row[1]) if row else {}
+    stored: dict[str, Any] = json.loads(row[1]) if row else {}
+    given = dict(options or {})
     if report is not None:
-        options["report"] = report
+        given["report"] = report
     if mask_callers is not None:
-        options["mask_callers"] = mask_callers
+        given["mask_callers"] = mask_callers
+    for key, value in given.items():
+        if value is None:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
     store.execute(
         "INSERT INTO routes (number, channel, name, options, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(number) DO UPDATE SET channel = excluded.channel, name = excluded.name,"
@@ -86,7 +102,7 @@ def set_route(
             number,
             channel,
             name if name is not None else (row[0] if row else None),
-            json.dumps(options),
+            json.dumps(stored),
             by,
             time.time(),
         ),

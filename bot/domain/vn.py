@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.domain import refresh as home
 from bot.domain.routing import deliver, remember_thread, route_for, thread_channel
 from bot.errors import UserError
 from bot.inbox import Handler
@@ -41,7 +42,7 @@ from bot.telco.exotel import Allocation as ExotelAllocation
 from bot.telco.exotel import parse_pins as exotel_parse_pins
 from notifiers.allocations import render_allocation, render_deallocation, render_reminder
 from notifiers.events import Event, ExotelDeallocation, exotel_number
-from notifiers.text import mrkdwn
+from notifiers.text import mrkdwn, slack_date
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -306,7 +307,8 @@ def may_manage(services: Services, allocation: Allocation, user: str) -> None:
 
 
 def refresh(services: Services, allocation: Allocation) -> None:
-    """Edit the allocation's message to its current state."""
+    """Edit the allocation's message to its current state (and publish its owner's App Home again)."""
+    home.changed(services, allocation.owner)
     if allocation.message_row is None:
         return
     services.outbox.update(allocation.message_row, *rendered(allocation))
@@ -402,6 +404,7 @@ def _activate(services: Services, allocation: Allocation, result: ExotelAllocati
         )
         row = services.outbox.post(allocation.channel, *rendered(allocation))
         _save(services, allocation, message_row=row)
+        home.changed(services, allocation.owner)
         remember_thread(services.store, f"allocation:{result.greenvn_id}", row)
         if result.green_vn:
             remember_thread(services.store, f"allocation-number:{result.green_vn}", row)
@@ -562,9 +565,10 @@ def extend(services: Services, allocation: Allocation, seconds: float, user: str
         raise UserError("That virtual number was already released.")
     new_end = max(allocation.expires_at, time.time()) + seconds
     if allocation.provider_expires_at and new_end > allocation.provider_expires_at:
+        days = round(SAFETY_NET / 86400)
         raise UserError(
-            f"Exotel releases this number at {when(allocation.provider_expires_at)} at the latest "
-            "(set when it was made); get a new one with `/vn new` to keep going longer."
+            f"Exotel releases this number {days} days after the end first set for it at the latest (set when it "
+            "was made); get a new one with `/vn new` to keep going longer."
         )
     _save(
         services,
@@ -711,5 +715,5 @@ async def rebuild(services: Services) -> None:
 
 
 def when(epoch: float) -> str:
-    """`Sun 22 Nov 12:29 UTC`."""
-    return time.strftime("%a %d %b %H:%M UTC", time.gmtime(epoch))
+    """A lease's end for a message: each reader sees it in their own zone (a Slack date token)."""
+    return slack_date(epoch)

@@ -6,7 +6,8 @@ Slack reads `<…>` in a message's `text` and in every mrkdwn text object as mar
 `label` and opens `url`. plain_text objects are never read that way. `injections()` lists the markup
 in messages that Switchboard's own rendering never makes:
 
-- any `<!…>` special mention (Switchboard never pings a channel or a group),
+- any `<!…>` special mention (Switchboard never pings a channel or a group) but its own date tokens,
+  `<!date^EPOCH^{tokens}|fallback>` (a time each reader sees in their own zone),
 - a `<@…>` or `<#…>` whose id is not in the allowlist the caller gives (the people and channels the
   scenario's own messages mention),
 - a link whose label looks like an address on another host than the link's target (a disguised
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 TOKEN = re.compile(r"<([^<>\n]*)>")
+DATE_TOKEN = re.compile(r"!date\^\d+\^(?:\{[a-z_]+\}| at |, )+(?:\|[^|<>]*)?")  # Switchboard's own times
 URLISH = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?([a-z0-9-]+\.)+[a-z]{2,}(?:[:/?#]\S*)?$", re.IGNORECASE)
 
 
@@ -65,7 +67,7 @@ def _host(url: str) -> str:
 def judge(token: str, users: frozenset[str], channels: frozenset[str]) -> str | None:
     """Why the markup `<token>` isn't Switchboard's, or None when it is."""
     if token.startswith("!"):
-        return "special mention"
+        return None if DATE_TOKEN.fullmatch(token) else "special mention"
     if token.startswith("@"):
         user = token[1:].split("|", 1)[0]
         return None if user in users else f"mention of {user}, not in the allowlist"

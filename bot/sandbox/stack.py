@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bot.outbox import HOME_EVERY
 from bot.sandbox.avanser import AvanserSandbox
 from bot.sandbox.dtl import DtlSandbox
 from bot.sandbox.exotel import ExotelSandbox
@@ -34,6 +35,7 @@ class Stack:
         *,
         slack_channel_interval: float | None = None,
         outbox_channel_interval: float = 1.05,
+        home_every: float = HOME_EVERY,
         slack_scopes: Iterable[str] | None = None,
         **settings: Any,
     ) -> None:
@@ -48,6 +50,7 @@ class Stack:
         self.provider_servers: list[LoopbackServer] = []
         self.webhook_token = secrets.token_urlsafe(16)
         self.outbox_channel_interval = outbox_channel_interval
+        self.home_every = home_every
         self.extra_settings = settings
         self.slack_server: LoopbackServer | None = None
         self.app_server: LoopbackServer | None = None
@@ -91,7 +94,9 @@ class Stack:
         }
         values.update(self.extra_settings)
         self.settings = load_settings(env_file=None, **values)
-        self.services = Services.create(self.settings, channel_interval=self.outbox_channel_interval)
+        self.services = Services.create(
+            self.settings, channel_interval=self.outbox_channel_interval, home_every=self.home_every
+        )
         app = create_app(self.settings, self.services)
         self.app_server = LoopbackServer(app, name="switchboard").start()
         self.settings = self.settings.model_copy(update={"public_url": self.app_server.url})
