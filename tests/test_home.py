@@ -23,7 +23,7 @@ from notifiers.home import (
     HomeNumber,
     render_home,
 )
-from tests.helpers import click, submit_view, wait_for
+from tests.helpers import submit_view, wait_for
 
 REP, ONCALL = "U0REP", "U0ONCALL"
 TRANSFER = {
@@ -238,7 +238,7 @@ def test_a_crowded_home_fits_in_one_view() -> None:
             HomeCall(i, "voicemail", "+61410203045", "", True, "+61290081596", "Ad", now, "C0SALES") for i in range(25)
         ],
         calls_total=25,
-        approvals=[HomeApproval(i, REP, "a tracking number “x”", ["Number: any mobile number"], None) for i in range(9)],
+        approvals=[HomeApproval(i, REP, "a tracking number “x”", ["Number: any mobile"], None) for i in range(9)],
         approvals_total=12,
         approvals_channel="C0APPROVALS",
     )
