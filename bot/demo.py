@@ -5,6 +5,7 @@ Each chapter is a function taking the running `Stack`; later capabilities add th
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -17,6 +18,7 @@ from bot.phone import national
 from bot.sandbox import payloads
 from bot.sandbox.avanser import SEED_CALL
 from bot.sandbox.render import boxed, render_blocks, render_message
+from bot.sandbox.signing import signature_headers
 from bot.sandbox.stack import Stack
 
 
@@ -138,6 +140,24 @@ def chapter_missed_call(stack: Stack) -> None:
     _say(boxed("#sales", render_message(_latest(stack, message["ts"]), width=76)))
 
 
+def chapter_home(stack: Stack) -> None:
+    _say("\n## Another call is missed; Riley opens Switchboard's Home tab — a dashboard\n")
+    number = next(iter(stack.avanser.services))
+    stack.avanser.place_call(number, "+61498765432", status="avanser_missed_call", duration=12)
+    stack.drain(10)
+    event = payloads.event_callback({"type": "app_home_opened", "user": "U0REP", "channel": "D0REP", "tab": "home"})
+    body = json.dumps(event)
+    headers = {**signature_headers(stack.slack.signing_secret, body), "Content-Type": "application/json"}
+    httpx.post(f"{stack.url}/slack/events", content=body, headers=headers, timeout=10)
+    _wait(lambda: stack.slack.home.get("U0REP"))
+    _say(
+        "Slack sends app_home_opened; Switchboard publishes Riley's own dashboard (every time is a Slack date "
+        "token: Riley reads it in Sydney time, a colleague in Perth in theirs). It is published again, at most "
+        "every few seconds, whenever something on it changes:"
+    )
+    _say(boxed("Switchboard › Home (Riley)", render_blocks(stack.slack.home["U0REP"]["blocks"], width=76)))
+
+
 def chapter_virtual_number(stack: Stack) -> None:
     _say(
         "\n## A virtual number between a customer and a field agent: allocate → a call → reminder → extend → release\n"
@@ -146,7 +166,7 @@ def chapter_virtual_number(stack: Stack) -> None:
     answer, url = stack.slack.command(stack.url, "/vn", text, user_id="U0REP", channel_id="C0FIELD")
     _say(f"Riley types `/vn {text}` → “{answer.json()['text']}”")
     _wait(lambda: stack.slack.responses_to(url))
-    _say(boxed("only Riley sees", stack.slack.responses_to(url)[-1]["text"]))
+    _say(boxed("only Riley sees", render_message({"text": stack.slack.responses_to(url)[-1]["text"]})))
     stack.drain(10)
     root = stack.slack.channel_messages("C0FIELD")[0]
     greenvn_id = next(iter(stack.exotel.allocations))
@@ -191,6 +211,7 @@ CHAPTERS: list[Callable[[Stack], None]] = [
     chapter_webhooks,
     chapter_new_number,
     chapter_missed_call,
+    chapter_home,
     chapter_virtual_number,
 ]
 

@@ -365,6 +365,8 @@ def _home(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX number_calls_number ON number_calls (number, at)")
     db.execute("ALTER TABLE number_requests ADD COLUMN cost TEXT")
+    # Whose number is it (escalations, the Home's refreshes) is asked for every missed call.
+    db.execute("CREATE INDEX number_requests_number ON number_requests (number, kind, status)")
 
 
 MIGRATIONS: list[Migration] = [

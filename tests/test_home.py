@@ -250,3 +250,29 @@ def test_a_crowded_home_fits_in_one_view() -> None:
     assert "and 4 more — in <#C0APPROVALS>" in text
     assert "•••• ••• 045" in text and "0410 203 045" not in text  # a masked route's callers stay masked
     assert "unclaimed calls escalate to <!subteam^S0SALES> after 15 min" in text
+
+
+def test_outside_text_on_the_home_is_never_markup() -> None:
+    from bot.sandbox.markup import injections
+    from tests.test_escaping import ATTACK
+
+    now = time.time()
+    board = Dashboard(
+        user=ADMIN,
+        admin=True,
+        now=now,
+        claim_within=900,
+        numbers=[
+            HomeNumber("+61290081596", ATTACK, "C0SALES", {"escalate": ATTACK, ATTACK: ATTACK}, 1, 1, ATTACK, REP)
+        ],
+        numbers_total=1,
+        calls=[HomeCall(1, ATTACK, None, ATTACK, False, "+61290081596", ATTACK, now, "C0SALES")],
+        calls_total=1,
+        approvals=[HomeApproval(1, REP, "a tracking number", ["Number: any"], ATTACK)],
+        approvals_total=1,
+    )
+    view = render_home(board)
+    assert check_view(view) == []
+    message = {"channel": "home", "blocks": view["blocks"]}
+    assert injections([message], users={REP, ADMIN}, channels={"C0SALES"}) == []
+    assert "&lt;!channel&gt;" in json.dumps(view)

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import re
 import textwrap
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+# Slack shows a date token in the reader's own zone; the sandbox's people are in Sydney (`bot.sandbox.slack`).
+READER_ZONE = ZoneInfo("Australia/Sydney")
+DATE_TOKEN = re.compile(r"<!date\^(\d+)\^([^|>]*)(?:\|[^>]*)?>")
+
+
+def _date(match: re.Match[str]) -> str:
+    at = datetime.fromtimestamp(int(match.group(1)), READER_ZONE)
+    hour = at.strftime("%I").lstrip("0") or "12"
+    time_of_day = f"{hour}:{at.strftime('%M')} {at.strftime('%p').lower()}"
+    day = f"{at.strftime('%a')} {at.day} {at.strftime('%b')}"
+    tokens = match.group(2)
+    if "{time}" in tokens and "{date" not in tokens:
+        return time_of_day
+    if "{time}" not in tokens:
+        return f"{day} {at.year}"
+    return f"{day}, {time_of_day}"
 
 
 def _text(obj: Any) -> str:
@@ -12,6 +31,7 @@ def _text(obj: Any) -> str:
         return ""
     text = str(obj.get("text", ""))
     if obj.get("type") == "mrkdwn":
+        text = DATE_TOKEN.sub(_date, text)  # as a reader in Sydney sees it
         text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2", text)  # <url|label> -> label
         text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
         text = re.sub(r"<#([A-Z0-9]+)(\|[^>]*)?>", r"#\1", text)
@@ -64,7 +84,8 @@ def render_message(message: dict[str, Any], width: int = 78) -> str:
     blocks = message.get("blocks")
     if blocks:
         return render_blocks(blocks, width)
-    return "\n".join(textwrap.fill(p, width) for p in str(message.get("text", "")).splitlines())
+    text = DATE_TOKEN.sub(_date, str(message.get("text", "")))
+    return "\n".join(textwrap.fill(p, width) for p in text.splitlines())
 
 
 def boxed(title: str, body: str, width: int = 80) -> str:
