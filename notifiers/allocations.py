@@ -48,7 +48,7 @@ def render_allocation_call(event: ExotelCall, route: Route, state: AlertState) -
     """Every field from Exotel is escaped and cut by `notifiers.text`."""
     caller = number_text(exotel_number(event.caller), event.caller, mask=route.mask_callers)
     callee = number_text(exotel_number(event.to), event.to, mask=route.mask_callers)
-    status = mrkdwn(event.dial_call_status or event.call_type or "ended", 100)
+    status = mrkdwn(event.dial_call_status or event.call_type or "ended", 100) or "ended"  # blank: "ended"
     facts = [status]
     if event.dial_call_duration:
         facts.append(duration_text(event.dial_call_duration))

@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, PlainTextO
 from bot.phone import national
 from notifiers.events import AvanserSms
 from notifiers.message import AlertState, Message, Route, alert_actions, alert_status_line, number_text
-from notifiers.text import CONTEXT, LINE, SECTION, TEXT, body, mrkdwn, truncate
+from notifiers.text import CONTEXT, DATE_AT_TIME, LINE, SECTION, TEXT, body, mrkdwn, slack_date, truncate
 
 PREVIEW = 200  # how much of a text the notification (`text`) shows
 
@@ -25,11 +25,19 @@ def _body(sms: AvanserSms) -> dict[str, object]:
     return SectionBlock(block_id="sms", text=PlainTextObject(text=body(sms.txt, SECTION), emoji=False)).to_dict()
 
 
-def sms_summary(sms: AvanserSms, route: Route) -> str:
+def sent_at(sms: AvanserSms, received_at: float | None) -> str:
+    """When the text came, in each reader's zone: AVANSER's `date` carries no zone, so the time Switchboard
+    received it (SMS-Forward posts it at once) is the token, and AVANSER's own words its fallback."""
+    if received_at is None:
+        return mrkdwn(sms.date, 100)
+    return slack_date(received_at, DATE_AT_TIME, sms.date[:100] if sms.date else None)
+
+
+def sms_summary(sms: AvanserSms, route: Route, received_at: float | None = None) -> str:
     """The text as one line of a storm digest — cheap: no Block Kit."""
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
     name = mrkdwn(route.name) or "tracking number"
-    return truncate(f"💬 {mrkdwn(sms.date, 100)} — text from {sender} to {name}", LINE)
+    return truncate(f"💬 {sent_at(sms, received_at)} — text from {sender} to {name}", LINE)
 
 
 def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool) -> Message:
@@ -37,10 +45,10 @@ def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool)
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
     tracking = mrkdwn(national(sms.tracking_e164) if sms.tracking_e164 else sms.to)
     name = mrkdwn(route.name) or "tracking number"
-    date = mrkdwn(sms.date, 100)
+    date = sent_at(sms, state.created_at)
     preview = mrkdwn(sms.txt, PREVIEW)
     key = thread_key(sms)
-    summary = sms_summary(sms, route)
+    summary = sms_summary(sms, route, state.created_at)
     if not first:
         reply = [_body(sms)]
         if date:

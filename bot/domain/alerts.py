@@ -63,11 +63,12 @@ def _route(services: Services, number: str | None, custom_group: str | None = No
 def _new_alert(
     services: Services, inbox_id: int, channel: str, kind: str, caller: str | None, tracking: str | None
 ) -> AlertState:
+    now = time.time()
     cursor = services.store.execute(
         "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (inbox_id, channel, kind, caller, tracking, time.time()),
+        (inbox_id, channel, kind, caller, tracking, now),
     )
-    return AlertState(id=int(cursor.lastrowid or 0))
+    return AlertState(id=int(cursor.lastrowid or 0), created_at=now)
 
 
 def _rendered(render: Callable[[], Message], event: Event, state: AlertState) -> Message:
@@ -124,7 +125,7 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
         return "skipped"
     state = _new_alert(services, inbox_id, route.channel, kind, event.caller_e164, event.tracking_e164)
     if kind in ESCALATED_KINDS:
-        schedule_escalation(services, state.id, event.tracking_e164, route)
+        schedule_escalation(services, state, event.tracking_e164, route)
         refresh.number_changed(services, event.tracking_e164)
     if _into_digest(services, route.channel, state, lambda: call_summary(event, route)):
         return "done"  # a storm: one line of the channel's digest, no message of its own (and no file)
@@ -152,7 +153,7 @@ def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
         return "unrouted"
     first = thread_root(services.store, thread_key(event)) is None
     state = _new_alert(services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164)
-    if first and _into_digest(services, route.channel, state, lambda: sms_summary(event, route)):
+    if first and _into_digest(services, route.channel, state, lambda: sms_summary(event, route, state.created_at)):
         return "done"
     message = _rendered(lambda: render_sms(event, route, state, first=first), event, state)
     _post(services, inbox_id, route.channel, message, state.id, digest=False)
@@ -358,16 +359,15 @@ def escalation_due(services: Services, created_at: float) -> float | None:
     return hours.next_open(due) if hours is not None else due
 
 
-def schedule_escalation(services: Services, alert_id: int, number: str | None, route: Route) -> None:
+def schedule_escalation(services: Services, state: AlertState, number: str | None, route: Route) -> None:
     """Mark a new missed call or voicemail to escalate when unclaimed, and make its job."""
     if escalation_target(services, number, route) is None:
         return  # nobody to ask (a group or default route, and no requester): the channel sees it as ever
-    row = services.store.execute("SELECT created_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-    due = escalation_due(services, float(row[0])) if row else None
+    due = escalation_due(services, state.created_at or time.time())
     if due is None:
         return
-    services.store.execute("UPDATE alerts SET escalate_at = ? WHERE id = ?", (due, alert_id))
-    services.scheduler.at(due, f"escalate-{alert_id}", escalate, services, alert_id)
+    services.store.execute("UPDATE alerts SET escalate_at = ? WHERE id = ?", (due, state.id))
+    services.scheduler.at(due, f"escalate-{state.id}", escalate, services, state.id)
 
 
 async def escalate(services: Services, alert_id: int) -> bool:
