@@ -1,17 +1,18 @@
 """The inbox: every telco event is committed here before its webhook is answered, then handled once.
 
 `store_event` is the only way in (webhooks, the provisioning poll): one insert with a dedup key, so
-a replay of an event already held stores nothing. `InboxProcessor` takes the stored events in
-order and hands each to the handler registered for its type (`on(event_type, handler)`, wired when
-the app is built — the inbox knows no domain module). A handler runs inside one SQLite transaction
-with the event's own status update: its outbox rows, alert rows and thread registrations commit
-together with 'done', or not at all. Events are handled in batches: one transaction per step (each
-event in a savepoint of its own, so a failing one rolls back only itself), for at most
-BATCH_SECONDS, so a storm costs one commit per batch and the event loop is back to serving requests
-within 20 ms. A crash before the commit leaves the event 'new' and it is
-handled after the restart. A handler that fails (the database locked by a backup, a bug) rolls its
-work back and the event is tried again with backoff — MAX_ATTEMPTS times over about ten minutes —
-then kept as 'failed', counted in /metrics and logged with its id; nothing acknowledged is dropped.
+a replay of an event already held stores nothing. `InboxProcessor` takes the stored events in order
+and hands each to the handler registered for its type (`on(event_type, handler)`, wired when the app
+is built — the inbox knows no domain module). A handler runs inside one SQLite transaction with the
+event's own status update: its outbox rows, alert rows and thread registrations commit together with
+'done', or not at all. Events are handled in batches: one transaction per step (each event in a
+savepoint of its own, so a failing one rolls back only itself), for at most BATCH_SECONDS, so a
+storm costs one commit per batch and the event loop is back to serving requests within a few
+milliseconds; while webhooks keep arriving, the worker rests between batches. A crash before the
+commit leaves the event 'new' and it is handled after the restart. A handler that fails (the
+database locked by a backup, a bug) rolls its work back and the event is tried again with backoff —
+MAX_ATTEMPTS times over about ten minutes — then kept as 'failed', counted in /metrics and logged
+with its id; nothing acknowledged is dropped.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ from notifiers.events import Event, parse_event
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # events read per step
-BATCH_SECONDS = 0.02  # … handled in one transaction for at most this long before the loop serves requests again
+BATCH = 64  # events read per step
+BATCH_SECONDS = 0.003  # … handled in one transaction for at most this long before the loop serves requests again
+# While webhooks keep arriving (a storm), the worker rests as long as it worked after each batch, so the
+# event loop gives requests at least half its time: acks and webhooks don't queue behind the backlog.
+ARRIVING = 0.05  # a webhook within this many seconds: they are still arriving
+REST_RATIO = 1.0
 MAX_ATTEMPTS = 8
 BACKOFF = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds before the next attempt
 
@@ -63,6 +68,7 @@ class InboxProcessor(Worker):
         self.store = store
         self.metrics = metrics
         self.handlers: dict[type[Event], Handler] = {}
+        self.last_arrival = 0.0
 
     def on(self, event_type: type[Event], handler: Handler) -> None:
         """Handle every stored event of `event_type` with `handler`."""
@@ -74,8 +80,15 @@ class InboxProcessor(Worker):
     async def stop(self) -> None:
         await self.stop_loop()
 
+    def wake(self) -> None:
+        self.last_arrival = time.monotonic()
+        super().wake()
+
     def step(self) -> float:
+        started = time.perf_counter()
         if self.process_pending():
+            if time.monotonic() - self.last_arrival < ARRIVING:
+                return max(0.0005, (time.perf_counter() - started) * REST_RATIO)
             return 0.0
         row = self.store.execute("SELECT MIN(next_attempt_at) FROM inbox WHERE status = 'new'").fetchone()
         return 1.0 if row[0] is None else min(1.0, max(0.05, row[0] - time.time()))

@@ -263,9 +263,12 @@ class Outbox(Worker):
         """The row posts (or edits) storm digest `digest_id`, rendered from its lines when it is sent."""
         self.store.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps({DIGEST: digest_id}), row_id))
 
-    def is_pending(self, row_id: int) -> bool:
-        row = self.store.execute("SELECT status FROM outbox WHERE id = ?", (row_id,)).fetchone()
-        return bool(row and row[0] == "pending")
+    def any_pending(self, *row_ids: int | None) -> bool:
+        """Whether any of these rows is still waiting to be sent."""
+        ids = [r for r in row_ids if r is not None]
+        marks = ", ".join("?" * len(ids))
+        query = f"SELECT 1 FROM outbox WHERE id IN ({marks}) AND status = 'pending' LIMIT 1"
+        return bool(ids) and self.store.execute(query, tuple(ids)).fetchone() is not None
 
     def message_ts(self, row_id: int) -> tuple[str, str] | None:
         """(channel id, ts) of a delivered post, or None while it is pending."""

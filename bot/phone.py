@@ -5,9 +5,13 @@ to_avanser("+61290081596")        -> "61290081596"     (seed 001: E.164 digits, 
 from_avanser("+61-0290081596")    -> "+61290081596"     (seed 001 call-URI form)
 to_exotel("+919176226528")        -> "+919176226528"    (seed 002: E.164 with +)
 to_dtl("+61412345678")            -> "61412345678"      (seed 003 shows bare digits)
+
+The readers and formatters are pure and cached: a storm on one number parses it once.
 """
 
 from __future__ import annotations
+
+import functools
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -19,6 +23,7 @@ class InvalidNumber(UserError):
     """What was typed is not a phone number Switchboard can use."""
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_number(text: str, default_region: str = "AU") -> str:
     """E.164 for what a person typed (`0290081596`, `+61 2 9008 1596`, `61290081596`)."""
     raw = (text or "").strip()
@@ -49,6 +54,7 @@ def to_avanser(e164: str) -> str:
     return e164.lstrip("+")
 
 
+@functools.lru_cache(maxsize=8192)
 def from_avanser(value: str) -> str:
     """E.164 from AVANSER's forms: `61290081596`, `+61-0290081596` (call-URI), `0290081596` (national)."""
     text = value.strip()
@@ -69,6 +75,7 @@ def to_dtl(e164: str) -> str:
     return e164.lstrip("+")
 
 
+@functools.lru_cache(maxsize=8192)
 def national(e164: str) -> str:
     """`02 9008 1596` — how people in the number's own country write it."""
     try:
@@ -77,6 +84,7 @@ def national(e164: str) -> str:
         return e164
 
 
+@functools.lru_cache(maxsize=8192)
 def international(e164: str) -> str:
     try:
         return phonenumbers.format_number(phonenumbers.parse(e164, None), PhoneNumberFormat.INTERNATIONAL)
@@ -84,6 +92,7 @@ def international(e164: str) -> str:
         return e164
 
 
+@functools.lru_cache(maxsize=8192)
 def region_of(e164: str) -> str | None:
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))

@@ -308,6 +308,7 @@ class CommandFamily:
         self.default: Subcommand | None = None
         self._default_accepts: re.Pattern[str] | None = None
         self._help_blocks: list[dict[str, Any]] | None = None  # built on first use, after every sub-command
+        self._help_text: str | None = None
 
     # -- declaring ---------------------------------------------------------------------------
 
@@ -356,6 +357,11 @@ class CommandFamily:
         return entries
 
     def help_text(self) -> str:
+        if self._help_text is None:
+            self._help_text = self._build_help_text()
+        return self._help_text
+
+    def _build_help_text(self) -> str:
         lines = [f"{self.command} — {self.title}"]
         lines += [self.line(sub) for sub in self.entries()]
         lines.append(f"`{self.command} help` — this list")

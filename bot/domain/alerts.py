@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.domain import calls, numbers, refresh, vn
-from bot.domain.routing import Delivered, add_to_digest, deliver, route_for, storming, thread_channel, thread_root
+from bot.domain.routing import Delivered, deliver, digest_if_storming, route_for, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
 from notifiers.allocations import render_allocation_call, render_verification
@@ -61,12 +61,20 @@ def _route(services: Services, number: str | None, custom_group: str | None = No
 
 
 def _new_alert(
-    services: Services, inbox_id: int, channel: str, kind: str, caller: str | None, tracking: str | None
+    services: Services,
+    inbox_id: int,
+    channel: str,
+    kind: str,
+    caller: str | None,
+    tracking: str | None,
+    digest: int | None = None,
+    at: float | None = None,
 ) -> AlertState:
-    now = time.time()
+    now = time.time() if at is None else at
     cursor = services.store.execute(
-        "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (inbox_id, channel, kind, caller, tracking, now),
+        "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, digest_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (inbox_id, channel, kind, caller, tracking, digest, now),
     )
     return AlertState(id=int(cursor.lastrowid or 0), created_at=now)
 
@@ -80,18 +88,17 @@ def _rendered(render: Callable[[], Message], event: Event, state: AlertState) ->
         return render_fallback(event, state)
 
 
-def _into_digest(services: Services, channel: str, state: AlertState, line: Callable[[], str]) -> bool:
-    """During a storm in `channel`: the alert becomes one line of its digest (O(1)); False otherwise."""
-    if not storming(services.store, services.outbox, channel):
-        return False
-    try:
-        text = line()
-    except Exception:
-        log.exception("could not build the digest line of alert %s; a plain one instead", state.id)
-        text = f"An alert (#{state.id}) arrived; its line couldn't be built"
-    digest_id = add_to_digest(services.store, services.outbox, channel, text)
-    services.store.execute("UPDATE alerts SET digest_id = ? WHERE id = ?", (digest_id, state.id))
-    return True
+def _into_digest(services: Services, channel: str, line: Callable[[], str]) -> int | None:
+    """During a storm in `channel`: the alert becomes one line of its digest (O(1)); its id, else None."""
+
+    def safe_line() -> str:
+        try:
+            return line()
+        except Exception:
+            log.exception("could not build an alert's digest line; a plain one instead")
+            return "An alert arrived; its line couldn't be built"
+
+    return digest_if_storming(services.store, services.outbox, channel, safe_line)
 
 
 def _post(services: Services, inbox_id: int, channel: str, message: Message, alert: int, *, digest: bool) -> Delivered:
@@ -123,11 +130,12 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
         return "unrouted"
     if not wanted(event, route):
         return "skipped"
-    state = _new_alert(services, inbox_id, route.channel, kind, event.caller_e164, event.tracking_e164)
+    digest = _into_digest(services, route.channel, lambda: call_summary(event, route))
+    state = _new_alert(services, inbox_id, route.channel, kind, event.caller_e164, event.tracking_e164, digest)
     if kind in ESCALATED_KINDS:
         schedule_escalation(services, state, event.tracking_e164, route)
         refresh.number_changed(services, event.tracking_e164)
-    if _into_digest(services, route.channel, state, lambda: call_summary(event, route)):
+    if digest is not None:
         return "done"  # a storm: one line of the channel's digest, no message of its own (and no file)
     message = _rendered(lambda: render_call(event, route, state), event, state)
     delivered = _post(services, inbox_id, route.channel, message, state.id, digest=False)
@@ -152,8 +160,12 @@ def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
     if route is None:
         return "unrouted"
     first = thread_root(services.store, thread_key(event)) is None
-    state = _new_alert(services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164)
-    if first and _into_digest(services, route.channel, state, lambda: sms_summary(event, route, state.created_at)):
+    received = time.time()
+    digest = _into_digest(services, route.channel, lambda: sms_summary(event, route, received)) if first else None
+    state = _new_alert(
+        services, inbox_id, route.channel, "sms", event.sender_e164, event.tracking_e164, digest, received
+    )
+    if digest is not None:
         return "done"
     message = _rendered(lambda: render_sms(event, route, state, first=first), event, state)
     _post(services, inbox_id, route.channel, message, state.id, digest=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,20 +202,32 @@ def storming(store: Store, outbox: Outbox, channel: str) -> bool:
     return int(waiting) * outbox.channel_interval >= STORM_DELAY
 
 
-def add_to_digest(store: Store, outbox: Outbox, channel: str, line: str) -> int:
+def digest_if_storming(store: Store, outbox: Outbox, channel: str, line: Callable[[], str]) -> int | None:
+    """During a storm in `channel`, add `line()` to its digest and return the digest's id; else None.
+
+    One lookup of the open digest, one insert, one counter: O(1) whatever the storm's size."""
+    current = _open_digest(store, channel)
+    if current is None and not storming(store, outbox, channel):
+        return None
+    return add_to_digest(store, outbox, channel, line(), current=current)
+
+
+def add_to_digest(
+    store: Store, outbox: Outbox, channel: str, line: str, *, current: tuple[int, int, int, int | None] | None = None
+) -> int:
     """Append one line to the channel's open digest (or open one): an insert and a counter, whatever its size.
 
     The digest's message is rendered from its lines when the outbox sends it; at most one edit of it waits
     in the outbox at a time, so Slack sees at most one post or edit per send slot."""
     line = truncate(line, LINE)
-    current = _open_digest(store, channel)
+    current = current or _open_digest(store, channel)
     if current is not None and current[2] + len(line) + 1 <= DIGEST_CAPACITY:
         digest_id, post_row, _chars, update_row = current
         store.execute("INSERT INTO digest_lines (digest_id, line) VALUES (?, ?)", (digest_id, line))
         store.execute(
             "UPDATE digests SET line_count = line_count + 1, chars = chars + ? WHERE id = ?", (len(line) + 1, digest_id)
         )
-        if not outbox.is_pending(post_row) and (update_row is None or not outbox.is_pending(update_row)):
+        if not outbox.any_pending(post_row, update_row):
             edit = outbox.update(post_row, "", None, digest=digest_id)
             store.execute("UPDATE digests SET update_row = ? WHERE id = ?", (edit, digest_id))
         return digest_id
