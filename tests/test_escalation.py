@@ -99,7 +99,8 @@ async def test_an_alert_inside_a_storm_digest_escalates_under_the_digest(tmp_pat
         set_route(services.store, TRACKING, "C0SALES", by="U0ADMIN", options={"escalate": "<@U0ONCALL>"})
         for n in range(6):
             store_event(services.store, "avanser.call", f"ECS{n}", {**AVANSER_CALL, "uniqueid": f"ECS{n}"})
-        services.inbox.process_pending()
+        while services.inbox.process_pending(budget=10):
+            pass
         digested = services.store.execute("SELECT id FROM alerts WHERE digest_id IS NOT NULL").fetchall()
         assert digested and services.store.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 6
         alert_id = int(digested[-1][0])
