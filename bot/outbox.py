@@ -235,25 +235,22 @@ class Outbox(Worker):
         """Queue a post to an interaction's response_url (ephemeral by default, as Slack does)."""
         return self.enqueue(RESPONSE_URL, response_url, body)
 
-    def publish_home(self, user: str, *, now: bool = False) -> int:
+    def publish_home(self, user: str) -> int:
         """Queue a views.publish of `user`'s App Home, rendered when it is sent (so it shows that moment).
 
-        At most one waits per person: a change while one waits is in it already. A change publishes no
-        sooner than `home_every` seconds after the last one (debounced); `now` (the Home was just
-        opened) publishes at once."""
+        At most one waits per person (a change while one waits is in it already), and it goes no sooner
+        than `home_every` seconds after the last one: a burst of changes, or of openings, costs one."""
         lane = f"{HOME}:{user}"
-        due = time.time()
-        if not now:
-            last = self.store.execute(
-                "SELECT MAX(sent_at) FROM outbox WHERE status = 'sent' AND channel = ? AND method = ?", (lane, PUBLISH)
-            ).fetchone()[0]
-            due = max(due, float(last or 0) + self.home_every)
+        last = self.store.execute(
+            "SELECT MAX(sent_at) FROM outbox WHERE status = 'sent' AND channel = ? AND method = ?", (lane, PUBLISH)
+        ).fetchone()[0]
+        due = max(time.time(), float(last or 0) + self.home_every)
         waiting = self.store.execute(
             "SELECT id, next_attempt_at FROM outbox WHERE status = 'pending' AND channel = ? AND method = ?",
             (lane, PUBLISH),
         ).fetchone()
         if waiting is not None:
-            if due < float(waiting[1]):
+            if due < float(waiting[1]):  # waiting on a retry's backoff: the Home is wanted sooner
                 self.store.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (due, waiting[0]))
                 self.wake()
             return int(waiting[0])

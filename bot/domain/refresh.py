@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 
 
 def opened(services: Services, user: str) -> None:
-    """The person opened their Home: remember them and publish it now."""
+    """The person opened their Home: remember them and publish it (now, unless it was published moments ago)."""
     services.store.execute(
         "INSERT INTO home_viewers (user_id, opened_at) VALUES (?, ?)"
         " ON CONFLICT(user_id) DO UPDATE SET opened_at = excluded.opened_at",
         (user, time.time()),
     )
-    services.outbox.publish_home(user, now=True)
+    services.outbox.publish_home(user)
 
 
 def changed(services: Services, *users: str | None, admins: bool = False) -> None:
