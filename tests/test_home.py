@@ -276,3 +276,36 @@ def test_outside_text_on_the_home_is_never_markup() -> None:
     message = {"channel": "home", "blocks": view["blocks"]}
     assert injections([message], users={REP, ADMIN}, channels={"C0SALES"}) == []
     assert "&lt;!channel&gt;" in json.dumps(view)
+
+
+def test_one_publish_waits_per_person_and_a_change_waits_for_the_pause(tmp_path) -> None:
+    from tests.test_domain import make
+
+    services = make(tmp_path)
+    services.outbox.home_every = 3.0
+    first = services.outbox.publish_home(REP)
+    assert services.outbox.publish_home(REP) == first  # a change while one waits is in it already
+    assert services.outbox.publish_home(ADMIN) != first  # a lane per person
+    services.store.execute("UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?", (time.time(), first))
+    later = services.outbox.publish_home(REP)
+    due = services.store.execute("SELECT next_attempt_at FROM outbox WHERE id = ?", (later,)).fetchone()[0]
+    assert later != first and 2.5 < due - time.time() <= 3.0  # debounced: not before the pause is over
+    services.store.close()
+
+
+def test_a_home_that_cant_be_rendered_is_dropped_not_retried_forever(home: Stack) -> None:
+    assert home.services is not None
+    renderer = home.services.outbox.home_renderer
+
+    def broken(user: str) -> dict[str, Any]:
+        raise RuntimeError("a bug in a dashboard")
+
+    home.services.outbox.home_renderer = broken
+    event = {"type": "app_home_opened", "user": REP, "channel": "D0REP", "tab": "home"}
+    body = json.dumps(payloads.event_callback(event))
+    headers = {**signature_headers(home.slack.signing_secret, body), "Content-Type": "application/json"}
+    httpx.post(f"{home.url}/slack/events", content=body, headers=headers)
+    assert home.drain(5)  # nothing left pending: the row failed, the lane is free
+    assert publishes(home, REP) == []
+    home.services.outbox.home_renderer = renderer
+    assert open_home(home, REP)["type"] == "home"
