@@ -185,7 +185,7 @@ def fallback_time(epoch: float, tz: tzinfo | None = None, *, with_time: bool = T
 def slack_date(epoch: float, tokens: str = DATE_AT_TIME, fallback: str | None = None) -> str:
     """A time every reader sees in their own zone: `<!date^EPOCH^tokens|fallback>` (mrkdwn and `text` only)."""
     shown = fallback if fallback is not None else fallback_time(epoch, with_time=tokens != DATE_ONLY)
-    shown = escape(shown).replace("|", "¦")
+    shown = mrkdwn(shown, 100).replace("|", "¦") or "—"  # a provider's words: escaped, one line, short
     return f"<!date^{int(epoch)}^{tokens}|{shown}>"
 
 

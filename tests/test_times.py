@@ -26,6 +26,9 @@ def test_the_token_and_its_fallbacks() -> None:
     assert slack_date(at) == "<!date^1795310940^{date_short_pretty} at {time}|Sun 22 Nov 2026, 1:29 am GMT>"
     assert slack_date(at, DATE_ONLY) == "<!date^1795310940^{date_short}|Sun 22 Nov 2026>"
     assert slack_date(at, fallback="a <b> | c") == "<!date^1795310940^{date_short_pretty} at {time}|a &lt;b&gt; ¦ c>"
+    assert slack_date(at, fallback="2016-04-12\n<!channel>") == (
+        "<!date^1795310940^{date_short_pretty} at {time}|2016-04-12 &lt;!channel&gt;>"  # one line, escaped
+    )
     assert zoned(at, ZoneInfo("Australia/Sydney")) == "Sun 22 Nov 2026, 12:29 pm"  # plain text, the viewer's zone
     call_time = datetime.fromisoformat("2019-11-14T12:11:21+10:00")
     assert local_time(call_time) == "<!date^1573697481^{date_short_pretty} at {time}|12:11 pm, Thu 14 Nov>"
