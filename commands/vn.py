@@ -197,13 +197,12 @@ async def on_extend(ix: Interaction) -> None:
 
 async def on_extend_custom(ix: Interaction) -> None:
     await ix.ack()
-    allocation = vn.get(ix.services, ix.value)
+    allocation_id = int(ix.value)
 
     async def run() -> None:
         tz = await people.timezone(ix.services, ix.user_id)  # the form's hint is plain text: the viewer's zone
-        await ix.services.slack.views_open(
-            trigger_id=ix.trigger_id, view=extend_form(allocation.id, allocation.expires_at, tz)
-        )
+        ends = vn.ends_at(ix.services, allocation_id)
+        await ix.services.slack.views_open(trigger_id=ix.trigger_id, view=extend_form(allocation_id, ends, tz))
 
     ix.later(run(), name="open the extend form")
 

@@ -261,6 +261,14 @@ def get(services: Services, ref: str) -> Allocation:
     return _row(row)
 
 
+def ends_at(services: Services, allocation_id: int) -> float | None:
+    """When an active lease ends now; None when there is no such active allocation."""
+    row = services.store.execute(
+        "SELECT expires_at FROM allocations WHERE id = ? AND state = 'active'", (allocation_id,)
+    ).fetchone()
+    return float(row[0]) if row else None
+
+
 def unconfirmed(services: Services, user: str, *, everyone: bool = False) -> int:
     """How many of the person's (or everyone's) allocations wait for `reconcile`."""
     query = "SELECT COUNT(*) FROM allocations WHERE state = 'unconfirmed'" + ("" if everyone else " AND owner = ?")
