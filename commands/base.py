@@ -187,11 +187,12 @@ class Interaction:
 
     def once_key(self) -> tuple[str, float | None] | None:
         """What makes this interaction a repeat: the same modal (id + hash) submitted again, or the same
-        button on the same message clicked again by the same person within a few seconds."""
+        button on the same message clicked again by the same person within a few seconds (a select that
+        changes a form is not a repeat)."""
         kind = self.body.get("type")
         if kind == "view_submission":
             return f"view:{self.view.get('id')}:{self.view.get('hash')}", None
-        if kind == "block_actions" and self.body.get("actions"):
+        if kind == "block_actions" and self.body.get("actions") and self.body["actions"][0].get("type") == "button":
             action = self.body["actions"][0]
             container = self.body.get("container") or {}
             where = container.get("message_ts") or container.get("view_id") or ""

@@ -13,6 +13,7 @@ from bot.domain import numbers, people
 from bot.domain.routing import route_options, routed_channel, routed_channels
 from bot.errors import UserError
 from bot.phone import national
+from bot.telco.avanser import Template
 from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, view
 from commands.numbers_views import (
     ACCOUNT_SWITCH_ACTION,
@@ -21,15 +22,19 @@ from commands.numbers_views import (
     NEW_VIEW,
     PICK_ACTION,
     RELEASE_VIEW,
+    REQUEST_DETAILS_ACTION,
     TEMPLATE_DELETE_ACTION,
     TEMPLATE_NEW_ACTION,
     TEMPLATE_PREVIEW_ACTION,
     TEMPLATE_VIEW,
-    accounts_list,
+    TYPE_ACTION,
+    account_overview,
     number_form,
+    rebuild_number_form,
     release_confirm,
     released_detail,
     released_list,
+    request_details,
     requests_list,
     search_results,
     service_detail,
@@ -70,10 +75,21 @@ async def search(request: CommandRequest) -> None:
 async def new(request: CommandRequest) -> None:
     """open a form to request a new tracking number (transfer, voicemail or prompt)."""
     await request.ack()
-    request.open_modal(new_number_form(request.channel_id))
+    open_new_number_form(request, request.channel_id)
 
 
-def new_number_form(channel: str | None, number: str | None = None) -> dict[str, Any]:
+def open_new_number_form(ix: Interaction, channel: str | None, number: str | None = None) -> None:
+    """Open the request form at once (a trigger_id lasts 3 s) and fill in AVANSER's saved templates when known."""
+
+    async def form() -> dict[str, Any]:
+        return new_number_form(channel, number, templates=await numbers.saved_templates(ix.services))
+
+    ix.modal_when_ready("Request a number", "⏳ Asking AVANSER for your report templates…", form)
+
+
+def new_number_form(
+    channel: str | None, number: str | None = None, *, templates: list[Template] | None = None
+) -> dict[str, Any]:
     return number_form(
         callback_id=NEW_VIEW,
         title="Request a number",
@@ -82,6 +98,7 @@ def new_number_form(channel: str | None, number: str | None = None) -> dict[str,
         channel=channel,
         values={"number": national(number) if number else None},
         with_number=True,
+        templates=templates,
     )
 
 
@@ -126,6 +143,7 @@ async def edit(request: CommandRequest) -> None:
         values = numbers.form_values_of(await numbers.find_service(services, number))
         before = {k: v for k, v in values.items() if v not in (None, "")}
         metadata = {"number": number, "channel": request.channel_id, "before": before}
+        templates = await numbers.saved_templates(services)
         return number_form(
             callback_id=EDIT_VIEW,
             title="Change a number",
@@ -134,6 +152,7 @@ async def edit(request: CommandRequest) -> None:
             channel=None,
             values=values,
             with_number=False,
+            templates=templates,
         )
 
     request.modal_when_ready("Change a number", "⏳ Asking AVANSER…", form)
@@ -181,9 +200,10 @@ async def released(request: CommandRequest) -> None:
 async def requests(request: CommandRequest) -> None:
     """recent number requests and where each one is up to."""
     client = numbers.avanser_client(request.services)
+    admin = request.services.is_admin(request.user_id)
 
     async def recent() -> tuple[str, list[dict[str, Any]] | None]:
-        return requests_list((await client.list_requests())[-15:][::-1])
+        return requests_list((await client.list_requests())[-15:][::-1], admin=admin)
 
     await request.answer_later("Fetching recent requests from AVANSER…", recent, name="numbers requests")
 
@@ -201,21 +221,20 @@ async def templates(request: CommandRequest) -> None:
 
 @family.subcommand("accounts", "[<account id>]")
 async def accounts(request: CommandRequest) -> None:
-    """list AVANSER accounts and switch between them (agency users)."""
+    """the selected AVANSER account — details, packages, rates, features — and switching to another (admins)."""
     services, wanted = request.services, request.args.strip()
     numbers.avanser_client(services)
-    if wanted:
-        numbers.may_administer(services, request.user_id, "switch the AVANSER account")
-        if not wanted.isdigit():
-            raise UserError("Give the account's number, e.g. `/numbers accounts 6999`.")
+    numbers.may_administer(services, request.user_id, "see or switch the AVANSER account")
+    if wanted and not wanted.isdigit():
+        raise UserError("Give the account's number, e.g. `/numbers accounts 6999`.")
 
-    async def listed() -> tuple[str, list[dict[str, Any]]]:
+    async def overview() -> tuple[str, list[dict[str, Any]]]:
         if wanted:
             await numbers.switch_account(services, request.user_id, int(wanted))
-        return accounts_list(*await numbers.accounts(services))
+        return account_overview(await numbers.account_overview(services, request.user_id))
 
-    waiting = "Switching the AVANSER account…" if wanted else "Fetching AVANSER accounts…"
-    await request.answer_later(waiting, listed, name="numbers accounts")
+    waiting = "Switching the AVANSER account…" if wanted else "Asking AVANSER about the account…"
+    await request.answer_later(waiting, overview, name="numbers accounts")
 
 
 # -- forms and buttons ------------------------------------------------------------------------------------
@@ -243,7 +262,15 @@ async def on_release(ix: Interaction) -> None:
 
 async def on_pick(ix: Interaction) -> None:
     await ix.ack()
-    ix.open_modal(new_number_form(ix.channel_id or None, json.loads(ix.value)["number"]))
+    open_new_number_form(ix, ix.channel_id or None, json.loads(ix.value)["number"])
+
+
+async def on_type(ix: Interaction) -> None:
+    """Another service type chosen in the request or edit form: the form shows that type's fields."""
+    await ix.ack()
+    values = {**ix.values, "type": (ix.body["actions"][0].get("selected_option") or {}).get("value")}
+    rebuilt = rebuild_number_form(ix.view, values)
+    ix.later(ix.services.slack.views_update(view_id=ix.view["id"], hash=ix.view.get("hash"), view=rebuilt), name="form")
 
 
 async def on_near(ix: Interaction) -> None:
@@ -306,6 +333,15 @@ async def on_template(ix: Interaction) -> None:
     ix.later(save(), name="template save")
 
 
+async def on_request_details(ix: Interaction) -> None:
+    await ix.ack()
+
+    async def show() -> None:
+        ix.tell(*request_details(ix.value, await numbers.request_details(ix.services, ix.user_id, ix.value)))
+
+    ix.later(show(), name="request details")
+
+
 async def on_switch(ix: Interaction) -> None:
     await ix.ack()
     account = int(ix.value)
@@ -323,6 +359,7 @@ LISTENERS = [
     view(RELEASE_VIEW, on_release),
     view(TEMPLATE_VIEW, on_template),
     action(PICK_ACTION, on_pick),
+    action(TYPE_ACTION, on_type),
     action(prefixed(NEAR_ACTION), on_near),
     action(APPROVE_ACTION, on_approve),
     action(REJECT_ACTION, on_reject),
@@ -330,6 +367,7 @@ LISTENERS = [
     action(prefixed(TEMPLATE_DELETE_ACTION), on_delete_template),
     action(TEMPLATE_NEW_ACTION, on_new_template),
     action(prefixed(ACCOUNT_SWITCH_ACTION), on_switch),
+    action(REQUEST_DETAILS_ACTION, on_request_details),
 ]
 
 

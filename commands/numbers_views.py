@@ -26,9 +26,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.numbers import Released, SearchQuery, quarantine_until
+from bot.domain.numbers import AccountOverview, Released, SearchQuery, quarantine_until
 from bot.phone import national
-from bot.telco.avanser import Account, RequestRecord, SearchResult, ServiceDetail, Template
+from bot.telco.avanser import RequestRecord, SearchResult, ServiceDetail, Template
 from notifiers.message import iso_time
 from notifiers.routes import route_option_words
 from notifiers.text import (
@@ -43,6 +43,7 @@ from notifiers.text import (
     VALUE,
     body,
     chunks,
+    escape,
     mrkdwn,
     plain,
     shown_url,
@@ -173,6 +174,29 @@ def _select(block_id: str, label: str, options: list[tuple[str, str]], initial: 
     )
 
 
+TYPE_ACTION = "numbers_form_type"  # the service type select: the form changes with it
+FIELDS_BY_TYPE = {
+    "transfer": ("answer_point", "answer_point_name", "record_call", "call_greeting", "call_whisper", "voicemail"),
+    "voicemail": ("answer_point_name", "voicemail"),
+    "prompt": ("answer_point_name", "call_greeting"),
+}
+
+
+def _template_select(block_id: str, label: str, names: list[str] | None, initial: str | None) -> InputBlock:
+    """A select of the saved templates of one type (AVANSER types them); a text input when they are unknown."""
+    if not names:
+        hint = "No templates of this type are saved: AVANSER's standard one is used." if names is not None else None
+        return _text_input(block_id, label, initial=initial, hint=hint)
+    choices = [Option(value=n[:150], label=n[:75]) for n in names[:100]]
+    start = next((o for o in choices if o.value == initial), None)
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=True,
+        element=StaticSelectElement(action_id="value", options=choices, initial_option=start),
+    )
+
+
 def number_form(
     *,
     callback_id: str,
@@ -182,8 +206,18 @@ def number_form(
     channel: str | None,
     values: dict[str, Any],
     with_number: bool,
+    templates: list[Template] | None = None,
 ) -> dict[str, Any]:
-    """The request form (new number) or the edit form (prefilled from the service)."""
+    """The request form (new number) or the edit form (prefilled from the service).
+
+    It follows the service type: only the fields that type uses are shown (seed 001: whisper and
+    recording are for transfers, the greeting for prompts, the voicemail audio for transfers and
+    voicemails); choosing another type rebuilds the form keeping what was typed (`TYPE_ACTION`).
+    Templates are offered from AVANSER's saved ones, by type; `templates=None`: they aren't known."""
+    kind = str(values.get("type")) if values.get("type") in FIELDS_BY_TYPE else "transfer"
+    type_select = _select("type", "What calls to this number do", SERVICE_TYPES, kind)
+    type_select.dispatch_action = True
+    type_select.element.action_id = TYPE_ACTION  # type: ignore[union-attr]
     blocks: list[Any] = [
         _text_input(
             "name",
@@ -192,7 +226,7 @@ def number_form(
             optional=False,
             placeholder="Spring sale — radio ad",
         ),
-        _select("type", "What calls to this number do", SERVICE_TYPES, values.get("type") or "transfer"),
+        type_select,
     ]
     if with_number:
         blocks.append(
@@ -200,59 +234,67 @@ def number_form(
                 "number",
                 "Which number",
                 initial=values.get("number"),
-                hint="A number from /numbers search, or what to look for: mobile, geo, tollfree, freecall, "
+                hint="A number from /numbers search, or what to look for: mobile, tollfree, freecall, "
                 "szu sydney, near <address>, prefix 0290. Empty: any mobile number.",
             )
         )
-    blocks += [
-        _text_input(
+    shown = FIELDS_BY_TYPE[kind]
+    service_fields: dict[str, Any] = {
+        "answer_point": _text_input(
             "answer_point",
-            "Answer point: the phone calls go to (transfer)",
+            "Answer point: the phone calls go to",
             initial=values.get("answer_point"),
+            optional=False,
             placeholder="02 9008 1500",
         ),
-        _text_input(
+        "answer_point_name": _text_input(
             "answer_point_name",
             "Answer point name",
             initial=values.get("answer_point_name"),
             placeholder="Sydney office",
         ),
-        InputBlock(
+        "record_call": InputBlock(
             block_id="record_call",
             label="Recording",
             optional=True,
             element=CheckboxesElement(
                 action_id="value",
-                options=[Option(value="yes", label="Record calls (transfer)")],
-                initial_options=[Option(value="yes", label="Record calls (transfer)")]
-                if values.get("record_call")
-                else None,
+                options=[Option(value="yes", label="Record calls")],
+                initial_options=[Option(value="yes", label="Record calls")] if values.get("record_call") else None,
             ),
         ),
-        _text_input("call_greeting", "Greeting audio URL (played to callers)", initial=values.get("call_greeting")),
-        _text_input(
-            "call_whisper",
-            "Whisper audio URL (played to whoever answers, transfer)",
-            initial=values.get("call_whisper"),
+        "call_greeting": _text_input(
+            "call_greeting", "Greeting audio URL (played to callers)", initial=values.get("call_greeting")
         ),
-        _text_input("voicemail", "Voicemail audio URL", initial=values.get("voicemail")),
+        "call_whisper": _text_input(
+            "call_whisper", "Whisper audio URL (played to whoever answers)", initial=values.get("call_whisper")
+        ),
+        "voicemail": _text_input(
+            "voicemail",
+            "Voicemail greeting audio URL" if kind == "voicemail" else "Voicemail audio URL (when nobody answers)",
+            initial=values.get("voicemail"),
+        ),
+    }
+    blocks += [service_fields[f] for f in shown]
+    email_names = [t.name for t in templates if t.type == "email"] if templates is not None else None
+    sms_names = [t.name for t in templates if t.type == "sms"] if templates is not None else None
+    blocks += [
         _select("report", "Call reports by email or SMS", REPORTS, values.get("report") or "missed"),
         _text_input(
             "email_to", "Report emails to", initial=values.get("email_to"), hint="Email addresses, separated by commas."
         ),
+        _text_input("email_cc", "Copy (cc)", initial=values.get("email_cc")),
+        _text_input("email_bcc", "Blind copy (bcc)", initial=values.get("email_bcc")),
         _text_input(
             "email_subject",
             "Report email subject",
             initial=values.get("email_subject"),
             hint="Call tags work here, e.g. Missed call from __ani__ on __adsource__",
         ),
+        _template_select("email_template", "Email template", email_names, values.get("email_template")),
         _text_input("sms_mobile", "Report SMS to (mobile)", initial=values.get("sms_mobile")),
-        _text_input(
-            "template",
-            "Report template name",
-            initial=values.get("template"),
-            hint="A template from /numbers templates; empty uses AVANSER's standard one.",
-        ),
+        _text_input("sms_id", "SMS sender id", initial=values.get("sms_id"), hint="Empty: AVANSER"),
+        _template_select("sms_template", "SMS template", sms_names, values.get("sms_template")),
     ]
     if with_number:
         blocks += [
@@ -496,44 +538,160 @@ def template_form(country: str) -> dict[str, Any]:
     ).to_dict()
 
 
-def requests_list(records: list[RequestRecord]) -> tuple[str, list[dict[str, Any]] | None]:
-    """Recent AVANSER requests, newest first, each with its status."""
+def templates_in(view: dict[str, Any]) -> list[Template] | None:
+    """The templates a form offers (read back from its selects), to rebuild it without asking AVANSER again."""
+    found: list[Template] = []
+    known = False
+    for block in view.get("blocks") or []:
+        kind = {"email_template": "email", "sms_template": "sms"}.get(str(block.get("block_id")))
+        element = block.get("element") or {}
+        if kind is None:
+            continue
+        if element.get("type") == "static_select":
+            known = True
+            found += [Template(name=o["value"], type=kind) for o in element.get("options") or []]
+        elif (block.get("hint") or {}).get("text", "").startswith("No templates"):
+            known = True
+    return found if known else None
+
+
+def rebuild_number_form(view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The same form for another service type, keeping everything typed so far."""
+    inputs = {b.get("block_id") for b in view.get("blocks") or []}
+    metadata = json.loads(view.get("private_metadata") or "{}")
+    return number_form(
+        callback_id=str(view.get("callback_id")),
+        title=str((view.get("title") or {}).get("text") or "Request a number"),
+        submit=str((view.get("submit") or {}).get("text") or "Request"),
+        metadata=metadata,
+        channel=values.get("channel") or metadata.get("channel"),
+        values=values,
+        with_number="number" in inputs,
+        templates=templates_in(view),
+    )
+
+
+REQUEST_DETAILS_ACTION = "numbers_request_details"
+
+
+def _callback_state(record: RequestRecord) -> str:
+    """Whether AVANSER reached Switchboard's callback URL for this request (its `@callback`)."""
+    callback = record.callback
+    if callback is None or not callback.status:
+        return ""
+    if callback.status == "success":
+        return " · callback delivered"
+    reply = f" (HTTP {callback.http_reply})" if callback.http_reply else ""
+    return f" · ⚠️ callback {mrkdwn(callback.status, 20)}{reply}"
+
+
+def requests_list(records: list[RequestRecord], *, admin: bool = False) -> tuple[str, list[dict[str, Any]] | None]:
+    """Recent AVANSER requests, newest first: each one's status and whether its callback reached Switchboard;
+    for admins a Details button on each (the bodies sent and received)."""
     if not records:
         return "AVANSER has no requests on this account yet.", None
     icons = {"completed": "✅", "failed": "❌", "reported": "⚠️", "pending": "⏳", "pending_confirmation": "⏳"}
-    lines = [
-        truncate(
+    blocks: list[Any] = []
+    for r in records[:45]:
+        line = truncate(
             f"{icons.get(r.request_status, '•')} *{mrkdwn(r.request_type, 20)}* "
             f"{mrkdwn(national('+' + r.service_number)) if r.service_number else ''} — {mrkdwn(r.request_status, 30)}"
             f"{': ' + mrkdwn(r.message) if r.message and r.request_status != 'completed' else ''}"
-            f" · {iso_time(r.request_date)}",
-            LINE,
+            f" · {iso_time(r.request_date)}{_callback_state(r)}",
+            SECTION,
         )
-        for r in records
-    ]
-    blocks = [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in chunks(lines, SECTION, 48)]
+        details = ButtonElement(text="Details", action_id=REQUEST_DETAILS_ACTION, value=r.id[:150])
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line), accessory=details if admin else None))
+    failing = sum(1 for r in records if r.callback and r.callback.status not in (None, "", "success"))
+    if failing:
+        note = (
+            f"⚠️ AVANSER couldn't reach Switchboard's callback URL for {failing} of these; check SWITCHBOARD_PUBLIC_URL."
+        )
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=note)]))
     return f"{len(records)} recent requests", _d(blocks)
 
 
-def accounts_list(listed: list[Account], current: int | None) -> tuple[str, list[dict[str, Any]]]:
-    """The AVANSER accounts, the selected one marked, a Switch button for up to five others."""
-    lines = [f"{'👉 ' if a.account_id == current else ''}*{mrkdwn(a.account)}* ({a.account_id})" for a in listed]
-    buttons = [
-        ButtonElement(
-            text=plain(f"Switch to {a.account}", BUTTON),
-            action_id=f"{ACCOUNT_SWITCH_ACTION}-{a.account_id}",
-            value=str(a.account_id),
+def request_details(request_id: str, bodies: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A request's bodies as AVANSER holds them (secrets already removed), each in a code block."""
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=f"*AVANSER request* `{mrkdwn(request_id, 100)}`"))]
+    for title, held in bodies.items():
+        shown = json.dumps(held, indent=1, ensure_ascii=False) if held is not None else "(AVANSER didn't answer)"
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=truncate(f"*{title}*\n```{escape(shown)}```", SECTION)))
         )
-        for a in listed
-        if a.account_id != current
-    ][:5]
-    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks(lines, SECTION, 45)]
-    if not blocks:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="No accounts.")))
-    if buttons:
+    return f"AVANSER request {request_id}", _d(blocks)
+
+
+def _facts(title: str, rows: list[str] | None, empty: str) -> SectionBlock:
+    if rows is None:
+        text = f"*{title}*\n_AVANSER didn't answer this just now._"
+    else:
+        text = f"*{title}*\n" + ("\n".join(rows) if rows else f"_{empty}_")
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION)))
+
+
+def _money(value: object) -> str:
+    return f"${value}" if value not in (None, "") else "—"
+
+
+def account_overview(overview: AccountOverview) -> tuple[str, list[dict[str, Any]]]:
+    """The selected account in one message: details, packages, rates, features, and Switch buttons."""
+    current = next((a for a in overview.accounts if a.account_id == overview.current), None)
+    name = mrkdwn(current.account) if current else "the selected account"
+    details = [
+        f"{mrkdwn(d.client_name)} · client {mrkdwn(str(d.client_id or ''), 40)}"
+        + (f" · ABN {mrkdwn(d.abn, 40)}" if d.abn else "")
+        for d in overview.details or []
+    ]
+    packages = [
+        f"{mrkdwn(p.package_code, 60)}: setup {_money(p.setup_charge)}, monthly {_money(p.monthly_charge)}"
+        f" · from {mrkdwn(p.start_date, 20)}" + (f" to {mrkdwn(p.end_date, 20)}" if p.end_date else "")
+        for p in overview.packages or []
+    ]
+    number_rates = [
+        f"{mrkdwn(r.label, 80)}: setup {_money(r.setup_charge)}, rental {_money(r.rental_charge)}"
+        for r in overview.number_rates or []
+    ]
+    call_rates = [
+        f"code {mrkdwn(r.rate_code, 20)} · {mrkdwn(r.call_type, 20)}: {_money(r.cost_per_minute)}/min"
+        + (f", {mrkdwn(r.free_seconds, 10)} s free" if r.free_seconds else "")
+        for r in overview.call_rates or []
+    ]
+    transcription = [
+        f"{_money(r.rate)} per minute from {mrkdwn(r.setup_date, 20)}" for r in overview.transcription_rates or []
+    ]
+    features = [
+        f"{mrkdwn(f.description or f.feature_code, 80)}: "
+        f"setup {_money(f.setup_charge)}, monthly {_money(f.monthly_charge)}"
+        for f in overview.features or []
+    ]
+    blocks: list[Any] = [
+        HeaderBlock(text=plain(f"AVANSER account: {current.account if current else '?'}", 150)),
+        _facts("Details", details if overview.details is not None else None, "No details."),
+        _facts("Packages", packages if overview.packages is not None else None, "No packages."),
+        _facts("Number rates", number_rates if overview.number_rates is not None else None, "No number rates."),
+        _facts("Call rates", call_rates if overview.call_rates is not None else None, "No call rates."),
+        _facts(
+            "Transcription rates",
+            transcription if overview.transcription_rates is not None else None,
+            "No transcription rates.",
+        ),
+        _facts("Features", features if overview.features is not None else None, "No features."),
+    ]
+    others = [a for a in overview.accounts if a.account_id != overview.current]
+    if others:
+        names = "\n".join(f"*{mrkdwn(a.account)}* ({a.account_id})" for a in others[:20])
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(f"*Other accounts*\n{names}", SECTION))))
+        buttons = [
+            ButtonElement(
+                text=plain(f"Switch to {a.account}", BUTTON),
+                action_id=f"{ACCOUNT_SWITCH_ACTION}-{a.account_id}",
+                value=str(a.account_id),
+            )
+            for a in others[:5]
+        ]
         blocks.append(ActionsBlock(elements=buttons))
-    names = ", ".join(mrkdwn(a.account) for a in listed)
-    return truncate(f"AVANSER accounts: {names}", TEXT), _d(blocks)
+    return truncate(f"AVANSER account {name}", TEXT), _d(blocks)
 
 
 def template_preview(template: dict[str, Any], preview: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

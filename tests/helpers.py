@@ -193,8 +193,8 @@ def click(
     return payload
 
 
-def form_view(callback_id: str) -> dict[str, Any]:
-    """The modal the app opens for `callback_id`, as the app builds it."""
+def form_view(callback_id: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The modal the app opens for `callback_id`, as the app builds it (for the service type in `values`)."""
     from commands.numbers import new_number_form
     from commands.numbers_views import EDIT_VIEW, RELEASE_VIEW, TEMPLATE_VIEW, number_form, template_form
     from commands.vn_views import EXTEND_VIEW, NEW_VIEW, PARTIES_VIEW, extend_form, new_form
@@ -231,7 +231,7 @@ def submit_view(
     view_id: str | None = None,
 ) -> httpx.Response:
     """Submit a modal (the view the app opened, or the app's form for a callback id) with `values`."""
-    view = form_view(callback_id) if isinstance(callback_id, str) else callback_id
+    view = form_view(callback_id, values) if isinstance(callback_id, str) else callback_id
     if metadata is None and "private_metadata" not in view:
         metadata = {"channel": "C0SALES"}
     payload = payloads.view_submission(view, values, user=user, metadata=metadata, view_id=view_id)

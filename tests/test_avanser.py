@@ -232,9 +232,9 @@ async def test_voicemail_request_matches_the_seed_example(providers: Providers) 
     assert last(providers, "POST", "/v1/requests").json == seed_example("### Example: new voicemail service")
 
 
-async def test_prompt_request_puts_reporting_inside_service(providers: Providers) -> None:
+async def test_prompt_request_puts_reporting_where_its_example_does(providers: Providers) -> None:
     # The seed's prompt example has call_reporting at the top level; the schema and the other two
-    # examples have it inside `service`. Switchboard sends it inside `service` (README, issue note).
+    # examples have it inside `service`. Each type is sent as its own example shows (README).
     reporting = CallReporting(
         report="missed",
         email=EmailReport(
@@ -255,9 +255,7 @@ async def test_prompt_request_puts_reporting_inside_service(providers: Providers
         **EXAMPLE_URIS,
     )
     await providers.avanser_client().request_service(request)
-    expected = seed_example("### Example: new prompt service")
-    expected["service"]["call_reporting"] = expected.pop("call_reporting")
-    assert last(providers, "POST", "/v1/requests").json == expected
+    assert last(providers, "POST", "/v1/requests").json == seed_example("### Example: new prompt service")
 
 
 @pytest.mark.parametrize(

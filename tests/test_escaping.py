@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.numbers import SearchQuery
+from bot.domain.numbers import AccountOverview, SearchQuery
 from bot.domain.vn import Allocation
 from bot.sandbox.blockkit import MESSAGE_TEXT_MAX, check_blocks, check_view
 from bot.sandbox.markup import injections
@@ -26,6 +26,7 @@ from bot.telco.avanser import (
     Account,
     AddressCandidate,
     NumberCandidate,
+    NumberRate,
     RequestRecord,
     SearchResult,
     ServiceConfig,
@@ -570,14 +571,17 @@ def test_lists_and_details_of_what_avanser_holds() -> None:
     assert blocks[-1]["elements"][0]["action_id"] == numbers_views.TEMPLATE_NEW_ACTION  # never cut off
     fits(*numbers_views.templates_list(templates[-1:]))
     accounts = [Account(account_id=i, account=f"{i} {LONG}") for i in range(200)]
-    fits(*numbers_views.accounts_list(accounts, 3))
+    rates = [NumberRate(rate_code=LONG, description=LONG, setup_charge="1.00", rental_charge="2.00")] * 60
+    overview = AccountOverview(accounts, 3, None, [], rates, None, [], None)
+    fits(*numbers_views.account_overview(overview))
     template = {"name": LONG, "type": "email", "country": "AU"}
     fits(*numbers_views.template_preview(template, {"content": LONG + "```" + LONG}))
     fits(*numbers_views.template_preview(template, {"message": LONG}))
 
 
 def test_forms_prefilled_with_long_values_open() -> None:
-    values = {key: LONG for key in ("name", "answer_point", "answer_point_name", "email_subject", "template")}
+    fields = ("name", "answer_point", "answer_point_name", "email_subject", "email_template", "sms_template", "sms_id")
+    values = {key: LONG for key in fields}
     for with_number in (True, False):
         view = numbers_views.number_form(
             callback_id=numbers_views.EDIT_VIEW,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.domain.numbers import CALL_URI_TAGS
+from bot.sandbox import payloads
 from bot.sandbox.stack import ADMIN, Stack
 from tests.helpers import click, submit_view, wait_for
 
@@ -113,10 +114,20 @@ def test_ack_is_fast_while_avanser_is_slow(numbers: Stack) -> None:
 # -- requesting a number --------------------------------------------------------------------------
 
 
+def form_shown(stack: Stack, callback_id: str = "numbers_new") -> dict[str, Any]:
+    """The form as the app shows it: opened at once, filled in when AVANSER's templates are known."""
+
+    def updates() -> list[Any]:
+        return [c for c in stack.slack.calls_to("views.update") if c.args["view"].get("callback_id") == callback_id]
+
+    return dict(wait_for(updates)[-1].args["view"])
+
+
 def test_new_opens_the_form(numbers: Stack) -> None:
     slash(numbers, "new")
-    view = wait_for(lambda: numbers.slack.calls_to("views.open"))[0].args["view"]
-    view = json.loads(view) if isinstance(view, str) else view
+    opened = wait_for(lambda: numbers.slack.calls_to("views.open"))[0].args["view"]
+    assert opened["blocks"][0]["text"]["text"].startswith("⏳")  # at once: a trigger_id lasts 3 s
+    view = form_shown(numbers)
     assert view["callback_id"] == "numbers_new" and view["title"]["text"] == "Request a number"
     blocks = {b["block_id"]: b for b in view["blocks"]}
     assert blocks["channel"]["element"]["initial_conversation"] == "C0SALES"
@@ -136,7 +147,7 @@ def test_new_opens_the_form(numbers: Stack) -> None:
 
 def test_request_this_number_button_prefills_it(numbers: Stack) -> None:
     click(numbers, "numbers_pick", json.dumps({"number": "+61290081590", "type": "GEO"}), REP)
-    view = wait_for(lambda: numbers.slack.calls_to("views.open"))[0].args["view"]
+    view = form_shown(numbers)
     number = next(b for b in view["blocks"] if b["block_id"] == "number")
     assert number["element"]["initial_value"] == "(02) 9008 1590"
 
@@ -213,9 +224,13 @@ def test_voicemail_and_prompt_requests(numbers: Stack) -> None:
         "voicemail": "https://audio.example/vm.mp3",
         "report": "missed-voicemail",
         "email_to": "sales@example.com",
+        "email_cc": "boss@example.com, ops@example.com",
+        "email_bcc": "audit@example.com",
         "email_subject": "Voicemail from __ani__",
+        "email_template": "html_email_template",
         "sms_mobile": "0412 999 888",
-        "template": "html_email_template",
+        "sms_id": "Switchboard",
+        "sms_template": "text_sms_template",
         "custom_id": "ad-77",
         "custom_group": "radio",
         "channel": "C0SALES",
@@ -247,16 +262,16 @@ def test_voicemail_and_prompt_requests(numbers: Stack) -> None:
             "email": {
                 "subject": "Voicemail from __ani__",
                 "email_to": ["sales@example.com"],
+                "email_cc": ["boss@example.com", "ops@example.com"],
+                "email_bcc": ["audit@example.com"],
                 "template": "html_email_template",
             },
-            "sms": {"mobile": "61412999888"},  # one typed template name goes with the email report
+            "sms": {"mobile": "61412999888", "sms_id": "Switchboard", "template": "text_sms_template"},
         },
     }
-    assert second["service"] == {
-        "type": "prompt",
-        "call_greeting": "https://audio.example/closed.wav",
-        "call_reporting": {"report": "none"},
-    }
+    # seed 001's prompt example puts call_reporting beside `service`, not inside it
+    assert second["service"] == {"type": "prompt", "call_greeting": "https://audio.example/closed.wav"}
+    assert second["call_reporting"] == {"report": "none"}
     assert second["service_number"] == {"country": "AU", "search_type": "number_type", "number_type": "TOLLFREE"}
 
 
@@ -447,12 +462,17 @@ def test_templates_and_accounts(numbers: Stack) -> None:
     shown = click(numbers, preview["action_id"], preview["value"], REP)
     preview = text_of(reply(numbers, shown["response_url"]))  # seed 001: a Generic Success, no template text
     assert "*html_email_template* (email, AU) exists — AVANSER answered “Success”" in preview
-    _, url = slash(numbers, "accounts")
-    assert "👉 *Test Account* (6999)" in text_of(reply(numbers, url))
-    refused, _ = slash(numbers, "accounts 7001", user=REP)
-    assert refused["text"] == "Only Switchboard admins can switch the AVANSER account."
+    refused, _ = slash(numbers, "accounts")
+    assert refused["text"] == "Only Switchboard admins can see or switch the AVANSER account."
+    _, url = slash(numbers, "accounts", user=ADMIN)
+    overview = text_of(reply(numbers, url))
+    for part in ("AVANSER account: Test Account", "*Details*", "*Packages*", "*Number rates*", "*Call rates*"):
+        assert part in overview
+    assert "Test MMT, rate code 61: setup $0.00, rental $0.00" in overview  # the seed's rate, its own shape
+    assert "*Transcription rates*" in overview and "*Features*" in overview and "Time Based Routing" in overview
+    assert "Switch to Agency Client B" in overview
     _, url = slash(numbers, "accounts 7001", user=ADMIN)
-    assert "👉 *Agency Client B* (7001)" in text_of(reply(numbers, url))
+    assert "AVANSER account: Agency Client B" in text_of(reply(numbers, url))
 
 
 def test_every_step_is_audited(numbers: Stack) -> None:
@@ -587,3 +607,53 @@ def test_pending_confirmation_counts_as_done(tmp_path) -> None:
         stack.avanser.final_status = "pending_confirmation"  # "Request is completed, waiting to send confirmation"
         submit_view(stack, "numbers_new", TRANSFER, user=ADMIN)
         wait_for(lambda: "is configured" in progress(stack)["text"], timeout=10)
+
+
+def test_the_form_follows_the_service_type_keeping_what_was_typed(numbers: Stack) -> None:
+    slash(numbers, "new", user=ADMIN)
+    view = form_shown(numbers)
+    inputs = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
+    assert {"answer_point", "call_whisper", "record_call", "voicemail"} <= set(inputs)  # a transfer's fields
+    email_templates = next(b for b in view["blocks"] if b["block_id"] == "email_template")["element"]
+    assert [o["value"] for o in email_templates["options"]] == ["html_email_template"]  # AVANSER's, by type
+    sms_templates = next(b for b in view["blocks"] if b["block_id"] == "sms_template")["element"]
+    assert [o["value"] for o in sms_templates["options"]] == ["text_sms_template"]
+    typed = {"name": "After hours", "type": "voicemail", "email_to": "sales@example.com"}
+    view["state"] = payloads.view_state(view, typed)
+    view["id"] = numbers.slack.calls_to("views.open")[0].response["view"]["id"]  # Slack sends the view with its id
+    chosen = payloads.block_actions_in_view("numbers_form_type", "", user=ADMIN, view=view)
+    chosen["actions"] = [
+        {"action_id": "numbers_form_type", "type": "static_select", "selected_option": {"value": "voicemail"}}
+    ]
+    numbers.slack.interact(numbers.url, chosen)
+    rebuilt = wait_for(
+        lambda: (
+            numbers.slack.calls_to("views.update")[-1].args["view"]["blocks"] != view["blocks"]
+            and numbers.slack.calls_to("views.update")[-1].args["view"]
+        )
+    )
+    fields = {b["block_id"]: b for b in rebuilt["blocks"] if b["type"] == "input"}
+    assert "answer_point" not in fields and "call_whisper" not in fields and "record_call" not in fields
+    assert fields["voicemail"]["label"]["text"] == "Voicemail greeting audio URL"
+    assert fields["name"]["element"]["initial_value"] == "After hours"
+    assert fields["email_to"]["element"]["initial_value"] == "sales@example.com"
+    assert [o["value"] for o in fields["email_template"]["element"]["options"]] == ["html_email_template"]
+
+
+def test_requests_show_callback_delivery_and_admins_see_the_bodies(numbers: Stack) -> None:
+    provisioned(numbers)
+    record = numbers.avanser.requests[-1]
+    record["callback"] = {"last_update": "2026-11-22T10:00:00+10:00", "status": "failed", "http_reply": 503}
+    _, url = slash(numbers, "requests")
+    listed = reply(numbers, url)
+    assert "⚠️ callback failed (HTTP 503)" in text_of(listed)
+    assert "couldn't reach Switchboard's callback URL for 1 of these" in text_of(listed)
+    assert "accessory" not in json.dumps(listed["blocks"][0])  # Details are for admins
+    _, url = slash(numbers, "requests", user=ADMIN)
+    button = reply(numbers, url)["blocks"][0]["accessory"]
+    assert button["text"]["text"] == "Details"
+    shown = click(numbers, button["action_id"], button["value"], ADMIN)
+    details = text_of(reply(numbers, shown["response_url"]))
+    assert "Request (as AVANSER received it)" in details and "Acknowledgment" in details and "Callback" in details
+    assert "Spring sale radio ad" in details
+    assert numbers.webhook_token not in details and "token=••••" in details

@@ -13,12 +13,13 @@ would have — the inbox's dedup key makes the two count once. Nothing here impo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,12 +42,17 @@ from bot.phone import InvalidNumber, from_avanser, national, parse_number
 from bot.settings import Settings
 from bot.telco.avanser import (
     Account,
+    AccountDetails,
     Acknowledgment,
     AvanserClient,
+    CallRate,
     CallReporting,
     EmailReport,
+    Feature,
+    NumberRate,
     NumberRule,
     NumberType,
+    Package,
     RequestRecord,
     SearchResult,
     ServiceConfig,
@@ -54,6 +60,8 @@ from bot.telco.avanser import (
     ServiceRequest,
     ServiceUpdate,
     SmsReport,
+    Template,
+    TranscriptionRate,
 )
 from bot.telco.base import ProviderMaybeApplied, TelcoError
 from notifiers.events import AvanserRequestUpdate, Event
@@ -693,61 +701,75 @@ def may_request(services: Services, user: str) -> None:
 
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-FORM_FIELDS = (
-    "name",
-    "type",
-    "answer_point",
-    "answer_point_name",
-    "call_greeting",
-    "call_whisper",
-    "voicemail",
+# What each service type uses (seed 001's service schema and its three examples).
+TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "transfer": ("answer_point", "answer_point_name", "record_call", "call_greeting", "call_whisper", "voicemail"),
+    "voicemail": ("answer_point_name", "voicemail"),
+    "prompt": ("answer_point_name", "call_greeting"),
+}
+SERVICE_FIELDS = {"type", *TYPE_FIELDS["transfer"]}
+REPORTING_FIELDS = {
     "report",
     "email_to",
+    "email_cc",
+    "email_bcc",
     "email_subject",
+    "email_template",
     "sms_mobile",
-    "template",
-)
-SERVICE_FIELDS = {
-    "type",
-    "answer_point",
-    "answer_point_name",
-    "record_call",
-    "call_greeting",
-    "call_whisper",
-    "voicemail",
+    "sms_id",
+    "sms_template",
 }
-REPORTING_FIELDS = {"report", "email_to", "email_subject", "sms_mobile", "template"}
+FORM_FIELDS = ("name", *sorted(SERVICE_FIELDS - {"record_call"}), *sorted(REPORTING_FIELDS))
+
+
+def _addresses(values: dict[str, Any], key: str, errors: dict[str, str]) -> list[str]:
+    listed = [r.strip() for r in (values.get(key) or "").split(",") if r.strip()]
+    bad = [r for r in listed if not EMAIL.match(r)]
+    if bad:
+        errors[key] = f"“{bad[0]}” isn't an email address."
+    return listed
 
 
 def _reporting(values: dict[str, Any], errors: dict[str, str], country: str) -> CallReporting:
+    """Call reports: the email (to, cc, bcc, subject, an email template) and the SMS (mobile, sender id, an
+    SMS template) — seed 001 types templates, so each report names its own."""
     email = sms = None
-    recipients = [r.strip() for r in (values.get("email_to") or "").split(",") if r.strip()]
-    bad = [r for r in recipients if not EMAIL.match(r)]
-    if bad:
-        errors["email_to"] = f"“{bad[0]}” isn't an email address."
-    elif recipients:
+    recipients = _addresses(values, "email_to", errors)
+    cc, bcc = _addresses(values, "email_cc", errors), _addresses(values, "email_bcc", errors)
+    if (cc or bcc) and not recipients and "email_to" not in errors:
+        errors["email_to"] = "Give the address the reports go to; cc and bcc are copies of it."
+    if recipients and "email_to" not in errors:
         if not values.get("email_subject"):
             errors["email_subject"] = "Give the report emails a subject."
         email = EmailReport(
-            subject=values.get("email_subject") or "", email_to=recipients, template=values.get("template") or None
+            subject=values.get("email_subject") or "",
+            email_to=recipients,
+            email_cc=cc or None,
+            email_bcc=bcc or None,
+            template=values.get("email_template") or None,
         )
     if values.get("sms_mobile"):
-        # AVANSER types templates (email or SMS): the one typed name goes with the email report when there is one.
-        template = None if email is not None else values.get("template") or None
+        sms_id = values.get("sms_id") or None
+        if sms_id and (len(sms_id) > 11 or not re.fullmatch(r"[A-Za-z0-9 ]+", sms_id)):
+            errors["sms_id"] = "An SMS sender id is up to 11 letters, digits or spaces."
         try:
-            sms = SmsReport(mobile=parse_number(values["sms_mobile"], country), template=template)
+            mobile = parse_number(values["sms_mobile"], country)
+            sms = SmsReport(mobile=mobile, sms_id=sms_id, template=values.get("sms_template") or None)
         except InvalidNumber as exc:
             errors["sms_mobile"] = str(exc)
+    elif values.get("sms_id") or values.get("sms_template"):
+        errors["sms_mobile"] = "Give the mobile the SMS reports go to."
     return CallReporting(report=values.get("report") or "none", email=email, sms=sms)
 
 
 def service_from_form(values: dict[str, Any], errors: dict[str, str], country: str) -> ServiceConfig:
-    """What calls do, from the form; problems go into `errors` by input name."""
+    """What calls do, from the form — only the fields its type uses; problems go into `errors` by input name."""
     kind: Literal["transfer", "voicemail", "prompt"] = (
         values["type"] if values.get("type") in ("transfer", "voicemail", "prompt") else "transfer"
     )
+    used = TYPE_FIELDS[kind]
     answer_point = None
-    if values.get("answer_point"):
+    if "answer_point" in used and values.get("answer_point"):
         try:
             answer_point = parse_number(values["answer_point"], country)
         except InvalidNumber as exc:
@@ -756,16 +778,20 @@ def service_from_form(values: dict[str, Any], errors: dict[str, str], country: s
         errors["answer_point"] = "A transfer needs the phone its calls go to."
     for key in ("call_greeting", "call_whisper", "voicemail"):
         value = values.get(key)
-        if value and not re.match(r"^https?://\S+$", value):
+        if key in used and value and not re.match(r"^https?://\S+$", value):
             errors[key] = "Give a web address starting with http:// or https://."
+
+    def field(key: str) -> Any:
+        return (values.get(key) or None) if key in used else None
+
     return ServiceConfig(
         type=kind,
         answer_point=answer_point,
-        answer_point_name=values.get("answer_point_name") or None,
+        answer_point_name=field("answer_point_name"),
         record_call=("yes" in (values.get("record_call") or [])) if kind == "transfer" else None,
-        call_greeting=values.get("call_greeting") or None,
-        call_whisper=values.get("call_whisper") or None,
-        voicemail=values.get("voicemail") or None,
+        call_greeting=field("call_greeting"),
+        call_whisper=field("call_whisper"),
+        voicemail=field("voicemail"),
         call_reporting=_reporting(values, errors, country),
     )
 
@@ -850,9 +876,13 @@ def form_values_of(service: ServiceDetail) -> dict[str, Any]:
         "voicemail": config.voicemail,
         "report": reporting.report if reporting else "none",
         "email_to": ", ".join(email.email_to) if email else None,
+        "email_cc": ", ".join(email.email_cc or []) if email else None,
+        "email_bcc": ", ".join(email.email_bcc or []) if email else None,
         "email_subject": email.subject if email else None,
+        "email_template": email.template if email else None,
         "sms_mobile": national(sms.mobile) if sms else None,
-        "template": (email.template if email else None) or (sms.template if sms else None),
+        "sms_id": sms.sms_id if sms else None,
+        "sms_template": sms.template if sms else None,
     }
 
 
@@ -1000,6 +1030,15 @@ def decide_and_send(services: Services, request_row: int, admin: str, approve: b
 # -- templates and accounts -------------------------------------------------------------------------------
 
 
+async def saved_templates(services: Services) -> list[Template] | None:
+    """AVANSER's saved report templates (each typed email or sms); None when they can't be read just now."""
+    try:
+        return await avanser_client(services).list_templates()
+    except TelcoError as exc:
+        log.warning("could not list AVANSER's templates for a form: %s", exc.detail)
+        return None
+
+
 def may_administer(services: Services, user: str, what: str) -> None:
     if not services.is_admin(user):
         raise UserError(f"Only Switchboard admins can {what}.", field="name")
@@ -1039,6 +1078,85 @@ async def accounts(services: Services) -> tuple[list[Account], int | None]:
     client = avanser_client(services)
     listed = await client.list_accounts()
     return listed, client.last_transaction.account_id if client.last_transaction else None
+
+
+SECRET_KEYS = re.compile(r"password|secret|authorization|api_key|token", re.I)
+
+
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """A body as it may be shown: Switchboard's webhook token (in the URLs it registered), credentials and
+    any field named like a secret are replaced by ••••."""
+    if isinstance(value, dict):
+        return {k: "••••" if SECRET_KEYS.search(str(k)) else scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "••••")
+        return re.sub(r"(?i)((?:token|password|secret)=)[^&\s\"']+", r"\1••••", value)
+    return value
+
+
+async def request_details(services: Services, user: str, request_id: str) -> dict[str, Any]:
+    """What AVANSER holds of a request — the body it received, its acknowledgment, the callback it sent —
+    without Switchboard's webhook token or credentials (admins)."""
+    may_administer(services, user, "see a request's details")
+    client = avanser_client(services)
+
+    async def body(call: Callable[[str], Awaitable[Any]]) -> Any:
+        try:
+            return await call(request_id)
+        except TelcoError as exc:
+            log.warning("AVANSER request %s body: %s", request_id, exc.detail)
+            return None
+
+    sent, acknowledged, callback = await asyncio.gather(
+        body(client.request_body), body(client.acknowledgment_body), body(client.callback_body)
+    )
+    settings = services.settings
+    secrets = [s.get_secret_value() for s in (settings.webhook_token, settings.avanser_password) if s is not None]
+    return scrub(
+        {"Request (as AVANSER received it)": sent, "Acknowledgment": acknowledged, "Callback": callback},
+        [s for s in secrets if s],
+    )
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """What seed 001 tells about the selected account; a part AVANSER didn't answer is None."""
+
+    accounts: list[Account]
+    current: int | None
+    details: list[AccountDetails] | None
+    packages: list[Package] | None
+    number_rates: list[NumberRate] | None
+    call_rates: list[CallRate] | None
+    transcription_rates: list[TranscriptionRate] | None
+    features: list[Feature] | None
+
+
+async def account_overview(services: Services, user: str) -> AccountOverview:
+    """The selected account's details, packages, rates and features, asked of AVANSER at once (admins)."""
+    may_administer(services, user, "see the AVANSER account")
+    client = avanser_client(services)
+    listed, current = await accounts(services)
+
+    async def part(call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except TelcoError as exc:
+            log.warning("AVANSER account overview: %s", exc.detail)
+            return None
+
+    parts = await asyncio.gather(
+        part(client.account_details),
+        part(client.packages),
+        part(client.number_rates),
+        part(client.call_rates),
+        part(client.transcription_rates),
+        part(client.features),
+    )
+    return AccountOverview(listed, current, *parts)
 
 
 def requester_of(services: Services, number: str) -> str | None:

@@ -338,12 +338,17 @@ class ServiceRequest(_Model):
     callback_uri: str | None = None
 
     def to_body(self) -> dict[str, Any]:
+        # call_reporting goes where each type's own example in seed 001 puts it: inside `service` for
+        # transfer and voicemail, at the top level for prompt (the schema says inside; AVANSER reads both).
+        prompt = self.service.type == "prompt"
         body: dict[str, Any] = {
             "name": self.name,
             "custom_id": self.custom_id,
             "service_number": self.service_number.to_body(),
-            "service": self.service.to_body(),
+            "service": self.service.to_body(with_reporting=not prompt),
         }
+        if prompt and self.service.call_reporting is not None:
+            body["call_reporting"] = self.service.call_reporting.to_body()
         if self.custom_group:
             body["custom_group"] = self.custom_group
         for key in ("call_uri", "sms_forward_uri", "callback_uri"):
