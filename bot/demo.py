@@ -72,7 +72,13 @@ def chapter_new_number(stack: Stack) -> None:
     picked = results["blocks"][1]["accessory"]
     stack.slack.interact(stack.url, _click("U0REP", picked["action_id"], picked["value"], stack))
     stack.drain(10)
-    form = stack.slack.calls_to("views.open")[-1].args["view"]
+
+    def opened_form() -> dict[str, Any] | None:  # the form opens at once, then is filled in (views.update)
+        views = [c.args["view"] for c in stack.slack.calls if c.method in ("views.open", "views.update")]
+        return next((v for v in reversed(views) if v.get("callback_id") == "numbers_new"), None)
+
+    _wait(opened_form)
+    form = opened_form() or {}
     _say(
         f"Riley clicks Request this number → Slack opens the form “{form['title']['text']}” with "
         f"{sum(b['type'] == 'input' for b in form['blocks'])} fields; Riley fills in the name and answer point."
