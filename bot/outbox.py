@@ -239,14 +239,18 @@ class Outbox(Worker):
         """Queue a views.publish of `user`'s App Home, rendered when it is sent (so it shows that moment).
 
         At most one waits per person (a change while one waits is in it already), and it goes no sooner
-        than `home_every` seconds after the last one: a burst of changes, or of openings, costs one."""
+        than `home_every` seconds after the last one: a burst of changes, or of openings, costs one. One
+        already rendered and on its way to Slack (`sending_at`) doesn't show this change: another waits."""
         lane = f"{HOME}:{user}"
         last = self.store.execute(
-            "SELECT MAX(sent_at) FROM outbox WHERE status = 'sent' AND channel = ? AND method = ?", (lane, PUBLISH)
+            "SELECT MAX(COALESCE(sent_at, sending_at)) FROM outbox WHERE channel = ? AND method = ?"
+            " AND (status = 'sent' OR (status = 'pending' AND sending_at IS NOT NULL))",
+            (lane, PUBLISH),
         ).fetchone()[0]
         due = max(time.time(), float(last or 0) + self.home_every)
         waiting = self.store.execute(
-            "SELECT id, next_attempt_at FROM outbox WHERE status = 'pending' AND channel = ? AND method = ?",
+            "SELECT id, next_attempt_at FROM outbox WHERE status = 'pending' AND sending_at IS NULL AND channel = ?"
+            " AND method = ?",
             (lane, PUBLISH),
         ).fetchone()
         if waiting is not None:
@@ -381,7 +385,9 @@ class Outbox(Worker):
             kwargs = self._resolve(row)
             if kwargs is None:
                 return
-            found = await self._already_posted(row, kwargs) if row.sending_at is not None else None
+            found = (
+                await self._already_posted(row, kwargs) if row.sending_at is not None and row.method == POST else None
+            )
             channel_id: str | None
             ts: str | None
             if found is not None:
@@ -496,6 +502,8 @@ class Outbox(Worker):
             return None
         try:
             view = self.home_renderer(user)
+            # Rendered: a change from now on needs another publish (`publish_home` doesn't reuse this row).
+            self.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (time.time(), row.id))
         except Exception:  # a bug in a dashboard must not hold the lane: the next change or opening publishes again
             log.exception("outbox: the App Home of %s couldn't be rendered (row %d)", user, row.id)
             self._mark_failed(row, "the App Home couldn't be rendered")

@@ -286,6 +286,12 @@ def test_one_publish_waits_per_person_and_a_change_waits_for_the_pause(tmp_path)
     first = services.outbox.publish_home(REP)
     assert services.outbox.publish_home(REP) == first  # a change while one waits is in it already
     assert services.outbox.publish_home(ADMIN) != first  # a lane per person
+    rendered = time.time()  # the outbox rendered it and is sending it: a change now needs another publish
+    services.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (rendered, first))
+    again = services.outbox.publish_home(REP)
+    due = services.store.execute("SELECT next_attempt_at FROM outbox WHERE id = ?", (again,)).fetchone()[0]
+    assert again != first and due >= rendered + 3.0
+    services.store.execute("DELETE FROM outbox WHERE id = ?", (again,))
     services.store.execute("UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?", (time.time(), first))
     later = services.outbox.publish_home(REP)
     due = services.store.execute("SELECT next_attempt_at FROM outbox WHERE id = ?", (later,)).fetchone()[0]
