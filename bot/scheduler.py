@@ -85,5 +85,9 @@ class Scheduler:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(job_id)
 
+    def job(self, job_id: str) -> Any:
+        """The APScheduler job with that id (its trigger and options), or None."""
+        return self._scheduler.get_job(job_id) if self._scheduler else None
+
     def pending(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()] if self._scheduler else []
