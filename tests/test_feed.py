@@ -92,7 +92,8 @@ def test_feed_statuses(status: str, expected: str) -> None:
 
 def test_a_recording_needs_call_has_audio_and_a_url() -> None:
     url = "https://recordings.example/vm.mp3"
-    with_audio = AvanserCall.model_validate(feed_call_payload({**SEED_RECORD, "call_has_audio": 1, "call_audio_url": url}))
+    record = {**SEED_RECORD, "call_has_audio": 1, "call_audio_url": url}
+    with_audio = AvanserCall.model_validate(feed_call_payload(record))
     assert with_audio.recording_url == url and with_audio.is_voicemail
     flag_only = feed_call_payload({**SEED_RECORD, "call_has_audio": "1", "call_audio_url": ""})
     url_only = feed_call_payload({**SEED_RECORD, "call_has_audio": 0, "call_audio_url": url})
@@ -112,7 +113,8 @@ def test_format_from_content_type_else_the_url() -> None:
 
 def test_each_format_parses_and_bad_records_are_counted() -> None:
     good = {"call_unique_id": "A1", "tracking_number": "+61-0290081596", "call_status": "Missed"}
-    records, bad = parse_feed(json.dumps([good, "not a record", {"call_status": "Missed"}, SEED_RECORD]).encode(), "json")
+    body = json.dumps([good, "not a record", {"call_status": "Missed"}, SEED_RECORD]).encode()
+    records, bad = parse_feed(body, "json")
     assert [r["call_unique_id"] for r in records] == ["A1", "ECS8-1590476401.423578"] and bad == 2
     assert parse_feed(json.dumps({"calls": [good]}).encode(), "json") == ([good], 0)
     csv_body = "call_unique_id,tracking_number,call_status\r\nA1,+61-0290081596,Missed\r\nA2,too,many,cells\r\n"
@@ -161,7 +163,8 @@ def test_ten_percent_of_a_burst_dropped_every_call_visible_once(tmp_path: Path, 
         assert all(counts[shown(n)] == 1 for n in range(calls)), counts
         recovered = [m for m in posted if RECOVERED in flat(m)]
         assert len(recovered) == len(dropped)
-        assert {m["text"].split(" from ")[1].split(" to ")[0] for m in recovered} == {shown(n) for n in range(0, 60, 10)}
+        callers = {m["text"].split(" from ")[1].split(" to ")[0] for m in recovered}
+        assert callers == {shown(n) for n in range(0, 60, 10)}
         # Pulled again, and the lost webhooks finally arriving: nothing is posted twice.
         assert pull(stack).recovered == 0
         late = call(0, uniqueid="ECS-burst-0", ani="+61-0412200000", bnum="+61-0290081596")
