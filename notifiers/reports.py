@@ -185,18 +185,21 @@ def chart_png(report: CallReport) -> bytes:
     answered = [d.answered for d in days]
     missed = [d.missed for d in days]
     with _DRAWING:
-        figure = Figure(figsize=(max(6.0, min(14.0, 0.35 * len(days) + 4)), 4.0), dpi=100)
+        figure = Figure(figsize=(max(6.5, min(11.0, 0.25 * len(days) + 4)), 4.0), dpi=100)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         positions = list(range(len(days)))
         axes.bar(positions, answered, color=ANSWERED_COLOUR, label="answered")
         axes.bar(positions, missed, bottom=answered, color=MISSED_COLOUR, label="missed")
         step = max(1, len(days) // 15)
-        axes.set_xticks(positions[::step], labels[::step], rotation=45 if len(days) > 10 else 0, ha="right")
+        rotate = len(days) > 10
+        axes.set_xticks(
+            positions[::step], labels[::step], rotation=45 if rotate else 0, ha="right" if rotate else "center"
+        )
         axes.set_ylabel("calls")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title(report).replace("$", r"\$"), fontsize=10)  # "$" would start mathtext
-        axes.legend(loc="upper left", frameon=False)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         axes.spines[["top", "right"]].set_visible(False)
         figure.tight_layout()
         out = io.BytesIO()

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DAYS = 7
 MOST_DAYS = 366
 WEEKLY_JOB = "weekly-reports"
-DAYS = re.compile(r"^(\d+)\s*(?:d|days?)$", re.I)
+DAYS = re.compile(r"(?:^|\s)(\d+)\s*(?:d|days?)\s*$", re.I)
 
 
 # -- every call, counted once ------------------------------------------------------------------------
@@ -128,13 +128,12 @@ class ReportQuery:
 
 def parse_report_args(text: str, country: str) -> ReportQuery:
     """`[<number>|all] [<N>d]`: all numbers and 7 days unless said otherwise."""
-    words = text.split()
-    days = DEFAULT_DAYS
-    if words and DAYS.match(words[-1]):
-        days = int(DAYS.match(words.pop()).group(1))  # type: ignore[union-attr]
+    days, rest = DEFAULT_DAYS, text.strip()
+    span = DAYS.search(rest)
+    if span is not None:
+        days, rest = int(span.group(1)), rest[: span.start()].strip()
         if not 1 <= days <= MOST_DAYS:
             raise UserError(f"A report covers 1 to {MOST_DAYS} days, e.g. `/numbers report all 30d`.")
-    rest = " ".join(words).strip()
     if rest.lower() in ("", "all"):
         return ReportQuery(None, days)
     try:
