@@ -16,7 +16,7 @@ from bot.domain.feed import pull_feed
 from bot.domain.reports import ReportQuery, call_report, parse_report_args, week_of, weekly_reports
 from bot.errors import UserError
 from bot.sandbox.stack import ADMIN, Stack
-from notifiers.reports import CallReport, NumberStats, chart_png, render_report
+from notifiers.reports import CallReport, DayCount, NumberStats, chart_png, render_report
 from tests.helpers import on_app, wait_for
 
 AD, OTHER, QUIET = "+61290081596", "+61290081597", "+61290081598"
@@ -43,14 +43,11 @@ def test_busiest_hour_and_rates() -> None:
 
 
 def test_the_chart_is_a_png_of_every_day() -> None:
-    days = tuple(
-        __import__("notifiers.reports", fromlist=["DayCount"]).DayCount(date(2026, 11, d), d, d // 2)
-        for d in range(1, 31)
-    )
+    days = tuple(DayCount(date(2026, 11, d), d, d // 2) for d in range(1, 31))
     report = CallReport(None, 30, date(2026, 11, 1), date(2026, 11, 30), (NumberStats(AD, "$ale ad", 465, 225),), days)
     png = chart_png(report)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
-    text, blocks = render_report(report)
+    text, _ = render_report(report)
     assert "465 calls: 225 answered, 240 missed (52 %)" in text
 
 
