@@ -341,17 +341,18 @@ def _calls(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX calls_tracking ON calls (tracking, started_at)")
-    # The report's counts, kept as calls arrive (one upsert each): a 30-day report reads at most
-    # numbers x 30 x 24 rows, whatever the number of calls.
+    # The report's counts, kept as calls arrive (one upsert each): a row per number and day, with its calls
+    # per hour of the day in 24 columns, so a 30-day report reads numbers x 30 rows, whatever the calls.
+    hours = ",\n            ".join(f"h{h:02d} INTEGER NOT NULL DEFAULT 0" for h in range(24))
     db.execute(
-        """
-        CREATE TABLE call_stats (
-            tracking TEXT NOT NULL,
-            local_hour INTEGER NOT NULL,
-            local_day TEXT NOT NULL,
+        f"""
+        CREATE TABLE call_days (
+            tracking TEXT NOT NULL,         -- E.164 ('' when the call's number couldn't be read)
+            local_day TEXT NOT NULL,        -- YYYY-MM-DD, the calls' own time zone
             calls INTEGER NOT NULL,
             answered INTEGER NOT NULL,
-            PRIMARY KEY (tracking, local_hour, local_day)
+            {hours},
+            PRIMARY KEY (tracking, local_day)
         ) WITHOUT ROWID
         """
     )
@@ -398,7 +399,7 @@ MIGRATIONS: list[Migration] = [
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
     Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
     Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
-    Migration(20, "calls: every call, and the counts /numbers report reads", _calls),
+    Migration(20, "calls: every call, and the daily counts /numbers report reads", _calls),
     Migration(21, "the data feed's last pull; weekly reports posted", _feed_state),
 ]
 

@@ -1,14 +1,14 @@
 """Call reports: every call counted once (webhooks and the data feed), "is this ad working?" per number.
 
-    on_avanser_call (alerts) ─▶ record_call ─▶ `calls` row + one upsert of `call_stats` (tracking, hour, day)
+    on_avanser_call (alerts) ─▶ record_call ─▶ `calls` row + one upsert of `call_days` (number, day: 24 hours)
     /numbers report ─▶ parse_report_args ─▶ build_report (SQL, then the chart in a worker thread)
                     ─▶ the counts to the person, the chart uploaded to the conversation (outbox)
     every Monday 00:00 UTC ─▶ weekly_reports ─▶ each route with `weekly-report`: last week's report in its channel
 
-A report reads `call_stats`, never the calls themselves: at most numbers × days × 24 rows, whatever the
-number of calls (`make bench` measures a 30-day report over 1,000,000 calls). Days and hours are the
-calls' own: the time zone AVANSER stamped each call with (`tzdate`); "today" is the day in the zone of
-the latest call.
+A report reads `call_days`, never the calls themselves: at most numbers × days rows (each with its
+calls per hour of the day in 24 columns), whatever the number of calls (`make bench` measures a 30-day
+report over 1,000,000 calls). Days and hours are the calls' own: the time zone AVANSER stamped each
+call with (`tzdate`); "today" is the day in the zone of the latest call.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DAYS = 7
 MOST_DAYS = 366
 WEEKLY_JOB = "weekly-reports"
+HOURS = tuple(f"h{h:02d}" for h in range(24))  # call_days' columns: calls per hour of the day
 DAYS = re.compile(r"(?:^|\s)(\d+)\s*(?:d|days?)\s*$", re.I)
 
 
@@ -60,7 +61,7 @@ def call_time(event: AvanserCall, received_at: float | None = None) -> datetime:
 
 
 def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: float | None = None) -> bool:
-    """Count one call in `calls` and `call_stats` (answered ones too); False when it was counted before."""
+    """Count one call in `calls` and `call_days` (answered ones too); False when it was counted before."""
     at = call_time(event, received_at)
     status = kind_of(event)
     answered = int(status == "answered")
@@ -87,11 +88,12 @@ def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: fl
     )
     if not cursor.rowcount:
         return False
+    column = HOURS[hour]  # one of 24 fixed names, never text from outside
     store.execute(
-        "INSERT INTO call_stats (tracking, local_hour, local_day, calls, answered) VALUES (?, ?, ?, 1, ?)"
-        " ON CONFLICT (tracking, local_hour, local_day) DO UPDATE SET calls = calls + 1,"
-        " answered = answered + excluded.answered",
-        (event.tracking_e164 or "", hour, day, answered),
+        f"INSERT INTO call_days (tracking, local_day, calls, answered, {column}) VALUES (?, ?, 1, ?, 1)"
+        f" ON CONFLICT (tracking, local_day) DO UPDATE SET calls = calls + 1,"
+        f" answered = answered + excluded.answered, {column} = {column} + 1",
+        (event.tracking_e164 or "", day, answered),
     )
     return True
 
@@ -102,15 +104,15 @@ def recording_arrived(store: Store, call_key: str) -> None:
 
 
 def rebuild_stats(store: Store) -> int:
-    """Recount `call_stats` from `calls` (after a bulk load); returns the number of rows it has."""
+    """Recount `call_days` from `calls` (after a bulk load); returns the number of rows it has."""
+    per_hour = ", ".join(f"SUM(local_hour = {h})" for h in range(24))
     with store.transaction():
-        store.execute("DELETE FROM call_stats")
+        store.execute("DELETE FROM call_days")
         store.execute(
-            "INSERT INTO call_stats (tracking, local_hour, local_day, calls, answered)"
-            " SELECT COALESCE(tracking, ''), local_hour, local_day, COUNT(*), SUM(answered) FROM calls"
-            " GROUP BY 1, 2, 3"
+            f"INSERT INTO call_days (tracking, local_day, calls, answered, {', '.join(HOURS)})"
+            f" SELECT COALESCE(tracking, ''), local_day, COUNT(*), SUM(answered), {per_hour} FROM calls GROUP BY 1, 2"
         )
-    return int(store.execute("SELECT COUNT(*) FROM call_stats").fetchone()[0])
+    return int(store.execute("SELECT COUNT(*) FROM call_days").fetchone()[0])
 
 
 # -- reports ----------------------------------------------------------------------------------------
@@ -160,17 +162,17 @@ def call_report(store: Store, number: str | None, days: int, *, last_day: date |
         where, params = f"tracking = ? AND {where}", [number, *params]
     hours: dict[str, list[int]] = {}
     answered: dict[str, int] = {}
-    for tracking, hour, calls, took in store.execute(
-        f"SELECT tracking, local_hour, SUM(calls), SUM(answered) FROM call_stats WHERE {where}"
-        " GROUP BY tracking, local_hour",
+    for tracking, took, *counts in store.execute(
+        f"SELECT tracking, SUM(answered), {', '.join(f'SUM({h})' for h in HOURS)} FROM call_days WHERE {where}"
+        " GROUP BY tracking",
         tuple(params),
     ):
-        hours.setdefault(tracking, [0] * 24)[int(hour)] = int(calls)
-        answered[tracking] = answered.get(tracking, 0) + int(took)
+        hours[tracking] = [int(c) for c in counts]
+        answered[tracking] = int(took)
     by_day = {
         str(day): (int(calls), int(took))
         for day, calls, took in store.execute(
-            f"SELECT local_day, SUM(calls), SUM(answered) FROM call_stats WHERE {where} GROUP BY local_day",
+            f"SELECT local_day, SUM(calls), SUM(answered) FROM call_days WHERE {where} GROUP BY local_day",
             tuple(params),
         )
     }
