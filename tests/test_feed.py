@@ -403,3 +403,27 @@ def test_an_answered_call_on_a_missed_only_route_gets_no_recording(stack: Stack)
     assert pull(stack).recordings == 1
     wait_for(lambda: handled(stack))
     assert stack.drain(5) and stack.slack.channel_messages("C0SALES") == []
+
+
+# -- outside text ---------------------------------------------------------------------------------------
+
+
+def test_a_feed_record_with_markup_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
+    from bot.sandbox.markup import injections
+    from tests.test_escaping import ATTACK, assert_shown_as_text
+
+    with Stack(tmp_path, outbox_channel_interval=0, feed="json") as stack:
+        setup(stack, name=ATTACK)
+        stack.avanser.place_call(NUMBER, caller(11), uniqueid="ECS-posted")
+        stack.avanser.place_call(NUMBER, caller(12), uniqueid="ECS-lost", send=False)
+        hostile = "https://evil.example/vm.mp3|https://slack.com/verify>x<!channel>"
+        posted, lost = stack.avanser.feed_records[-2:]
+        posted.update(call_has_audio=1, call_audio_url=hostile)
+        for name in ("tracking_name", "target_name", "caller_location", "caller_state", "call_status"):
+            lost[name] = ATTACK
+        lost.update(caller_number=ATTACK, call_has_audio=1, call_audio_url=hostile)
+        result = pull(stack)
+        assert (result.recovered, result.recordings, result.bad) == (1, 1, 0)
+        found = messages(stack, "C0SALES", 3)
+        assert_shown_as_text(found)
+        assert injections(found) == []

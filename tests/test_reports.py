@@ -164,3 +164,22 @@ async def _weekly(stack: Stack, now: float) -> int:
 async def _jobs(stack: Stack) -> list[str]:
     assert stack.services is not None
     return stack.services.scheduler.pending()
+
+
+def test_a_report_with_markup_in_a_numbers_name_is_shown_as_text() -> None:
+    from bot.sandbox.blockkit import check_blocks
+    from bot.sandbox.markup import injections
+    from notifiers.reports import report_summary
+    from tests.test_escaping import ATTACK, assert_shown_as_text
+
+    stats = tuple(NumberStats(f"+6129008{1500 + i}", ATTACK * 3, 10 + i, i) for i in range(60))
+    days = tuple(DayCount(date(2026, 11, d), 3, 1) for d in range(1, 8))
+    report = CallReport(None, 7, date(2026, 11, 1), date(2026, 11, 7), stats, days)
+    text, blocks = render_report(report)
+    assert check_blocks(blocks) == [] and len(text) <= 4000
+    found = [{"text": text, "blocks": blocks}, {"text": report_summary(report), "blocks": []}]
+    one = CallReport(stats[0].number, 7, report.first_day, report.last_day, stats[:1], days)
+    found.append({"text": render_report(one)[0], "blocks": render_report(one)[1]})
+    assert_shown_as_text(found)
+    assert injections(found) == []
+    assert chart_png(one).startswith(b"\x89PNG")  # the name in the chart's title is text, not mathtext or markup
