@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from bot.store import Store
 from notifiers.calls import kind_of
 from notifiers.events import AvanserCall
 from notifiers.reports import (
+    MOST_NUMBERS,
     CallReport,
     DayCount,
     NumberStats,
@@ -179,16 +180,12 @@ def call_report(store: Store, number: str | None, days: int, *, last_day: date |
     if number is not None and number not in hours:
         hours[number] = [0] * 24
     stats = [
-        NumberStats(
-            number=tracking or None,
-            name=_name_of(store, tracking),
-            calls=sum(counts),
-            answered=answered.get(tracking, 0),
-            hours=tuple(counts),
-        )
+        NumberStats(tracking or None, None, sum(counts), answered.get(tracking, 0), tuple(counts))
         for tracking, counts in hours.items()
     ]
     stats.sort(key=lambda s: (-s.calls, s.number or ""))
+    # Names only for the numbers the message lists (the rest are in the totals).
+    stats[:MOST_NUMBERS] = [replace(s, name=_name_of(store, s.number or "")) for s in stats[:MOST_NUMBERS]]
     per_day = []
     for i in range(days):
         day = first + timedelta(days=i)
