@@ -318,6 +318,71 @@ def _digest_lines(db: sqlite_utils.Database) -> None:
         )
 
 
+def _calls(db: sqlite_utils.Database) -> None:
+    # Every call on a tracking number (answered ones too, from webhooks and the data feed), for /numbers report.
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            call_key TEXT NOT NULL UNIQUE,  -- AVANSER uniqueid (the feed's call_unique_id), as the inbox dedups it
+            inbox_id INTEGER,
+            tracking TEXT,                  -- E.164 of the number called
+            name TEXT,                      -- the tracking number's name (adname / tracking_name)
+            caller TEXT,                    -- E.164, NULL when withheld
+            status TEXT NOT NULL,           -- missed, abandoned, busy, unanswered, answered, voicemail, ...
+            answered INTEGER NOT NULL,      -- 1 when status is answered
+            started_at REAL NOT NULL,       -- epoch seconds
+            local_day TEXT NOT NULL,        -- YYYY-MM-DD in the call's own time zone (AVANSER's tzdate)
+            local_hour INTEGER NOT NULL,    -- 0-23, the same
+            utc_offset INTEGER NOT NULL,    -- minutes east of UTC of that time zone
+            duration INTEGER NOT NULL DEFAULT 0,
+            via TEXT NOT NULL               -- call_uri | feed
+        )
+        """
+    )
+    db.execute("CREATE INDEX calls_tracking ON calls (tracking, started_at)")
+    # The report's counts, kept as calls arrive (one upsert each): a row per number and day, with its calls
+    # per hour of the day in 24 columns, so a 30-day report reads numbers x 30 rows, whatever the calls.
+    hours = ",\n            ".join(f"h{h:02d} INTEGER NOT NULL DEFAULT 0" for h in range(24))
+    db.execute(
+        f"""
+        CREATE TABLE call_days (
+            tracking TEXT NOT NULL,         -- E.164 ('' when the call's number couldn't be read)
+            local_day TEXT NOT NULL,        -- YYYY-MM-DD, the calls' own time zone
+            calls INTEGER NOT NULL,
+            answered INTEGER NOT NULL,
+            {hours},
+            PRIMARY KEY (tracking, local_day)
+        ) WITHOUT ROWID
+        """
+    )
+
+
+def _feed_state(db: sqlite_utils.Database) -> None:
+    # The data feed's last good pull (the days asked for next start from it) and the weekly reports posted.
+    db.execute(
+        """
+        CREATE TABLE feed_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_success_at REAL,
+            last_attempt_at REAL,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE weekly_reports (
+            number TEXT NOT NULL,
+            week TEXT NOT NULL,             -- ISO week, e.g. 2026-W47
+            channel TEXT NOT NULL,
+            posted_at REAL NOT NULL,
+            PRIMARY KEY (number, week)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -334,6 +399,8 @@ MIGRATIONS: list[Migration] = [
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
     Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
     Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
+    Migration(20, "calls: every call, and the daily counts /numbers report reads", _calls),
+    Migration(21, "the data feed's last pull; weekly reports posted", _feed_state),
 ]
 
 

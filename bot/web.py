@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.domain import alerts, numbers, vn
+from bot.domain import alerts, feed, numbers, reports, vn
 from bot.guard import Guard
 from bot.hooks import HOOKS, hook_routes
 from bot.services import Services
@@ -43,6 +43,8 @@ def wire_domain(services: Services) -> None:
             services.inbox.on(event_type, handler)
     services.on_start(lambda: numbers.rebuild_polls(services))
     services.on_start(lambda: vn.rebuild(services))
+    services.on_start(lambda: feed.schedule(services))
+    services.on_start(lambda: reports.schedule_weekly(services))
 
 
 def create_app(

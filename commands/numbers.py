@@ -10,7 +10,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import numbers
+from bot.domain import numbers, reports
 from bot.domain.routing import routed_channel, routed_channels
 from bot.errors import UserError
 from bot.phone import national
@@ -169,21 +169,34 @@ async def release(request: CommandRequest) -> None:
     request.modal_when_ready("Release a number", "⏳ Asking AVANSER…", confirm)
 
 
-@family.subcommand("route", "<number> #channel")
+@family.subcommand("route", "<number> #channel [weekly-report|no-weekly-report]")
 async def route(request: CommandRequest) -> None:
-    """choose the channel a number's calls and texts are posted to."""
+    """choose the channel a number's calls and texts are posted to (and whether it gets a weekly report)."""
     services = request.services
     channel = CHANNEL.search(request.args)
     if channel is None:
         raise UserError("Which channel? For example `/numbers route 02 9008 1596 #sales`.")
-    number = numbers.parse_number_arg(services, CHANNEL.sub(" ", request.args))
+    rest, options = numbers.route_options(CHANNEL.sub(" ", request.args))
+    number = numbers.parse_number_arg(services, rest)
     numbers.may_route(services, request.user_id, number)
 
     async def routed() -> tuple[str, None]:
-        await numbers.route_number(services, request.user_id, number, channel.group(1))
-        return f"Calls and texts to {national(number)} will be posted in <#{channel.group(1)}>.", None
+        await numbers.route_number(services, request.user_id, number, channel.group(1), **options)
+        return numbers.routed_text(number, channel.group(1), options), None
 
     await request.answer_later(f"Checking {national(number)} and <#{channel.group(1)}>…", routed, name="numbers route")
+
+
+@family.subcommand("report", "[<number>|all] [<N>d]")
+async def report(request: CommandRequest) -> None:
+    """calls, answered, missed and the busiest hour per number, with a chart of calls per day (default: all, 7d)."""
+    services = request.services
+    query = reports.parse_report_args(request.args, services.settings.country)
+
+    async def counted() -> tuple[str, list[dict[str, Any]]]:
+        return await reports.report_for(services, request.user_id, request.channel_id, query)
+
+    await request.answer_later(f"Counting calls: {query.describe()}…", counted, name="numbers report")
 
 
 @family.subcommand("requests")

@@ -6,6 +6,8 @@
     vn.py        Exotel virtual numbers and their leases: allocate, remind, extend, swap, release, expire
     calls.py     click-to-call through DataTechLabs: the dialling rules, the rate limit, the two legs
     phones.py    the phone each person's calls ring
+    feed.py      AVANSER's data feed → the inbox: calls whose webhook was lost, recordings of known calls
+    reports.py   every call counted once; /numbers report (counts and a chart); weekly reports of a route
 
 Nothing here imports slack_bolt: the listeners in `commands/` parse, ack, call one function here and
 render. Each room's webhook handlers are registered with the inbox by `bot.web.wire_domain`.

@@ -1164,13 +1164,39 @@ def may_route(services: Services, user: str, number: str) -> None:
         )
 
 
-async def route_number(services: Services, user: str, number: str, channel: str) -> None:
+ROUTE_WORDS = {"weekly-report": ("weekly_report", True), "no-weekly-report": ("weekly_report", False)}
+
+
+def route_options(text: str) -> tuple[str, dict[str, Any]]:
+    """The option words of `/numbers route` taken out of `text`: (the rest, the options they set)."""
+    options: dict[str, Any] = {}
+    rest = []
+    for word in text.split():
+        if word.lower() in ROUTE_WORDS:
+            name, value = ROUTE_WORDS[word.lower()]
+            options[name] = value
+        else:
+            rest.append(word)
+    return " ".join(rest), options
+
+
+def routed_text(number: str, channel: str, options: dict[str, Any]) -> str:
+    """What `/numbers route` answers once the route is set."""
+    text = f"Calls and texts to {national(number)} will be posted in <#{channel}>."
+    if options.get("weekly_report") is True:
+        text += " Every Monday, last week's call report for it is posted there too."
+    elif options.get("weekly_report") is False:
+        text += " No weekly report is posted for it."
+    return text
+
+
+async def route_number(services: Services, user: str, number: str, channel: str, **options: Any) -> None:
     """Send a number's calls and texts to `channel` from now on: only ours, only where Switchboard can post."""
     may_route(services, user, number)
     await find_service(services, number)  # one of this account's tracking numbers, not any number at all
     await check_can_post(services, channel)
-    set_route(services.store, number, channel, by=user)
-    services.store.audit(user, "route.set", subject=number, detail=json.dumps({"channel": channel}))
+    set_route(services.store, number, channel, by=user, **options)
+    services.store.audit(user, "route.set", subject=number, detail=json.dumps({"channel": channel, **options}))
 
 
 async def check_can_post(services: Services, channel: str) -> None:

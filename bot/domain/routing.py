@@ -71,6 +71,7 @@ def set_route(
     name: str | None = None,
     report: ReportLevel | None = None,
     mask_callers: bool | None = None,
+    weekly_report: bool | None = None,
 ) -> None:
     """Send `number`'s events to `channel`; options not given keep their current value."""
     row = store.execute("SELECT name, options FROM routes WHERE number = ?", (number,)).fetchone()
@@ -79,6 +80,8 @@ def set_route(
         options["report"] = report
     if mask_callers is not None:
         options["mask_callers"] = mask_callers
+    if weekly_report is not None:
+        options["weekly_report"] = weekly_report
     store.execute(
         "INSERT INTO routes (number, channel, name, options, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(number) DO UPDATE SET channel = excluded.channel, name = excluded.name,"
@@ -92,6 +95,12 @@ def set_route(
             time.time(),
         ),
     )
+
+
+def weekly_report_routes(store: Store) -> list[tuple[str, str, float]]:
+    """(number, channel, when its route last changed) of every route that asks for a weekly report."""
+    rows = store.execute("SELECT number, channel, options, updated_at FROM routes ORDER BY number").fetchall()
+    return [(str(r[0]), str(r[1]), float(r[3])) for r in rows if json.loads(r[2] or "{}").get("weekly_report")]
 
 
 def remove_route(store: Store, number: str) -> None:

@@ -35,6 +35,7 @@ class Stack:
         slack_channel_interval: float | None = None,
         outbox_channel_interval: float = 1.05,
         slack_scopes: Iterable[str] | None = None,
+        feed: str | None = None,
         **settings: Any,
     ) -> None:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="switchboard-")
@@ -49,6 +50,7 @@ class Stack:
         self.webhook_token = secrets.token_urlsafe(16)
         self.outbox_channel_interval = outbox_channel_interval
         self.extra_settings = settings
+        self.feed = feed  # "json" | "csv" | "xml" | "" (/feed/calls): read the AVANSER sandbox's data feed
         self.slack_server: LoopbackServer | None = None
         self.app_server: LoopbackServer | None = None
         self.services: Services | None = None
@@ -89,6 +91,10 @@ class Stack:
             "DTL_USERNAME": self.dtl.username,
             "DTL_PASSWORD": self.dtl.password,
         }
+        if self.feed is not None:
+            values["AVANSER_FEED_URL"] = self.avanser.feed_url(self.feed or None)
+            values["AVANSER_FEED_USERNAME"] = self.avanser.feed_username
+            values["AVANSER_FEED_PASSWORD"] = self.avanser.feed_password
         values.update(self.extra_settings)
         self.settings = load_settings(env_file=None, **values)
         self.services = Services.create(self.settings, channel_interval=self.outbox_channel_interval)
@@ -101,6 +107,10 @@ class Stack:
             kind: f"{self.app_server.url}/hooks/exotel/{kind}?{token}"
             for kind in ("call", "deallocation", "verification")
         }
+
+    def call_uri(self) -> str:
+        """The call-URI a tracking number registered by a test reports its calls to (with the webhook token)."""
+        return f"{self.url}/hooks/avanser/call?token={self.webhook_token}"
 
     def stop_app(self) -> None:
         if self.app_server is not None:
