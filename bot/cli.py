@@ -106,11 +106,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         ("Exotel (/vn)", settings.exotel_configured, "EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN"),
         ("DataTechLabs (/call)", settings.dtl_configured, "DTL_API_URL, DTL_USERNAME, DTL_PASSWORD"),
         ("Webhooks (/hooks/*)", settings.webhook_token is not None, "SWITCHBOARD_WEBHOOK_TOKEN"),
+        ("AVANSER data feed (lost webhooks, recordings)", settings.feed_configured, "AVANSER_FEED_URL"),
     ]
     for name, ok, needs in rows:
         print(f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})"))
     if not settings.public_url:
         print("  note: SWITCHBOARD_PUBLIC_URL is not set; providers cannot be given callback URLs.")
+    if settings.feed_configured:
+        print(f"  note: the AVANSER data feed is read every {settings.feed_interval:g} s (SWITCHBOARD_FEED_INTERVAL).")
+    else:
+        print("  note: the AVANSER data feed is off (AVANSER_FEED_URL is not set): a lost call webhook stays lost.")
     if args.offline:
         return 0
     status = 0
@@ -152,7 +157,29 @@ async def _check_providers(settings: Settings) -> int:
     if dtl is not None:
         print("  DataTechLabs: configured; not called (its API has no request that places no call)")
         await dtl.aclose()
+    status |= await _check_feed(settings)
     return status
+
+
+async def _check_feed(settings: Settings) -> int:
+    """Read today's page of the data feed (a GET: it changes nothing)."""
+    from datetime import UTC, datetime
+
+    from bot.services import feed_client
+    from bot.telco.base import TelcoError
+
+    feed = feed_client(settings)
+    if feed is None:
+        return 0
+    try:
+        pulled = await feed.pull([datetime.now(UTC).date()])
+        print(f"  AVANSER data feed: reachable; {len(pulled.records)} call(s) today ({pulled.format})")
+        return 0
+    except TelcoError as exc:
+        print(f"  AVANSER data feed: {exc}")
+        return 1
+    finally:
+        await feed.aclose()
 
 
 async def _check_slack(settings: Settings) -> int:
@@ -250,6 +277,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"AVANSER_API_URL={avanser.base_url}/v1/")
     print(f"AVANSER_USERNAME={avanser.username}")
     print(f"AVANSER_PASSWORD={avanser.password}")
+    print(f"AVANSER_FEED_URL={avanser.feed_url('json')}")
+    print(f"AVANSER_FEED_USERNAME={avanser.feed_username}")
+    print(f"AVANSER_FEED_PASSWORD={avanser.feed_password}")
     print(f"EXOTEL_API_URL={exotel.base_url}/v1/")
     print(f"EXOTEL_ACCOUNT_SID={exotel.account_sid}")
     print(f"EXOTEL_API_KEY={exotel.username}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bot.domain.feed import pull_feed
 from bot.phone import national
 from bot.sandbox import payloads
 from bot.sandbox.avanser import SEED_CALL
@@ -123,6 +124,7 @@ def chapter_missed_call(stack: Stack) -> None:
     _say("\n## A call is missed → the alert lands in #sales → Riley claims it\n")
     number = next(iter(stack.avanser.services))  # the number Riley got in the previous chapter
     answer = stack.avanser.place_call(number, "+61410203045", status="avanser_missed_call", duration=25)
+    assert answer is not None
     _say(f"AVANSER reports a missed call to {national(number)} → Switchboard answers HTTP {answer.status_code}.")
     stack.drain(10)
     message = next(m for m in stack.slack.channel_messages("C0SALES") if m["text"].startswith("Missed call"))
@@ -162,6 +164,41 @@ def chapter_home(stack: Stack) -> None:
         "every few seconds, whenever something on it changes:"
     )
     _say(boxed("Switchboard › Home (Riley)", render_blocks(stack.slack.home["U0REP"]["blocks"], width=76)))
+
+
+def chapter_data_feed(stack: Stack) -> None:
+    _say("\n## A webhook is lost on its way; AVANSER's data feed brings the call back; `/numbers report`\n")
+    number = next(iter(stack.avanser.services))
+    for n, status in enumerate(["avanser_answered_call", "avanser_answered_call", "avanser_busy_call"]):
+        stack.avanser.place_call(number, f"+6141030{n:04d}", status=status, duration=40)
+    stack.avanser.place_call(
+        number, "+61410555123", duration=18, uniqueid="ECS1-lost-in-transit", has_audio=True, send=False
+    )
+    _say(
+        f"Three more calls reach {national(number)} and are reported as usual; a fourth caller leaves a voicemail, "
+        "but AVANSER's call-URI webhook for it never arrives (dropped in transit). Nothing shows in #sales."
+    )
+    assert stack.services is not None
+    result = stack.on_app(pull_feed(stack.services))
+    stack.drain(10)
+    _say(
+        f"At its next interval (SWITCHBOARD_FEED_INTERVAL, 5 minutes by default) Switchboard reads AVANSER's data "
+        f"feed: {result.records} records, {result.known} already seen (nothing posted twice), {result.recovered} "
+        "never seen — posted now, with the recording the feed carries (`call_has_audio`, `call_audio_url`):"
+    )
+    recovered = next(m for m in stack.slack.channel_messages("C0SALES") if "never came" in str(m["blocks"]))
+    _say(boxed("#sales", render_message(recovered, width=76)))
+    answer, url = stack.slack.command(stack.url, "/numbers", "report", user_id="U0REP", channel_id="C0SALES")
+    _say(f"Riley asks whether the ad is working: `/numbers report` → “{answer.json()['text']}”")
+    _wait(lambda: stack.slack.responses_to(url))
+    stack.drain(10)
+    _say(boxed("only Riley sees", render_message(stack.slack.responses_to(url)[-1], width=76)))
+    chart = next(m for m in reversed(stack.slack.channel_messages("C0SALES")) if m.get("files"))
+    shared = chart["files"][0]
+    _say(
+        f"…and the chart is uploaded to #sales: {shared['name']} ({shared['size'] / 1024:.0f} KB, calls per day, "
+        f"answered vs missed) — “{chart['text']}”"
+    )
 
 
 def chapter_virtual_number(stack: Stack) -> None:
@@ -217,6 +254,7 @@ CHAPTERS: list[Callable[[Stack], None]] = [
     chapter_webhooks,
     chapter_new_number,
     chapter_missed_call,
+    chapter_data_feed,
     chapter_home,
     chapter_virtual_number,
 ]
@@ -225,7 +263,7 @@ CHAPTERS: list[Callable[[Stack], None]] = [
 def run_demo() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _say("Switchboard demo — everything runs on this machine: a stand-in for Slack and the app, on loopback.")
-    with Stack(SWITCHBOARD_VN_REMINDER="3s") as stack:
+    with Stack(SWITCHBOARD_VN_REMINDER="3s", feed="json") as stack:
         _say(f"Slack stand-in: {stack.slack.base_url}   Switchboard: {stack.url}")
         for chapter in CHAPTERS:
             chapter(stack)

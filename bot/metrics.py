@@ -77,5 +77,21 @@ class Metrics:
             registry=r,
         )
 
+        self.feed_pulls = Counter(
+            "switchboard_feed_pulls",
+            "Pulls of AVANSER's data feed, by outcome (ok, unavailable, timeout, malformed, auth, busy, store)",
+            ["outcome"],
+            registry=r,
+        )
+        self.feed_records = Counter(
+            "switchboard_feed_records",
+            "Data feed records, by outcome: recovered (its webhook never came), known, recording, bad (skipped)",
+            ["outcome"],
+            registry=r,
+        )
+        self.feed_last_success = Gauge(
+            "switchboard_feed_last_success_timestamp_seconds", "When the data feed was last read whole", registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

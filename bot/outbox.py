@@ -29,6 +29,7 @@ never slept on twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -56,7 +57,8 @@ UPDATE = "chat.update"
 EPHEMERAL = "chat.postEphemeral"
 RESPONSE_URL = "response_url"
 # payload: url (fetched at delivery), filename, title, hosts (allowed), max_bytes, unattached (the
-# sentence posted in the thread if the file is given up; "{reason}" is replaced); posted in a thread
+# sentence posted in the thread if the file is given up; "{reason}" is replaced); posted in a thread.
+# Or, for a file Switchboard made (a report's chart): content_b64, filename, title, initial_comment.
 FILE = "files.upload_v2"
 PUBLISH = "views.publish"
 METHODS = (POST, UPDATE, EPHEMERAL, RESPONSE_URL, FILE, PUBLISH)
@@ -577,15 +579,39 @@ class Outbox(Worker):
         }
         return self.enqueue(FILE, row[0], payload, dedup_key=dedup_key, thread_of=message_row)
 
+    def upload(
+        self,
+        channel: str,
+        content: bytes,
+        filename: str,
+        title: str,
+        *,
+        comment: str | None = None,
+        thread_of: int | None = None,
+        dedup_key: str | None = None,
+    ) -> int:
+        """Queue a file Switchboard made (a report's chart) for `channel`, with `comment` as its message."""
+        payload: dict[str, Any] = {
+            "content_b64": base64.b64encode(content).decode("ascii"),
+            "filename": filename,
+            "title": title,
+        }
+        if comment:
+            payload["initial_comment"] = comment
+        return self.enqueue(FILE, channel, payload, dedup_key=dedup_key, thread_of=thread_of)
+
     async def _upload(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
-        try:
-            content = await self.recordings.fetch(
-                str(kwargs["url"]), kwargs.get("hosts") or (), int(kwargs.get("max_bytes") or MAX_FILE_BYTES)
-            )
-        except RecordingError as exc:
-            if exc.retryable:
-                raise _Retry(f"recording: {exc.reason}", bounded=True) from exc
-            raise _RecordingRefused(exc.reason) from exc
+        if "content_b64" in kwargs:  # made here (a chart): nothing to fetch
+            content = base64.b64decode(kwargs["content_b64"])
+        else:
+            try:
+                content = await self.recordings.fetch(
+                    str(kwargs["url"]), kwargs.get("hosts") or (), int(kwargs.get("max_bytes") or MAX_FILE_BYTES)
+                )
+            except RecordingError as exc:
+                if exc.retryable:
+                    raise _Retry(f"recording: {exc.reason}", bounded=True) from exc
+                raise _RecordingRefused(exc.reason) from exc
         # The file is posted in the channel: keep its pace, as a message would.
         for _ in range(1000):  # a 429 met meanwhile may push the channel's time back again
             wait = self._ready_at.get(row.channel, 0.0) - time.monotonic()
@@ -594,12 +620,14 @@ class Outbox(Worker):
             await asyncio.sleep(wait)
         self._ready_at[row.channel] = time.monotonic() + self.channel_interval
         try:
+            extra = {"initial_comment": kwargs["initial_comment"]} if kwargs.get("initial_comment") else {}
             response = await self.client.files_upload_v2(
                 content=content,
                 filename=kwargs["filename"],
                 title=kwargs["title"],
                 channel=kwargs["channel"],
                 thread_ts=kwargs.get("thread_ts"),
+                **extra,
             )
         except SlackApiError as exc:
             raise self._classify(exc) from exc

@@ -42,11 +42,52 @@ class Scheduler:
             coalesce=True,
         )
 
+    def every(self, seconds: float, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `func(*args)` now and then every `seconds`, one run at a time (a run still going when the
+        next is due makes that one wait for the next interval); a job with the same id is replaced."""
+        assert self._scheduler is not None, "the scheduler starts with the app"
+        self._scheduler.add_job(
+            func,
+            "interval",
+            seconds=seconds,
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def weekly(
+        self, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any, day: str = "mon", hour: int = 0
+    ) -> None:
+        """Run `func(*args)` every week on `day` at `hour`:00 UTC, one run at a time."""
+        assert self._scheduler is not None, "the scheduler starts with the app"
+        self._scheduler.add_job(
+            func,
+            "cron",
+            day_of_week=day,
+            hour=hour,
+            minute=0,
+            timezone=UTC,
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
     def cancel(self, job_id: str) -> None:
         if self._scheduler is None:
             return
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(job_id)
+
+    def job(self, job_id: str) -> Any:
+        """The APScheduler job with that id (its trigger and options), or None."""
+        return self._scheduler.get_job(job_id) if self._scheduler else None
 
     def pending(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()] if self._scheduler else []

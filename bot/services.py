@@ -25,6 +25,7 @@ from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.store import Store, StoreBusy
 from bot.telco.avanser import AvanserClient
+from bot.telco.avanser_feed import AvanserFeed
 from bot.telco.dtl import DtlClient
 from bot.telco.exotel import ExotelClient
 
@@ -77,6 +78,14 @@ def provider_clients(
         assert settings.dtl_api_url and settings.dtl_username and settings.dtl_password
         dtl = DtlClient(settings.dtl_api_url, settings.dtl_username, settings.dtl_password.get_secret_value())
     return avanser, exotel, dtl
+
+
+def feed_client(settings: Settings) -> AvanserFeed | None:
+    """The data feed's reader when AVANSER_FEED_URL is set."""
+    if not settings.avanser_feed_url:
+        return None
+    password = settings.avanser_feed_password.get_secret_value() if settings.avanser_feed_password else None
+    return AvanserFeed(settings.avanser_feed_url, settings.avanser_feed_username, password)
 
 
 class BackgroundTasks:
@@ -139,6 +148,7 @@ class Services:
     avanser: AvanserClient | None = None  # None: AVANSER is not configured
     exotel: ExotelClient | None = None
     dtl: DtlClient | None = None
+    feed: AvanserFeed | None = None  # None: AVANSER_FEED_URL is not set
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     scheduler: Scheduler = field(default_factory=PatientScheduler)
     inbox: InboxProcessor = field(init=False)
@@ -161,7 +171,8 @@ class Services:
         services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
         services.inbox = InboxProcessor(store, metrics)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
-        for client in (services.avanser, services.exotel, services.dtl):
+        services.feed = feed_client(settings)
+        for client in (services.avanser, services.exotel, services.dtl, services.feed):
             if client is not None:
                 services.on_stop(client.aclose)
         return services

@@ -163,8 +163,15 @@ class Settings(BaseSettings):
     business_hours: Annotated[BusinessHours | None, NoDecode] = Field(
         default=None, validation_alias=AliasChoices("SWITCHBOARD_BUSINESS_HOURS")
     )
+    # AVANSER's data feed (seed 000): unset URL = the feed is off.
+    avanser_feed_url: str | None = _env("AVANSER_FEED_URL")
+    avanser_feed_username: str | None = _env("AVANSER_FEED_USERNAME")
+    avanser_feed_password: SecretStr | None = _env("AVANSER_FEED_PASSWORD")
+    feed_interval: float = Field(default=300.0, ge=10, validation_alias=AliasChoices("SWITCHBOARD_FEED_INTERVAL"))
 
-    @field_validator("slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url")
+    @field_validator(
+        "slack_api_url", "avanser_api_url", "exotel_api_url", "dtl_api_url", "public_url", "avanser_feed_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -222,6 +229,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"must look like 15m, 2h or 1d (got {value!r})")
             return float(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[value.strip()[-1]]
         return value
+
+    @field_validator("feed_interval", mode="before")
+    @classmethod
+    def _feed_interval(cls, value: Any) -> Any:
+        """`5m`, `30s`, `1h` or seconds (at least 10 s)."""
+        return cls._reminder(value)
 
     @field_validator("call_limit", "call_limit_team", mode="before")
     @classmethod
@@ -290,6 +303,10 @@ class Settings(BaseSettings):
     @property
     def exotel_configured(self) -> bool:
         return bool(self.exotel_account_sid and self.exotel_api_key and self.exotel_api_token)
+
+    @property
+    def feed_configured(self) -> bool:
+        return bool(self.avanser_feed_url)
 
     @property
     def dtl_configured(self) -> bool:

@@ -318,6 +318,71 @@ def _digest_lines(db: sqlite_utils.Database) -> None:
         )
 
 
+def _calls(db: sqlite_utils.Database) -> None:
+    # Every call on a tracking number (answered ones too, from webhooks and the data feed), for /numbers report.
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            call_key TEXT NOT NULL UNIQUE,  -- AVANSER uniqueid (the feed's call_unique_id), as the inbox dedups it
+            inbox_id INTEGER,
+            tracking TEXT,                  -- E.164 of the number called
+            name TEXT,                      -- the tracking number's name (adname / tracking_name)
+            caller TEXT,                    -- E.164, NULL when withheld
+            status TEXT NOT NULL,           -- missed, abandoned, busy, unanswered, answered, voicemail, ...
+            answered INTEGER NOT NULL,      -- 1 when status is answered
+            started_at REAL NOT NULL,       -- epoch seconds
+            local_day TEXT NOT NULL,        -- YYYY-MM-DD in the call's own time zone (AVANSER's tzdate)
+            local_hour INTEGER NOT NULL,    -- 0-23, the same
+            utc_offset INTEGER NOT NULL,    -- minutes east of UTC of that time zone
+            duration INTEGER NOT NULL DEFAULT 0,
+            via TEXT NOT NULL               -- call_uri | feed
+        )
+        """
+    )
+    db.execute("CREATE INDEX calls_tracking ON calls (tracking, started_at)")
+    # The report's counts, kept as calls arrive (one upsert each): a row per number and day, with its calls
+    # per hour of the day in 24 columns, so a 30-day report reads numbers x 30 rows, whatever the calls.
+    hours = ",\n            ".join(f"h{h:02d} INTEGER NOT NULL DEFAULT 0" for h in range(24))
+    db.execute(
+        f"""
+        CREATE TABLE call_days (
+            tracking TEXT NOT NULL,         -- E.164 ('' when the call's number couldn't be read)
+            local_day TEXT NOT NULL,        -- YYYY-MM-DD, the calls' own time zone
+            calls INTEGER NOT NULL,
+            answered INTEGER NOT NULL,
+            {hours},
+            PRIMARY KEY (tracking, local_day)
+        ) WITHOUT ROWID
+        """
+    )
+
+
+def _feed_state(db: sqlite_utils.Database) -> None:
+    # The data feed's last good pull (the days asked for next start from it) and the weekly reports posted.
+    db.execute(
+        """
+        CREATE TABLE feed_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_success_at REAL,
+            last_attempt_at REAL,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE weekly_reports (
+            number TEXT NOT NULL,
+            week TEXT NOT NULL,             -- ISO week, e.g. 2026-W47
+            channel TEXT NOT NULL,
+            posted_at REAL NOT NULL,
+            PRIMARY KEY (number, week)
+        )
+        """
+    )
+
+
 def _escalations(db: sqlite_utils.Database) -> None:
     # An unclaimed missed call or voicemail is escalated once: when it is due, and whether it was (set atomically).
     db.execute("ALTER TABLE alerts ADD COLUMN escalate_at REAL")
@@ -350,20 +415,9 @@ def _released_numbers(db: sqlite_utils.Database) -> None:
 
 
 def _home(db: sqlite_utils.Database) -> None:
-    # Who has opened the App Home (their dashboard is published again when something on it changes), every
-    # call on a tracking number (answered ones are not alerts unless the route asks), and a request's cost.
+    # Who has opened the App Home (their dashboard is published again when something on it changes), and a
+    # request's cost (the Home's "Waiting for approval"). Its "calls today" reads `calls` (migration 20).
     db.execute("CREATE TABLE home_viewers (user_id TEXT PRIMARY KEY, opened_at REAL NOT NULL)")
-    db.execute(
-        """
-        CREATE TABLE number_calls (
-            id INTEGER PRIMARY KEY,
-            number TEXT NOT NULL,           -- E.164 of the tracking number
-            kind TEXT NOT NULL,             -- missed, voicemail, answered, ...
-            at REAL NOT NULL
-        )
-        """
-    )
-    db.execute("CREATE INDEX number_calls_number ON number_calls (number, at)")
     db.execute("ALTER TABLE number_requests ADD COLUMN cost TEXT")
     # Whose number is it (escalations, the Home's refreshes) is asked for every missed call.
     db.execute("CREATE INDEX number_requests_number ON number_requests (number, kind, status)")
@@ -385,9 +439,11 @@ MIGRATIONS: list[Migration] = [
     Migration(14, "inbox: attempts and the next one, for retries with backoff", _inbox_retries),
     Migration(15, "number requests: configured, then live by test call or after propagation", _request_live),
     Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
+    Migration(20, "calls: every call, and the daily counts /numbers report reads", _calls),
+    Migration(21, "the data feed's last pull; weekly reports posted", _feed_state),
     Migration(30, "alerts: escalation of unclaimed calls, once", _escalations),
     Migration(31, "released numbers and their quarantine", _released_numbers),
-    Migration(32, "the App Home: its viewers, calls per number, a request's cost", _home),
+    Migration(32, "the App Home: its viewers, a request's cost", _home),
 ]
 
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.domain import alerts, home, numbers, people, vn
+from bot.domain import alerts, feed, home, numbers, people, reports, vn
 from bot.guard import Guard
 from bot.hooks import HOOKS, hook_routes
 from bot.services import Services
@@ -47,6 +47,8 @@ def wire_domain(services: Services) -> None:
     services.on_start(lambda: vn.rebuild(services))
     services.on_start(lambda: alerts.rebuild_escalations(services))
     services.on_start(lambda: people.learn_workspace(services))
+    services.on_start(lambda: feed.schedule(services))
+    services.on_start(lambda: reports.schedule_weekly(services))
 
 
 def create_app(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import numbers, people
+from bot.domain import numbers, people, reports
 from bot.domain.routing import route_options, routed_channel, routed_channels
 from bot.errors import UserError
 from bot.phone import national
@@ -44,7 +44,6 @@ from commands.numbers_views import (
     templates_list,
 )
 from notifiers.provisioning import APPROVE_ACTION, REJECT_ACTION
-from notifiers.routes import route_option_words
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -174,7 +173,11 @@ async def release(request: CommandRequest) -> None:
     request.modal_when_ready("Release a number", "⏳ Asking AVANSER…", confirm)
 
 
-@family.subcommand("route", "<number> #channel [all-calls|missed-only] [masked|unmasked] [escalate @person-or-@group]")
+@family.subcommand(
+    "route",
+    "<number> #channel [all-calls|missed-only] [masked|unmasked] [escalate @person-or-@group] "
+    "[weekly-report|no-weekly-report]",
+)
 async def route(request: CommandRequest) -> None:
     """choose where a number's calls and texts are posted, and how (options left out keep their value)."""
     services = request.services
@@ -184,8 +187,7 @@ async def route(request: CommandRequest) -> None:
 
     async def routed() -> tuple[str, None]:
         options = await numbers.route_number(services, request.user_id, change)
-        words = " · ".join(route_option_words(options, claim_within=services.settings.claim_within))
-        return f"Calls and texts to {national(change.number)} will be posted in <#{change.channel}>: {words}.", None
+        return numbers.routed_text(change, options, services.settings.claim_within), None
 
     await request.answer_later(f"Checking {shown}…", routed, name="numbers route")
 
@@ -194,6 +196,18 @@ async def route(request: CommandRequest) -> None:
 async def released(request: CommandRequest) -> None:
     """numbers released through Switchboard: when, by whom, and how long AVANSER keeps them in quarantine."""
     await request.reply(*released_list(*numbers.released_numbers(request.services)))
+
+
+@family.subcommand("report", "[<number>|all] [<N>d]")
+async def report(request: CommandRequest) -> None:
+    """calls, answered, missed and the busiest hour per number, with a chart of calls per day (default: all, 7d)."""
+    services = request.services
+    query = reports.parse_report_args(request.args, services.settings.country)
+
+    async def counted() -> tuple[str, list[dict[str, Any]]]:
+        return await reports.report_for(services, request.user_id, request.channel_id, query)
+
+    await request.answer_later(f"Counting calls: {query.describe()}…", counted, name="numbers report")
 
 
 @family.subcommand("requests")

@@ -49,6 +49,23 @@ def voicemail_title(call: AvanserCall, route: Route) -> str:
     return plain(f"Voicemail — Voicemail from {caller} to {name} ({tracking})", 250)
 
 
+def recording_title(call: AvanserCall, route: Route) -> str:
+    """The title of a recording the data feed brought: a voicemail's, or a call recording's (answered calls)."""
+    if call.is_voicemail:
+        return voicemail_title(call, route)
+    return voicemail_title(call, route).replace("Voicemail — Voicemail from", "Call recording — the call from", 1)
+
+
+def recording_link_reply(call: AvanserCall, route: Route) -> str:
+    """The reply in an alert's thread when the feed's recording can't be uploaded here (its host isn't allowed)."""
+    what = "voicemail" if call.is_voicemail else "call recording"
+    label = "▶ Play the voicemail" if call.is_voicemail else "▶ Play the recording"
+    return f"📼 The {what} of this call, from AVANSER's data feed: {shown_url(call.recording_url, label)}"
+
+
+RECOVERED = "↺ recovered from AVANSER's data feed (its webhook never came)"
+
+
 def _headline(call: AvanserCall) -> tuple[str, str]:
     kind = kind_of(call)
     return HEADLINES.get(kind) or ("📞", f"Call ({mrkdwn(kind, 60)})")  # a status the seed doesn't list
@@ -59,7 +76,10 @@ def call_summary(call: AvanserCall, route: Route) -> str:
     icon, headline = _headline(call)
     caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
     name = mrkdwn(call.adname) or mrkdwn(route.name) or "tracking number"
-    return truncate(f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}", LINE)
+    recovered = " (from the data feed)" if call.from_feed else ""
+    return truncate(
+        f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}{recovered}", LINE
+    )
 
 
 def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
@@ -92,6 +112,8 @@ def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:
         facts.append(("talked " if kind == "answered" else "rang ") + duration_text(call.duration))
     if call.uniqueid:
         facts.append(f"ref {mrkdwn(call.uniqueid, 100)}")
+    if call.from_feed:
+        facts.append(RECOVERED)
     blocks.append(
         ContextBlock(
             block_id="facts", elements=[MarkdownTextObject(text=truncate(" · ".join(f for f in facts if f), CONTEXT))]

@@ -144,6 +144,62 @@ class AvanserCall(Event):
         except ValueError:
             return None
 
+    @property
+    def from_feed(self) -> bool:
+        """The call came from AVANSER's data feed (its record's own fields are kept), not from its webhook."""
+        return "call_unique_id" in (self.model_extra or {})
+
+
+class AvanserRecording(AvanserCall):
+    """The data feed has the recording of a call Switchboard already knows (its alert gets the file).
+
+    Not a webhook: stored by the feed pull, after the call's own event, with the call's dedup key."""
+
+    source: ClassVar[str] = "avanser.recording"
+    recording_url: str
+
+
+# Seed 000's data feed record → the call-URI's parameter names (seed 001). Every other field is kept as it is.
+FEED_FIELDS = {
+    "call_unique_id": "uniqueid",
+    "call_id": "callid",
+    "client_id": "clientid",
+    "tracking_number": "bnum",
+    "tracking_name": "adname",
+    "target_number": "target",
+    "target_name": "targetname",
+    "caller_number": "ani",
+    "call_tz_start_time": "tzdate",
+    "call_duration": "duration",
+    "call_status_code": "callcode",
+    "caller_location": "clocation",
+    "caller_state": "cstate",
+    "caller_country": "ccountry",
+}
+
+
+def feed_status(value: Any) -> str:
+    """The feed's `call_status` ("Missed", "Answered", …) as the call-URI's `callstatus` (avanser_missed_call)."""
+    words = re.sub(r"[^a-z0-9]+", "_", str(value or "").strip().lower()).strip("_")
+    return f"avanser_{words}_call" if words else "avanser_missed_call"
+
+
+def feed_call_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """A data feed record as the call-URI's parameters (its own fields kept beside them).
+
+    The recording is the call's only when `call_has_audio` is 1 and `call_audio_url` is given."""
+    payload: dict[str, Any] = dict(record)
+    for feed_name, uri_name in FEED_FIELDS.items():
+        value = record.get(feed_name)
+        if value is not None and value != "":
+            payload[uri_name] = str(value)
+    payload["callstatus"] = feed_status(record.get("call_status"))
+    audio = str(record.get("call_has_audio") or "0").strip()
+    url = str(record.get("call_audio_url") or "").strip()
+    if audio in ("1", "true", "True") and url:
+        payload["recording_url"] = url
+    return payload
+
 
 class AvanserSms(Event):
     """An inbound text to a virtual mobile tracking number (seed 001, SMS-Forward)."""
@@ -272,6 +328,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.source: cls
     for cls in (
         AvanserCall,
+        AvanserRecording,
         AvanserSms,
         AvanserRequestUpdate,
         ExotelCall,

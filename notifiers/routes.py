@@ -8,7 +8,7 @@ from typing import Any
 from notifiers.message import minutes_text
 from notifiers.text import mrkdwn
 
-KNOWN = ("report", "mask_callers", "escalate")
+KNOWN = ("report", "mask_callers", "escalate", "weekly_report")
 OUR_MENTION = re.compile(r"<@[UW][A-Z0-9]+>|<!subteam\^[A-Z0-9]+>")  # as `/numbers route … escalate` stores it
 
 
@@ -30,6 +30,8 @@ def route_option_words(options: dict[str, Any], *, claim_within: float) -> list[
         words.append(f"unclaimed calls escalate to {who} after {minutes_text(claim_within)}")
     else:
         words.append("no escalation")
+    if options.get("weekly_report"):
+        words.append("a call report every Monday")
     for key, value in sorted(options.items()):
         if key in KNOWN:
             continue

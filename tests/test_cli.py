@@ -22,7 +22,7 @@ def test_sandbox_prints_settings_and_check_reaches_every_provider(tmp_path: Path
     )
     try:
         assert sandbox.stdout is not None
-        lines = [sandbox.stdout.readline() for _ in range(14)]
+        lines = [sandbox.stdout.readline() for _ in range(17)]
         settings = dict(line.strip().split("=", 1) for line in lines[1:] if "=" in line)
         assert set(settings) == {
             "SLACK_API_URL",
@@ -38,6 +38,9 @@ def test_sandbox_prints_settings_and_check_reaches_every_provider(tmp_path: Path
             "DTL_API_URL",
             "DTL_USERNAME",
             "DTL_PASSWORD",
+            "AVANSER_FEED_URL",
+            "AVANSER_FEED_USERNAME",
+            "AVANSER_FEED_PASSWORD",
         }
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **settings}
         check = subprocess.run(

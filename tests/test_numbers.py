@@ -397,7 +397,7 @@ def test_list_show_route_and_requests(numbers: Stack) -> None:
     answer, url = slash(numbers, f"route {national} <#C0NEW|new-channel>", user=ADMIN)
     assert answer["text"] == f"Checking {national} and <#C0NEW>…"
     assert reply(numbers, url)["text"] == (
-        f"Calls and texts to {national} will be posted in <#C0NEW>: missed calls only · callers shown · "
+        f"Calls and texts to {national} will be posted in <#C0NEW>.\nIts route: missed calls only · callers shown · "
         "unclaimed calls escalate to whoever asked for it after 15 min."
     )
     numbers.avanser.place_call(number, "+61410203045")

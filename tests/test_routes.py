@@ -44,6 +44,8 @@ def test_route_words_are_read_and_options_not_given_are_left_alone() -> None:
     group = parse_route("<#C0SALES|sales> 02 9008 1596 missed-only unmasked escalate <!subteam^S0TEAM|@sales>", "AU")
     assert group.options == {"report": "missed", "mask_callers": False, "escalate": "<!subteam^S0TEAM>"}
     assert parse_route("0290081596 <#C0SALES> escalate requester", "AU").options == {"escalate": None}
+    assert parse_route("0290081596 <#C0SALES> weekly-report", "AU").options == {"weekly_report": True}  # #15's word
+    assert parse_route("0290081596 <#C0SALES> no-weekly-report", "AU").options == {"weekly_report": False}
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,7 @@ def test_route_options_set_from_slack_shown_and_applied(numbers: Stack) -> None:
     assert refused["text"].startswith("Only Switchboard admins or whoever asked for")
     _, url = slash(numbers, text, user=ADMIN)
     assert reply(numbers, url)["text"] == (
-        f"Calls and texts to {national} will be posted in <#C0NEW>: all calls · callers masked · "
+        f"Calls and texts to {national} will be posted in <#C0NEW>.\nIts route: all calls · callers masked · "
         "unclaimed calls escalate to <@U0ONCALL> after 15 min."
     )
     # Applied: an answered call is posted (all-calls), its caller masked.
@@ -90,14 +92,15 @@ def test_route_options_set_from_slack_shown_and_applied(numbers: Stack) -> None:
         in text_of(reply(numbers, url))
     )
     # Options not given keep their value; `escalate requester` goes back to whoever asked for the number.
-    _, url = slash(numbers, f"route {national} <#C0NEW|new> unmasked escalate requester", user=ADMIN)
+    _, url = slash(numbers, f"route {national} <#C0NEW|new> unmasked escalate requester weekly-report", user=ADMIN)
     assert reply(numbers, url)["text"].endswith(
-        ": all calls · callers shown · unclaimed calls escalate to whoever asked for it after 15 min."
+        "posted there too.\nIts route: all calls · callers shown · unclaimed calls escalate to whoever asked for "
+        "it after 15 min · a call report every Monday."
     )
     audit = numbers.on_app(_audit(numbers))
     assert [json.loads(d)["options"] for d in audit] == [
         {"report": "all", "mask_callers": True, "escalate": "<@U0ONCALL>"},
-        {"mask_callers": False, "escalate": None},
+        {"mask_callers": False, "escalate": None, "weekly_report": True},
     ]
 
 

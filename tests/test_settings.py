@@ -107,6 +107,27 @@ def test_check_reports_configured_providers(monkeypatch: pytest.MonkeyPatch, cap
     assert "configured      AVANSER (/numbers)" in out
     assert "not configured  Exotel (/vn)  (needs EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN)" in out
     assert "not configured  DataTechLabs (/call)" in out
+    assert "not configured  AVANSER data feed (lost webhooks, recordings)  (needs AVANSER_FEED_URL)" in out
+    assert "the AVANSER data feed is off (AVANSER_FEED_URL is not set)" in out
+
+
+def test_check_reads_the_data_feed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from bot.sandbox.avanser import AvanserSandbox
+    from bot.sandbox.server import LoopbackServer
+
+    sandbox = AvanserSandbox()
+    with LoopbackServer(sandbox.asgi(), name="avanser") as server:
+        sandbox.base_url = server.url
+        monkeypatch.setenv("AVANSER_FEED_URL", sandbox.feed_url("xml"))
+        monkeypatch.setenv("AVANSER_FEED_USERNAME", sandbox.feed_username)
+        monkeypatch.setenv("AVANSER_FEED_PASSWORD", sandbox.feed_password)
+        monkeypatch.setenv("SWITCHBOARD_FEED_INTERVAL", "2m")
+        for name in ("AVANSER_USERNAME", "EXOTEL_ACCOUNT_SID", "DTL_API_URL", "SLACK_BOT_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "configured      AVANSER data feed" in out and "read every 120 s (SWITCHBOARD_FEED_INTERVAL)" in out
+    assert "AVANSER data feed: reachable; 0 call(s) today (xml)" in out
 
 
 def test_check_bad_setting_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@
     home.py      the App Home's dashboard: what one person sees, read from SQLite
     refresh.py   whose App Home to publish again when something changes (imports no other room)
     people.py    each person's time zone (users.info, cached) and the workspace's address
+    feed.py      AVANSER's data feed → the inbox: calls whose webhook was lost, recordings of known calls
+    reports.py   every call counted once; /numbers report (counts and a chart); weekly reports of a route
 
 Nothing here imports slack_bolt: the listeners in `commands/` parse, ack, call one function here and
 render. Each room's webhook handlers are registered with the inbox by `bot.web.wire_domain`.

@@ -29,13 +29,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain import calls, numbers, refresh, vn
+from bot.domain import calls, feed, numbers, refresh, reports, vn
 from bot.domain.routing import Delivered, deliver, digest_if_storming, route_for, thread_channel, thread_root
 from bot.errors import UserError
 from bot.inbox import Handler
 from notifiers.allocations import render_allocation_call, render_verification
-from notifiers.calls import call_summary, kind_of, recording_not_attached, render_call, voicemail_title, wanted
-from notifiers.events import AvanserCall, AvanserSms, Event, ExotelCall, ExotelVerification, exotel_number, parse_event
+from notifiers.calls import (
+    call_summary,
+    kind_of,
+    recording_link_reply,
+    recording_not_attached,
+    recording_title,
+    render_call,
+    voicemail_title,
+    wanted,
+)
+from notifiers.events import (
+    AvanserCall,
+    AvanserRecording,
+    AvanserSms,
+    Event,
+    ExotelCall,
+    ExotelVerification,
+    exotel_number,
+    parse_event,
+)
 from notifiers.fallback import render_fallback
 from notifiers.message import AlertState, Message, Route, minutes_text
 from notifiers.sms import render_sms, sms_summary, thread_key
@@ -50,6 +68,7 @@ def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
     """The inbox handlers of this room, bound to `services`."""
     return {
         AvanserCall: lambda inbox_id, event: on_avanser_call(services, inbox_id, event),  # type: ignore[arg-type]
+        AvanserRecording: lambda inbox_id, event: on_avanser_recording(services, inbox_id, event),  # type: ignore[arg-type]
         AvanserSms: lambda inbox_id, event: on_avanser_sms(services, inbox_id, event),  # type: ignore[arg-type]
         ExotelCall: lambda inbox_id, event: on_exotel_call(services, inbox_id, event),  # type: ignore[arg-type]
         ExotelVerification: lambda inbox_id, event: on_verification(services, inbox_id, event),  # type: ignore[arg-type]
@@ -112,19 +131,13 @@ def _post(services: Services, inbox_id: int, channel: str, message: Message, ale
 ESCALATED_KINDS = ("missed", "abandoned", "busy", "unanswered", "voicemail")
 
 
-def _count_call(services: Services, number: str | None, kind: str) -> None:
-    """Every call on a tracking number, answered or not, for the App Home's "calls today"."""
-    if number:
-        services.store.execute(
-            "INSERT INTO number_calls (number, kind, at) VALUES (?, ?, ?)", (number, kind, time.time())
-        )
-
-
 def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> str:
     if numbers.test_call(services, event.tracking_e164):
         return "done"  # AVANSER's automatic test call of a new number: said in its thread, not an alert
+    reports.record_call(services.store, inbox_id, event)  # every call counts in /numbers report, answered too
+    if event.from_feed and feed.too_old(event):
+        return "skipped"  # recovered a day late: history (in reports), not an alert
     kind = kind_of(event)
-    _count_call(services, event.tracking_e164, kind)
     route = _route(services, event.tracking_e164, event.custom_group)
     if route is None:
         return "unrouted"
@@ -152,6 +165,50 @@ def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> st
             unattached=recording_not_attached(),
             dedup_key=f"inbox:{inbox_id}:recording",
         )
+    return "done"
+
+
+class CallNotHandledYet(Exception):
+    """The call of a recording is still waiting in the inbox: the recording is tried again after it."""
+
+
+def on_avanser_recording(services: Services, inbox_id: int, event: AvanserRecording) -> str:
+    """The data feed has the recording of a call already handled: in its alert's thread, once."""
+    row = services.store.execute(
+        "SELECT id, status, payload FROM inbox WHERE dedup_key = ?", (f"{AvanserCall.source}:{event.dedup_key()}",)
+    ).fetchone()
+    if row is None:
+        return "skipped"
+    if row[1] == "new":
+        raise CallNotHandledYet(f"inbox event {row[0]} (the call) is not handled yet")
+    call_inbox, call = int(row[0]), parse_event(AvanserCall.source, json.loads(row[2]))
+    assert isinstance(call, AvanserCall)
+    reports.recording_arrived(services.store, event.dedup_key())
+    alert = services.store.execute(
+        "SELECT a.id, a.channel, COALESCE(a.outbox_id, d.outbox_id) FROM alerts a"
+        " LEFT JOIN digests d ON d.id = a.digest_id WHERE a.inbox_id = ?",
+        (call_inbox,),
+    ).fetchone()
+    if call.recording_url or alert is None or alert[2] is None:
+        return "skipped"  # its alert had it already, or the call has no alert (answered, unrouted, a test call)
+    alert_id, channel, root = int(alert[0]), str(alert[1]), int(alert[2])
+    route = _route(services, event.tracking_e164, event.custom_group) or Route(channel=channel)
+    if event.is_voicemail:
+        services.store.execute("UPDATE alerts SET kind = 'voicemail' WHERE id = ?", (alert_id,))
+    url, key = event.recording_url, f"inbox:{call_inbox}:recording"  # the call's own key: once per call
+    if services.settings.recording_allowed(url):
+        services.outbox.attach_file(
+            root,
+            url,
+            f"{'voicemail' if event.is_voicemail else 'recording'}-{event.dedup_key()}.mp3",
+            recording_title(event, route),
+            hosts=services.settings.recording_hosts,
+            max_bytes=services.settings.recording_max_bytes,
+            unattached=recording_not_attached(),
+            dedup_key=key,
+        )
+    else:
+        services.outbox.post(channel, recording_link_reply(event, route), dedup_key=key, thread_of=root)
     return "done"
 
 

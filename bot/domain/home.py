@@ -104,8 +104,8 @@ def tracking_numbers(services: Services, user: str, admin: bool) -> list[tuple[s
 
 def _number(services: Services, number: str, requester: str | None, today: float) -> HomeNumber:
     route = services.store.execute("SELECT channel, name, options FROM routes WHERE number = ?", (number,)).fetchone()
-    counts = services.store.execute(
-        "SELECT COUNT(*), COALESCE(SUM(kind != 'answered'), 0) FROM number_calls WHERE number = ? AND at >= ?",
+    counts = services.store.execute(  # every call, answered ones and the data feed's too (bot.domain.reports)
+        "SELECT COUNT(*), COALESCE(SUM(answered = 0), 0) FROM calls WHERE tracking = ? AND started_at >= ?",
         (number, today),
     ).fetchone()
     name = route[1] if route and route[1] else _requested_name(services, number)

@@ -73,6 +73,7 @@ from notifiers.provisioning import (
     render_request_update,
     request_key,
 )
+from notifiers.routes import route_option_words
 from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
@@ -1192,11 +1193,21 @@ async def route_number(services: Services, user: str, change: RouteChange) -> di
     return route_options(services.store, number)
 
 
+def routed_text(change: RouteChange, options: dict[str, Any], claim_within: float) -> str:
+    """What `/numbers route` answers once the route is set: where, what the words given do, and how it is now."""
+    text = f"Calls and texts to {national(change.number)} will be posted in <#{change.channel}>."
+    if change.options.get("weekly_report") is True:
+        text += " Every Monday, last week's call report for it is posted there too."
+    elif change.options.get("weekly_report") is False:
+        text += " No weekly report is posted for it."
+    return text + "\nIts route: " + " · ".join(route_option_words(options, claim_within=claim_within)) + "."
+
+
 # -- /numbers route's grammar ----------------------------------------------------------------------------
 
 ROUTE_USAGE = (
     "Try `/numbers route <number> #channel [all-calls|missed-only] [masked|unmasked] "
-    "[escalate @person-or-@group]`; options you leave out keep their value."
+    "[escalate @person-or-@group] [weekly-report|no-weekly-report]`; options you leave out keep their value."
 )
 # The words after the number and the channel: word → (route option, value). A new option is one more entry.
 ROUTE_WORDS: dict[str, tuple[str, Any]] = {
@@ -1204,6 +1215,8 @@ ROUTE_WORDS: dict[str, tuple[str, Any]] = {
     "missed-only": ("report", "missed"),
     "masked": ("mask_callers", True),
     "unmasked": ("mask_callers", False),
+    "weekly-report": ("weekly_report", True),  # last week's report in the channel every Monday (bot.domain.reports)
+    "no-weekly-report": ("weekly_report", False),
 }
 ROUTE_TOKENS = re.compile(r"<[^<>]*>|[^\s<>]+")
 CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^<>]*)?>")

@@ -79,6 +79,7 @@ def set_route(
     name: str | None = None,
     report: ReportLevel | None = None,
     mask_callers: bool | None = None,
+    weekly_report: bool | None = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Send `number`'s events to `channel`; options not given keep their current value (a None in `options`
@@ -90,6 +91,8 @@ def set_route(
         given["report"] = report
     if mask_callers is not None:
         given["mask_callers"] = mask_callers
+    if weekly_report is not None:
+        given["weekly_report"] = weekly_report
     for key, value in given.items():
         if value is None:
             stored.pop(key, None)
@@ -108,6 +111,12 @@ def set_route(
             time.time(),
         ),
     )
+
+
+def weekly_report_routes(store: Store) -> list[tuple[str, str, float]]:
+    """(number, channel, when its route last changed) of every route that asks for a weekly report."""
+    rows = store.execute("SELECT number, channel, options, updated_at FROM routes ORDER BY number").fetchall()
+    return [(str(r[0]), str(r[1]), float(r[3])) for r in rows if json.loads(r[2] or "{}").get("weekly_report")]
 
 
 def remove_route(store: Store, number: str) -> None:

@@ -10,11 +10,23 @@ a template preview is Generic Success (`message`, `code`) with no template text.
 types a value as a string but shows it unquoted (`rate_code : 61 (string)`), `rate_code_form`
 chooses which the sandbox sends ("number", the default, or "string"). Faults are injected with
 `inject()` (bot.sandbox.common).
+
+The data feed (seed 000): every call placed is also a record of the feed, with the seed's field names
+(its example record's fields, `call_param_0[1-7]` written out as call_param_01 … 07), served at
+`/feed/calls.json`, `.csv` and `.xml` (`/feed/calls` in `feed_format`) behind its own Basic auth, with
+the filters the seed names — day, (calling) number, status, custom_id, custom_group — as query options.
+The seed names no parameters, so `feed_day_form` chooses them: "ymd" (`?year=2020&month=05&day=26`,
+the default), "date" (`?day=2020-05-26`) or "none" (every parameter ignored); an unknown parameter is
+refused (400). Without a day it answers the last 24 hours. `feed_content_type=False` answers
+`application/octet-stream`, leaving the format to the URL's extension. `drop_webhooks` (uniqueids) are
+calls whose call-URI is never called — only the feed has them (`dropped` lists them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import math
 import re
@@ -22,6 +34,7 @@ import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
+from xml.sax.saxutils import escape as xml_escape
 
 import httpx
 import phonenumbers
@@ -99,6 +112,19 @@ SEED_CALL_RATE = {
     "minimum_seconds": "0.00",
 }
 REPORT_LEVELS = {"none", "missed", "missed-voicemail", "all-calls"}
+# The data feed's `call_status` for each call-URI status: seed 000 shows "Missed"; the others are the
+# call-URI's own words, capitalised the same way (the seed doesn't list them).
+FEED_STATUSES = {
+    "avanser_missed_call": "Missed",
+    "avanser_answered_call": "Answered",
+    "avanser_abandoned_call": "Abandoned",
+    "avanser_busy_call": "Busy",
+    "avanser_unanswered_call": "Unanswered",
+    "avanser_fax_call": "Fax",
+}
+FEED_FORMATS = {"json": "application/json", "csv": "text/csv", "xml": "application/xml"}
+FEED_FILTERS = {"number", "status", "custom_id", "custom_group"}  # besides the day
+FEED_ZONE = 10 * 3600  # the sandbox's calls are in Australia/Sydney, +10:00 as the seed's example shows
 CALL_STATUSES = {
     "avanser_abandoned_call",
     "avanser_answered_call",
@@ -211,6 +237,16 @@ class AvanserSandbox(SandboxBase):
         }
         self.callbacks_sent: list[tuple[str, dict[str, Any], int]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # The data feed (seed 000): its own Basic credentials, its records, and its undocumented choices.
+        self.feed_username = "switchboard-feed"
+        self.feed_password = "avanser-feed-password"
+        self.feed_records: list[dict[str, Any]] = []
+        self.feed_day_form = "ymd"  # "ymd" | "date" | "none" (see the module's docstring)
+        self.feed_format = "json"  # the format of /feed/calls (no extension)
+        self.feed_content_type = True  # False: application/octet-stream, the format only in the URL
+        self.feed_number_field = "caller_number"  # what `number` matches: "calling number" (or tracking_number)
+        self.drop_webhooks: set[str] = set()  # uniqueids whose call-URI is never called
+        self.dropped: list[str] = []
 
     # -- helpers for tests and the demo --------------------------------------------------------
 
@@ -218,6 +254,29 @@ class AvanserSandbox(SandboxBase):
         """How many new-service requests AVANSER accepted for one custom_id (numbers bought)."""
         with self.lock:
             return sum(1 for r in self.requests if r["request_type"] == "create" and r["custom_id"] == custom_id)
+
+    def register_service(
+        self,
+        e164: str,
+        name: str,
+        call_uri: str,
+        *,
+        custom_id: str = "",
+        custom_group: str = "",
+        answer_point: str = "61401020304",
+        answer_point_name: str = "Sydney Office",
+    ) -> None:
+        """A live tracking number without the provisioning flow (tests, bench, faults)."""
+        with self.lock:
+            self.services[e164] = {
+                "name": name,
+                "service_number": _digits(e164),
+                "service": {"type": "transfer", "answer_point": answer_point, "answer_point_name": answer_point_name},
+                "call_uri": call_uri,
+                "custom_id": custom_id,
+                "custom_group": custom_group,
+                "@links": {"service_uri": f"/services/{_digits(e164)}"},
+            }
 
     def place_call(
         self,
@@ -227,23 +286,30 @@ class AvanserSandbox(SandboxBase):
         status: str = "avanser_missed_call",
         duration: int = 0,
         uniqueid: str | None = None,
-    ) -> httpx.Response:
+        has_audio: bool = False,
+        at: float | None = None,
+        send: bool = True,
+    ) -> httpx.Response | None:
         """A call to a tracking number: GET its call-URI with the seed's parameters (seed 001's table, plus
-        seed 000's custom_id and custom_group) and no others."""
+        seed 000's custom_id and custom_group) and no others, and a record of it in the data feed.
+
+        `has_audio`: the caller left a recording — only the feed carries it (`call_audio_url`), as the
+        seeds document. None when the webhook is dropped (`drop_webhooks`, or `send=False`)."""
         if status not in CALL_STATUSES:
             raise ValueError(f"call status must be one of {sorted(CALL_STATUSES)}")
         with self.lock:
             service = self.services[service_e164]
+        started = time.time() if at is None else at
         params = {
             "clientid": str(self.account_id),
-            "callid": str(int(time.time() * 1000) % 10**9),
-            "uniqueid": uniqueid or f"ECS1-{time.time():.6f}",
+            "callid": str(int(started * 1000) % 10**9),
+            "uniqueid": uniqueid or f"ECS1-{started:.6f}",
             "bnum": _avanser_display(service_e164),
             "adname": service["name"],
             "target": _avanser_display("+" + service["service"].get("answer_point", "")),
             "targetname": service["service"].get("answer_point_name", ""),
             "ani": _avanser_display(caller_e164),
-            "tzdate": time.strftime("%Y-%m-%dT%H:%M:%S+10:00", time.gmtime(time.time() + 36000)),
+            "tzdate": time.strftime("%Y-%m-%dT%H:%M:%S+10:00", time.gmtime(started + FEED_ZONE)),
             "duration": str(duration),
             "callstatus": status,
             "callcode": "1" if status != "avanser_answered_call" else "0",
@@ -253,9 +319,66 @@ class AvanserSandbox(SandboxBase):
             "custom_id": service.get("custom_id", ""),
             "custom_group": service.get("custom_group", ""),
         }
+        record = self._feed_record(params, started, has_audio)
+        with self.lock:
+            self.feed_records.append(record)
+            if not send or params["uniqueid"] in self.drop_webhooks:
+                self.dropped.append(params["uniqueid"])
+                return None
         if self.call_uri_mode == "substitute":
             return self.client().get(_substitute(service["call_uri"], params))
         return self.client().get(_with_query(service["call_uri"], params))
+
+    def _feed_record(self, params: dict[str, str], started: float, has_audio: bool) -> dict[str, Any]:
+        """The call as seed 000's example feed record shows one: every field it has, in its order."""
+        duration = int(params["duration"])
+        answered = params["callstatus"] == "avanser_answered_call"
+        local = time.gmtime(started + FEED_ZONE)
+        ended = time.gmtime(started + FEED_ZONE + duration)
+        record: dict[str, Any] = {
+            "call_audio_url": self.recording_url(params["uniqueid"]) if has_audio else "",
+            "call_connection_duration": 1,
+            "call_direction": "call-in",
+            "call_duration": duration,
+            "call_end_time": time.strftime("%Y-%m-%d %H:%M:%S", ended),
+            "call_has_audio": 1 if has_audio else 0,
+            "call_id": int(params["callid"]),
+            "call_is_artic": 0,
+            "call_local_time": time.strftime("%Y-%m-%d %H:%M:%S", local),
+        }
+        record.update({f"call_param_0{i}": 0 for i in range(1, 8)})
+        record.update(
+            {
+                "call_param_08": "",
+                "call_param_09": "",
+                "call_start_time": time.strftime("%Y-%m-%d %H:%M:%S", local),
+                "call_status": FEED_STATUSES[params["callstatus"]],
+                "call_status_code": int(params["callcode"]),
+                "call_talk_duration": duration if answered else 0,
+                "call_timezone": "Australia/Sydney",
+                "call_tz_end_time": time.strftime("%Y-%m-%dT%H:%M:%S+1000", ended),
+                "call_tz_start_time": time.strftime("%Y-%m-%dT%H:%M:%S+1000", local),
+                "call_u_end_time": int(started) + duration,
+                "call_u_start_time": int(started),
+                "call_unique_id": params["uniqueid"],
+                "caller_country": params["ccountry"],
+                "caller_location": params["clocation"],
+                "caller_number": params["ani"],
+                "caller_state": params["cstate"],
+                "client_id": int(params["clientid"]),
+                "custom_group": params["custom_group"] or "",
+                "custom_id": params["custom_id"] or "",
+                "private_reference": None,
+                "target_name": params["targetname"],
+                "target_number": params["target"],
+                "tracking_master_id": 0,
+                "tracking_name": params["adname"],
+                "tracking_notes": "",
+                "tracking_number": params["bnum"],
+                "tracking_wpc_id": 0,
+            }
+        )
+        return record
 
     def send_sms(self, service_e164: str, sender_e164: str, text: str) -> httpx.Response:
         """An inbound SMS: GET the service's SMS-forward URI with the seed's parameters."""
@@ -309,6 +432,7 @@ class AvanserSandbox(SandboxBase):
             routes=[
                 Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "PUT"]),
                 Route("/recordings/{name}", self._recording, methods=["GET"]),
+                Route("/feed/{name}", self._feed, methods=["GET"]),
             ]
         )
 
@@ -321,6 +445,62 @@ class AvanserSandbox(SandboxBase):
         if not name.endswith(".mp3") or name.startswith("missing"):
             return Response("not found", status_code=404)
         return Response(RECORDING_BYTES, media_type="audio/mpeg")
+
+    def feed_url(self, extension: str | None = "json") -> str:
+        """The account's data feed URL: `.json`, `.csv` or `.xml`, or None for /feed/calls (`feed_format`)."""
+        return f"{self.base_url}/feed/calls" + (f".{extension}" if extension else "")
+
+    async def _feed(self, request: Request) -> Response:
+        received, _fault, early = await self.admit(request)
+        if early is not None:
+            return early
+        if received.basic_auth != (self.feed_username, self.feed_password):
+            return Response("Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Basic realm="feed"'})
+        name = request.path_params["name"]
+        kind = name.removeprefix("calls.") if name.startswith("calls.") else self.feed_format if name == "calls" else ""
+        if kind not in FEED_FORMATS:
+            return Response("Not Found", status_code=404)
+        try:
+            records = self._feed_select(received.query)
+        except ValueError as exc:
+            return Response(str(exc), status_code=400, media_type="text/plain")
+        media = FEED_FORMATS[kind] if self.feed_content_type else "application/octet-stream"
+        return Response(_feed_body(records, kind), media_type=media)
+
+    def _feed_select(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """The records the query asks for (ValueError: a parameter this feed doesn't take)."""
+        if self.feed_day_form == "none":
+            query = {}
+        day_names = {"ymd": {"year", "month", "day"}, "date": {"day"}}.get(self.feed_day_form, set())
+        unknown = set(query) - day_names - FEED_FILTERS
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        prefix = ""
+        if self.feed_day_form == "date" and "day" in query:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", query["day"]):
+                raise ValueError("day must look like 2020-05-26")
+            prefix = query["day"]
+        elif self.feed_day_form == "ymd" and {"year", "month", "day"} & set(query):
+            parts = [query.get("year"), query.get("month"), query.get("day")]
+            given = [p for p in parts if p is not None]
+            if parts[: len(given)] != given or not all(p.isdigit() for p in given):
+                raise ValueError("year, then month, then day, as numbers")
+            prefix = "-".join(f"{int(p):0{4 if i == 0 else 2}d}" for i, p in enumerate(given))
+        with self.lock:
+            records = list(self.feed_records)
+        if prefix:
+            records = [r for r in records if str(r.get("call_start_time", "")).startswith(prefix)]
+        else:  # "the most recent data": the last 24 hours
+            records = [r for r in records if int(r.get("call_u_start_time") or 0) >= time.time() - 86400]
+        if "number" in query:
+            wanted = re.sub(r"\D", "", query["number"])[-9:]
+            records = [r for r in records if re.sub(r"\D", "", str(r.get(self.feed_number_field)))[-9:] == wanted]
+        if "status" in query:
+            records = [r for r in records if str(r.get("call_status")).lower() == query["status"].lower()]
+        for name in ("custom_id", "custom_group"):
+            if name in query:
+                records = [r for r in records if r.get(name) == query[name]]
+        return records
 
     async def _endpoint(self, request: Request) -> Response:
         received, fault, early = await self.admit(request)
@@ -949,6 +1129,25 @@ def _substitute(url: str, params: dict[str, str]) -> str:
 
 def _with_query(url: str, params: dict[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _feed_body(records: list[dict[str, Any]], kind: str) -> str:
+    """The records as the feed serves them: a JSON list, CSV with a header row, or XML (a <call> per record)."""
+    if kind == "json":
+        return json.dumps(records)
+    names = list(records[0]) if records else ["call_unique_id", "call_id", "call_status", "tracking_number"]
+    if kind == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=names, lineterminator="\r\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: "" if v is None else v for k, v in record.items()})
+        return out.getvalue()
+    calls = "".join(
+        "<call>" + "".join(f"<{k}>{xml_escape('' if v is None else str(v))}</{k}>" for k, v in r.items()) + "</call>"
+        for r in records
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<calls>{calls}</calls>'
 
 
 def _form(body: bytes) -> list[tuple[str, str]]:

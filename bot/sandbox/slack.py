@@ -656,7 +656,7 @@ class SlackSandbox:
                     {
                         "ts": self._next_ts(),
                         "user": BOT_USER_ID,
-                        "text": "",
+                        "text": str(args.get("initial_comment") or ""),  # "The message text introducing the file"
                         "blocks": [],
                         "thread_ts": thread_ts,
                         "edits": 0,

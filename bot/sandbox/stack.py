@@ -37,6 +37,7 @@ class Stack:
         outbox_channel_interval: float = 1.05,
         home_every: float = HOME_EVERY,
         slack_scopes: Iterable[str] | None = None,
+        feed: str | None = None,
         **settings: Any,
     ) -> None:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="switchboard-")
@@ -52,6 +53,7 @@ class Stack:
         self.outbox_channel_interval = outbox_channel_interval
         self.home_every = home_every
         self.extra_settings = settings
+        self.feed = feed  # "json" | "csv" | "xml" | "" (/feed/calls): read the AVANSER sandbox's data feed
         self.slack_server: LoopbackServer | None = None
         self.app_server: LoopbackServer | None = None
         self.services: Services | None = None
@@ -92,6 +94,10 @@ class Stack:
             "DTL_USERNAME": self.dtl.username,
             "DTL_PASSWORD": self.dtl.password,
         }
+        if self.feed is not None:
+            values["AVANSER_FEED_URL"] = self.avanser.feed_url(self.feed or None)
+            values["AVANSER_FEED_USERNAME"] = self.avanser.feed_username
+            values["AVANSER_FEED_PASSWORD"] = self.avanser.feed_password
         values.update(self.extra_settings)
         self.settings = load_settings(env_file=None, **values)
         self.services = Services.create(
@@ -106,6 +112,10 @@ class Stack:
             kind: f"{self.app_server.url}/hooks/exotel/{kind}?{token}"
             for kind in ("call", "deallocation", "verification")
         }
+
+    def call_uri(self) -> str:
+        """The call-URI a tracking number registered by a test reports its calls to (with the webhook token)."""
+        return f"{self.url}/hooks/avanser/call?token={self.webhook_token}"
 
     def stop_app(self) -> None:
         if self.app_server is not None:
