@@ -19,7 +19,6 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
-    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
     StaticSelectElement,
@@ -29,6 +28,7 @@ from slack_sdk.models.views import View
 from bot.domain.numbers import AccountOverview, Released, SearchQuery, quarantine_until
 from bot.phone import national
 from bot.telco.avanser import RequestRecord, SearchResult, ServiceDetail, Template
+from commands.forms import select, text_input
 from notifiers.message import iso_time
 from notifiers.routes import route_option_words
 from notifiers.text import (
@@ -79,9 +79,6 @@ CALL_TAGS = (
     "tracking number · `__ani__` caller · `__adsource__` number's name · `__callDuration__` seconds · "
     "`__callstatus__` Answered/Busy/… · `__URL__` recording URL · `__link__` recording link"
 )
-
-
-INITIAL = 3000  # a plain_text_input's initial_value
 
 
 def _d(blocks: list[Any]) -> list[dict[str, Any]]:
@@ -139,41 +136,6 @@ def search_results(query: SearchQuery, result: SearchResult) -> tuple[str, list[
     return truncate(mrkdwn(heading, TEXT), TEXT), _d(blocks)
 
 
-def _text_input(
-    block_id: str,
-    label: str,
-    *,
-    hint: str | None = None,
-    initial: str | None = None,
-    optional: bool = True,
-    multiline: bool = False,
-    placeholder: str | None = None,
-) -> InputBlock:
-    return InputBlock(
-        block_id=block_id,
-        label=label,
-        optional=optional,
-        hint=hint,
-        element=PlainTextInputElement(
-            action_id="value",
-            initial_value=initial[:INITIAL] if initial else None,
-            multiline=multiline,
-            placeholder=placeholder,
-        ),
-    )
-
-
-def _select(block_id: str, label: str, options: list[tuple[str, str]], initial: str) -> InputBlock:
-    choices = [Option(value=v, label=t) for v, t in options]
-    return InputBlock(
-        block_id=block_id,
-        label=label,
-        element=StaticSelectElement(
-            action_id="value", options=choices, initial_option=next(o for o in choices if o.value == initial)
-        ),
-    )
-
-
 TYPE_ACTION = "numbers_form_type"  # the service type select: the form changes with it
 FIELDS_BY_TYPE = {
     "transfer": ("answer_point", "answer_point_name", "record_call", "call_greeting", "call_whisper", "voicemail"),
@@ -186,7 +148,7 @@ def _template_select(block_id: str, label: str, names: list[str] | None, initial
     """A select of the saved templates of one type (AVANSER types them); a text input when they are unknown."""
     if not names:
         hint = "No templates of this type are saved: AVANSER's standard one is used." if names is not None else None
-        return _text_input(block_id, label, initial=initial, hint=hint)
+        return text_input(block_id, label, initial=initial, hint=hint)
     choices = [Option(value=n[:150], label=n[:75]) for n in names[:100]]
     start = next((o for o in choices if o.value == initial), None)
     return InputBlock(
@@ -215,11 +177,11 @@ def number_form(
     voicemails); choosing another type rebuilds the form keeping what was typed (`TYPE_ACTION`).
     Templates are offered from AVANSER's saved ones, by type; `templates=None`: they aren't known."""
     kind = str(values.get("type")) if values.get("type") in FIELDS_BY_TYPE else "transfer"
-    type_select = _select("type", "What calls to this number do", SERVICE_TYPES, kind)
+    type_select = select("type", "What calls to this number do", SERVICE_TYPES, kind)
     type_select.dispatch_action = True
     type_select.element.action_id = TYPE_ACTION  # type: ignore[union-attr]
     blocks: list[Any] = [
-        _text_input(
+        text_input(
             "name",
             "Name, shown in alerts",
             initial=values.get("name"),
@@ -230,7 +192,7 @@ def number_form(
     ]
     if with_number:
         blocks.append(
-            _text_input(
+            text_input(
                 "number",
                 "Which number",
                 initial=values.get("number"),
@@ -240,14 +202,14 @@ def number_form(
         )
     shown = FIELDS_BY_TYPE[kind]
     service_fields: dict[str, Any] = {
-        "answer_point": _text_input(
+        "answer_point": text_input(
             "answer_point",
             "Answer point: the phone calls go to",
             initial=values.get("answer_point"),
             optional=False,
             placeholder="02 9008 1500",
         ),
-        "answer_point_name": _text_input(
+        "answer_point_name": text_input(
             "answer_point_name",
             "Answer point name",
             initial=values.get("answer_point_name"),
@@ -263,13 +225,13 @@ def number_form(
                 initial_options=[Option(value="yes", label="Record calls")] if values.get("record_call") else None,
             ),
         ),
-        "call_greeting": _text_input(
+        "call_greeting": text_input(
             "call_greeting", "Greeting audio URL (played to callers)", initial=values.get("call_greeting")
         ),
-        "call_whisper": _text_input(
+        "call_whisper": text_input(
             "call_whisper", "Whisper audio URL (played to whoever answers)", initial=values.get("call_whisper")
         ),
-        "voicemail": _text_input(
+        "voicemail": text_input(
             "voicemail",
             "Voicemail greeting audio URL" if kind == "voicemail" else "Voicemail audio URL (when nobody answers)",
             initial=values.get("voicemail"),
@@ -279,32 +241,32 @@ def number_form(
     email_names = [t.name for t in templates if t.type == "email"] if templates is not None else None
     sms_names = [t.name for t in templates if t.type == "sms"] if templates is not None else None
     blocks += [
-        _select("report", "Call reports by email or SMS", REPORTS, values.get("report") or "missed"),
-        _text_input(
+        select("report", "Call reports by email or SMS", REPORTS, values.get("report") or "missed"),
+        text_input(
             "email_to", "Report emails to", initial=values.get("email_to"), hint="Email addresses, separated by commas."
         ),
-        _text_input("email_cc", "Copy (cc)", initial=values.get("email_cc")),
-        _text_input("email_bcc", "Blind copy (bcc)", initial=values.get("email_bcc")),
-        _text_input(
+        text_input("email_cc", "Copy (cc)", initial=values.get("email_cc")),
+        text_input("email_bcc", "Blind copy (bcc)", initial=values.get("email_bcc")),
+        text_input(
             "email_subject",
             "Report email subject",
             initial=values.get("email_subject"),
             hint="Call tags work here, e.g. Missed call from __ani__ on __adsource__",
         ),
         _template_select("email_template", "Email template", email_names, values.get("email_template")),
-        _text_input("sms_mobile", "Report SMS to (mobile)", initial=values.get("sms_mobile")),
-        _text_input("sms_id", "SMS sender id", initial=values.get("sms_id"), hint="Empty: AVANSER"),
+        text_input("sms_mobile", "Report SMS to (mobile)", initial=values.get("sms_mobile")),
+        text_input("sms_id", "SMS sender id", initial=values.get("sms_id"), hint="Empty: AVANSER"),
         _template_select("sms_template", "SMS template", sms_names, values.get("sms_template")),
     ]
     if with_number:
         blocks += [
-            _text_input(
+            text_input(
                 "custom_id",
                 "Attribution id (custom_id)",
                 initial=values.get("custom_id"),
                 hint="Reported with every call. Empty: Switchboard makes one.",
             ),
-            _text_input(
+            text_input(
                 "custom_group",
                 "Attribution group (custom_group)",
                 initial=values.get("custom_group"),
@@ -529,10 +491,10 @@ def template_form(country: str) -> dict[str, Any]:
         submit="Save",
         close="Cancel",
         blocks=[
-            _text_input("name", "Name", optional=False, hint="Saving under an existing name updates it."),
-            _select("type", "Used for", [("email", "Email reports"), ("sms", "SMS reports")], "email"),
-            _text_input("country", "Country", initial=country, optional=False),
-            _text_input("content", "Content", optional=False, multiline=True),
+            text_input("name", "Name", optional=False, hint="Saving under an existing name updates it."),
+            select("type", "Used for", [("email", "Email reports"), ("sms", "SMS reports")], "email"),
+            text_input("country", "Country", initial=country, optional=False),
+            text_input("content", "Content", optional=False, multiline=True),
             ContextBlock(elements=[MarkdownTextObject(text=f"Call tags: {CALL_TAGS}")]),
         ],
     ).to_dict()

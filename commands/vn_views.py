@@ -16,15 +16,14 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
-    PlainTextInputElement,
     SectionBlock,
-    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.domain.vn import Allocation, when
 from bot.phone import national
 from bot.telco.exotel import REGIONS
+from commands.forms import select, text_input
 from notifiers.allocations import RELEASE_ACTION
 from notifiers.text import SECTION, TEXT, mrkdwn, truncate, zoned
 
@@ -75,46 +74,21 @@ def release_question(allocation: Allocation) -> tuple[str, list[dict[str, Any]]]
     return truncate(f"Release {vn} now?", TEXT), [b.to_dict() for b in blocks]
 
 
-def _input(
-    block_id: str, label: str, *, optional: bool = True, hint: str | None = None, initial: str | None = None
-) -> InputBlock:
-    return InputBlock(
-        block_id=block_id,
-        label=label,
-        optional=optional,
-        hint=hint,
-        element=PlainTextInputElement(action_id="value", initial_value=initial or None),
-    )
-
-
-def _choice(
-    block_id: str, label: str, options: list[tuple[str, str]], initial: str | None = None, optional: bool = True
-) -> InputBlock:
-    choices = [Option(value=v, label=t) for v, t in options]
-    start = next((o for o in choices if o.value == initial), None)
-    return InputBlock(
-        block_id=block_id,
-        label=label,
-        optional=optional,
-        element=StaticSelectElement(action_id="value", options=choices, initial_option=start),
-    )
-
-
 USAGES = [("twoway", "Both sides can call each other"), ("oneway", "Only the first side can call")]
 
 
 def new_form(channel: str) -> dict[str, Any]:
     blocks = [
-        _input("aparty", "First side: phone numbers", optional=False, hint="Comma-separated, e.g. +919176226528"),
-        _input("bparty", "Other side: phone numbers", optional=False),
-        _choice("usage", "Who can call", USAGES, "twoway", optional=False),
-        _input("duration", "Keep it for", optional=False, initial="2h", hint="e.g. 45m, 2h, 3d"),
-        _input("apins", "First side PINs", hint="Lets others join that side by entering the PIN; 4–6 digits."),
-        _input("bpins", "Other side PINs"),
-        _input("greenvn", "A specific virtual number"),
-        _choice("region", "Region", [(r, r) for r in REGIONS]),
-        _input("pin_code", "Near this pin code"),
-        _choice("number_type", "Number type", [("mobile", "Mobile"), ("landline", "Landline")]),
+        text_input("aparty", "First side: phone numbers", optional=False, hint="Comma-separated, e.g. +919176226528"),
+        text_input("bparty", "Other side: phone numbers", optional=False),
+        select("usage", "Who can call", USAGES, "twoway", optional=False),
+        text_input("duration", "Keep it for", optional=False, initial="2h", hint="e.g. 45m, 2h, 3d"),
+        text_input("apins", "First side PINs", hint="Lets others join that side by entering the PIN; 4–6 digits."),
+        text_input("bpins", "Other side PINs"),
+        text_input("greenvn", "A specific virtual number"),
+        select("region", "Region", [(r, r) for r in REGIONS], optional=True),
+        text_input("pin_code", "Near this pin code"),
+        select("number_type", "Number type", [("mobile", "Mobile"), ("landline", "Landline")], optional=True),
         InputBlock(
             block_id="options",
             label="Options",
@@ -127,7 +101,7 @@ def new_form(channel: str) -> dict[str, Any]:
                 ],
             ),
         ),
-        _input("flow_id", "Call flow id", hint="Only when your Exotel account has several call flows."),
+        text_input("flow_id", "Call flow id", hint="Only when your Exotel account has several call flows."),
         InputBlock(
             block_id="channel",
             label="Post its calls in",
@@ -156,11 +130,11 @@ def parties_form(allocation: Allocation) -> dict[str, Any]:
         return ", ".join(str(v) for v in values or [] if v is not None)
 
     blocks = [
-        _input("aparty", "First side: phone numbers", optional=False, initial=joined(p.get("aparty_numbers", []))),
-        _input("bparty", "Other side: phone numbers", optional=False, initial=joined(p.get("bparty_numbers", []))),
-        _input("apins", "First side PINs", initial=joined(p.get("aparty_pins", []))),
-        _input("bpins", "Other side PINs", initial=joined(p.get("bparty_pins", []))),
-        _choice("usage", "Who can call", USAGES, allocation.usage, optional=False),
+        text_input("aparty", "First side: phone numbers", optional=False, initial=joined(p.get("aparty_numbers", []))),
+        text_input("bparty", "Other side: phone numbers", optional=False, initial=joined(p.get("bparty_numbers", []))),
+        text_input("apins", "First side PINs", initial=joined(p.get("aparty_pins", []))),
+        text_input("bpins", "Other side PINs", initial=joined(p.get("bparty_pins", []))),
+        select("usage", "Who can call", USAGES, allocation.usage, optional=False),
     ]
     return View(
         type="modal",
@@ -185,5 +159,5 @@ def extend_form(allocation_id: int, expires_at: float | None = None, tz: tzinfo 
         submit="Extend",
         close="Cancel",
         private_metadata=json.dumps({"id": allocation_id}),
-        blocks=[_input("duration", "Extend by", optional=False, initial="4h", hint=hint)],
+        blocks=[text_input("duration", "Extend by", optional=False, initial="4h", hint=hint)],
     ).to_dict()
