@@ -111,6 +111,20 @@ class ApiCall:
     at: float
     status: int = 200
     response: dict[str, Any] = field(default_factory=dict)
+    token: str | None = None  # the token the call came with: which workspace's it was
+    team: str | None = None  # the workspace that token belongs to
+
+
+@dataclass
+class Workspace:
+    """A workspace Switchboard was installed into through OAuth (oauth.v2.access)."""
+
+    team_id: str
+    name: str
+    bot_token: str
+    bot_user_id: str
+    installer: str
+    scopes: frozenset[str]
 
 
 @dataclass
@@ -191,6 +205,12 @@ class SlackSandbox:
         self.faults: list[Fault] = []
         self.app_token = SANDBOX_APP_TOKEN
         self.uploads: dict[str, dict[str, Any]] = {}  # file id -> {filename, length, content}
+        # Many workspaces: the app's OAuth credentials, codes handed out, workspaces installed, tokens revoked.
+        self.client_id = "0000000000.0000000001"
+        self.client_secret = "sandbox-client-secret"
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}
+        self.workspaces: dict[str, Workspace] = {}
+        self.revoked: set[str] = set()
         self._http: httpx.Client | None = None
         self.socket_acks: dict[str, dict[str, Any]] = {}
         self._sockets: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
@@ -406,6 +426,8 @@ class SlackSandbox:
 
     def refusal(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any] | None:
         """What Slack answers before a method runs: a missing or wrong token, or a scope the token lacks."""
+        if method == "oauth.v2.access":
+            return None  # no token: the app's client id and secret are its arguments
         if method in APP_METHOD_SCOPES:
             expected, other, granted = self.app_token, self.bot_token, APP_TOKEN_SCOPES
             needed: str | None = APP_METHOD_SCOPES[method]
@@ -423,8 +445,11 @@ class SlackSandbox:
             return {"ok": False, "error": "not_authed"}
         if token == other:  # an app-level token for a bot method, or the other way round
             return {"ok": False, "error": "not_allowed_token_type"}
-        if token != expected:
-            return {"ok": False, "error": "invalid_auth"}
+        workspace = self.workspace_of(token)
+        if workspace is not None and method in BOT_METHOD_SCOPES:
+            granted = workspace.scopes
+        elif token != expected:
+            return {"ok": False, "error": "token_revoked" if token in self.revoked else "invalid_auth"}
         if needed is not None and needed not in granted:
             # Slack's shape: {"ok": false, "error": "missing_scope", "needed": "...", "provided": "a,b"}
             return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(granted))}
@@ -464,7 +489,74 @@ class SlackSandbox:
         ws_url = self.base_url.replace("http://", "ws://", 1)
         return {"ok": True, "url": f"{ws_url}/socket-mode?ticket={uuid.uuid4().hex}"}
 
+    # -- several workspaces (OAuth) -----------------------------------------------------------------
+
+    def workspace_of(self, token: str | None) -> Workspace | None:
+        with self._lock:
+            return next((w for w in self.workspaces.values() if w.bot_token == token), None)
+
+    def issue_code(self, team_id: str, *, name: str = "", installer: str = "U0INSTALLER") -> str:
+        """What Slack hands the installer's browser after "Allow": a code for oauth.v2.access."""
+        code = f"code-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self.oauth_codes[code] = (team_id, name or f"Workspace {team_id}", installer)
+        return code
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its token no longer works."""
+        with self._lock:
+            workspace = self.workspaces.pop(team_id, None)
+            if workspace is not None:
+                self.revoked.add(workspace.bot_token)
+
+    def _api_oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        # oauth.v2.access reference: client_id, client_secret, code, redirect_uri; errors invalid_client_id,
+        # bad_client_secret, invalid_code, bad_redirect_uri. A code works once.
+        if args.get("client_id") != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if args.get("client_secret") != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        with self._lock:
+            issued = self.oauth_codes.pop(str(args.get("code") or ""), None)
+        if issued is None:
+            return {"ok": False, "error": "invalid_code"}
+        team_id, name, installer = issued
+        workspace = Workspace(
+            team_id,
+            name,
+            f"xoxb-{team_id.lower()}-{uuid.uuid4().hex[:16]}",
+            f"U0BOT{team_id[-4:]}",
+            installer,
+            frozenset(self.scopes),
+        )
+        with self._lock:
+            self.workspaces[team_id] = workspace
+        return {
+            "ok": True,
+            "access_token": workspace.bot_token,
+            "token_type": "bot",
+            "scope": ",".join(sorted(workspace.scopes)),
+            "bot_user_id": workspace.bot_user_id,
+            "app_id": "A0SWITCHBOARD",
+            "team": {"name": name, "id": team_id},
+            "enterprise": None,
+            "authed_user": {"id": installer},
+            "is_enterprise_install": False,
+        }
+
     def _api_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        workspace = self.workspace_of(args.get("_token"))
+        if workspace is not None:
+            return {
+                "ok": True,
+                "url": f"https://{workspace.team_id.lower()}.slack.com/",
+                "team": workspace.name,
+                "user": "switchboard",
+                "team_id": workspace.team_id,
+                "user_id": workspace.bot_user_id,
+                "bot_id": f"B{workspace.bot_user_id}",
+                "is_enterprise_install": False,
+            }
         return {
             "ok": True,
             "url": "https://sandbox.slack.com/",
@@ -777,27 +869,31 @@ class SlackSandbox:
                 return PlainTextResponse("upstream connect error", status_code=fault.status)
         refused = self.refusal(method, args, token)
         if refused is not None:
-            self._record(method, args, 200, refused)
+            self._record(method, args, 200, refused, token)
             return JSONResponse(refused)
         channel = str(args.get("channel") or "")
         wait = self._rate_limit(method, self._channel_id(channel)) if channel else None
         if wait is not None:
-            self._record(method, args, 429, {"ok": False, "error": "ratelimited"})
+            self._record(method, args, 429, {"ok": False, "error": "ratelimited"}, token)
             return JSONResponse(
                 {"ok": False, "error": "ratelimited"}, status_code=429, headers={"Retry-After": str(wait)}
             )
-        result = self.handle(method, args)
+        result = self.handle(method, {**args, "_token": token} if method == "auth.test" else args)
         if not result.get("ok") and method in RATE_LIMITED_METHODS and channel:
             with self._lock:  # a refused post does not use up the channel's allowance
                 history = self.accepted_at[self._channel_id(channel)]
                 if history:
                     history.pop()
-        self._record(method, args, 200, result)
+        self._record(method, args, 200, result, token)
         return JSONResponse(result)
 
-    def _record(self, method: str, args: dict[str, Any], status: int, result: dict[str, Any]) -> None:
+    def _record(
+        self, method: str, args: dict[str, Any], status: int, result: dict[str, Any], token: str | None = None
+    ) -> None:
+        workspace = self.workspace_of(token)
+        team = workspace.team_id if workspace else (TEAM_ID if token == self.bot_token else None)
         with self._lock:
-            self.calls.append(ApiCall(method, args, time.time(), status, result))
+            self.calls.append(ApiCall(method, args, time.time(), status, result, token, team))
 
     async def _upload_endpoint(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
