@@ -178,7 +178,7 @@ def hook_routes(services: Services) -> list[Route]:
                 return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400)
             try:
                 row_id, new = store_event(services.store, hook.source, key, payload)
-            except sqlite3.OperationalError as exc:  # locked by another process, disk full, read-only
+            except sqlite3.DatabaseError as exc:  # locked by another process, unreachable, disk full, read-only
                 log.warning("webhook %s not stored (%s): answered 503 so it is sent again", hook.path, exc)
                 metrics.labels(hook.source, "unavailable").inc()
                 return JSONResponse(

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.metrics import Metrics
-from bot.store import Store
+from bot.store import Store, StoreBusy
 from bot.worker import Worker
 from notifiers.events import Event, parse_event
 
@@ -36,6 +36,7 @@ BATCH_SECONDS = 0.003  # … handled in one transaction for at most this long be
 # event loop gives requests at least half its time: acks and webhooks don't queue behind the backlog.
 ARRIVING = 0.05  # a webhook within this many seconds: they are still arriving
 REST_RATIO = 1.0
+BUSY_RETRY = 0.005  # another replica is in its batch: try again this soon (never waiting on the loop)
 MAX_ATTEMPTS = 8
 BACKOFF = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds before the next attempt
 
@@ -86,7 +87,11 @@ class InboxProcessor(Worker):
 
     def step(self) -> float:
         started = time.perf_counter()
-        if self.process_pending():
+        try:
+            handled = self.process_pending()
+        except StoreBusy:  # another replica's batch holds the write lock (or the database is restarting)
+            return BUSY_RETRY
+        if handled:
             if time.monotonic() - self.last_arrival < ARRIVING:
                 return max(0.0005, (time.perf_counter() - started) * REST_RATIO)
             return 0.0
@@ -95,22 +100,29 @@ class InboxProcessor(Worker):
 
     def process_pending(self, limit: int = BATCH, budget: float = BATCH_SECONDS) -> int:
         """Handle the events that are due, in one transaction (each in a savepoint of its own), for at most
-        `budget` seconds: the event loop — and so every ack and webhook — waits no longer than that."""
-        rows = self.store.execute(
-            "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            (time.time(), limit),
-        ).fetchall()
-        if not rows:
+        `budget` seconds: the event loop — and so every ack and webhook — waits no longer than that.
+
+        The events are claimed inside the transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where
+        transactions are also serialized by the store's write lock): two replicas never handle one."""
+        now = time.time()
+        due = self.store.execute(
+            "SELECT 1 FROM inbox WHERE status = 'new' AND next_attempt_at <= ? LIMIT 1", (now,)
+        ).fetchone()
+        if due is None:
             return 0
         started, handled = time.perf_counter(), 0
-        with self.store.transaction():
+        with self.store.transaction(wait=False):
+            rows = self.store.execute(
+                "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
+                " ORDER BY id LIMIT ?" + self.store.skip_locked(),
+                (now, limit),
+            ).fetchall()
             for inbox_id, source, payload, attempts in rows:
                 self.process_one(inbox_id, source, payload, attempts)
                 handled += 1
                 if time.perf_counter() - started > budget:
                     break
-        if self.metrics is not None:
+        if self.metrics is not None and handled:
             self.metrics.inbox_batch.observe(handled)
         return handled
 

@@ -392,6 +392,11 @@ def _leader(db: Any) -> None:
     )
 
 
+def _channel_pace(db: Any) -> None:
+    # Several replicas: when a Slack channel may next be posted to, so its next owner keeps the pace.
+    db.execute("CREATE TABLE channel_pace (channel TEXT PRIMARY KEY, ready_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -410,8 +415,8 @@ MIGRATIONS: list[Migration] = [
     Migration(16, "storm digests: their lines in a table, rendered when the message is sent", _digest_lines),
     Migration(40, "scheduler: jobs in the database, run by the leader", _scheduled_jobs),
     Migration(41, "scheduler: who leads", _leader),
+    Migration(42, "outbox: each channel's pace, kept across replicas", _channel_pace),
 ]
-
 
 
 class Locks:
@@ -484,11 +489,8 @@ class Store:
 
     def __new__(cls, target: Path | str, *args: Any, **kwargs: Any) -> Store:
         if cls is Store:
-            if is_postgres_url(target):
-                # bot.pgstore builds on this module; it is imported only when a URL asks for it.
-                cls = importlib.import_module("bot.pgstore").PostgresStore
-            else:
-                cls = SqliteStore
+            # bot.pgstore builds on this module; it is imported only when a URL asks for it.
+            cls = importlib.import_module("bot.pgstore").PostgresStore if is_postgres_url(target) else SqliteStore
         return super().__new__(cls)
 
     # -- what every store implements ---------------------------------------------------------------

@@ -126,7 +126,9 @@ class PgServer:
                 "-c max_connections=200",
             ]
         )
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start"
+        )
         self._run(str(self.bin / "createdb"), "-h", str(self.root), "-p", str(self.port), "-U", USER, DATABASE)
         return self
 
