@@ -156,6 +156,7 @@ class Outbox(Worker):
         self._active: dict[str, float] = {}  # channel -> monotonic time it last had something to send
         self._refused: dict[str, float] = {}  # channel -> monotonic time until which another replica owns it
         self._rendered: dict[int, tuple[int, int]] = {}  # digest row -> (digest id, last line id it showed)
+        self._sending_here: set[int] = set()  # posts whose sending_at this process set (it saw how they ended)
 
     # -- enqueueing (synchronous: a row in SQLite is the promise) -----------------------------
 
@@ -333,7 +334,7 @@ class Outbox(Worker):
             if shared and not self._owns(row.channel, now_wall, now_mono):
                 continue
             wait = max(row.next_attempt_at - now_wall, self._ready_at.get(row.channel, 0.0) - now_mono)
-            if shared and row.sending_at is not None:
+            if shared and row.sending_at is not None and row.id not in self._sending_here:
                 wait = max(wait, row.sending_at + SENDING_GRACE_S - now_wall)
             if wait > 0:
                 next_in = min(next_in, wait)
@@ -448,6 +449,7 @@ class Outbox(Worker):
                 if row.method == POST:
                     # From here until Slack answers, a crash leaves it unknown whether the post landed.
                     self.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (time.time(), row.id))
+                    self._sending_here.add(row.id)
                     kwargs["metadata"] = {"event_type": "switchboard_outbox", "event_payload": {"row": row.id}}
                 channel_id, ts = await self._call(row, kwargs)
         except _Retry as exc:
@@ -471,11 +473,13 @@ class Outbox(Worker):
             except sqlite3.Error as exc:  # Slack has it; the next attempt finds it there before posting again
                 log.warning("outbox: row %d reached Slack but could not be recorded (%s)", row.id, exc)
                 return
+            self._sending_here.discard(row.id)
             self.metrics.outbox_sent.labels(row.method).inc()
             self.metrics.outbox_delivery_seconds.observe(max(0.0, time.time() - row.created_at))
             rendered = self._rendered.pop(row.id, None)
             if rendered is not None:
-                self._follow_digest(row, *rendered)
+                with contextlib.suppress(sqlite3.Error):  # the next line of the digest edits it anyway
+                    self._follow_digest(row, *rendered)
         finally:
             self._rendered.pop(row.id, None)
 

@@ -500,7 +500,8 @@ class PostgresStore(Store):
             raise _mapped(exc, lost) from None
         if returning_id:
             return Cursor([], cursor.rowcount, int(rows[0][0]) if rows else None)
-        return Cursor(rows, cursor.rowcount, None)
+        columns = [c.name for c in cursor.description] if cursor.description is not None else None
+        return Cursor(rows, cursor.rowcount, None, columns)
 
     @property
     def in_transaction(self) -> bool:

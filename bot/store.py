@@ -459,11 +459,14 @@ class LocalLocks(Locks):
 class Cursor:
     """What `Store.execute` returns: rows, `rowcount`, `lastrowid` (the DB-API subset the domain uses)."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None) -> None:
+    def __init__(
+        self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None, columns: list[str] | None = None
+    ) -> None:
         self._rows = rows
         self._next = 0
         self.rowcount = rowcount
         self.lastrowid = lastrowid
+        self.description = [(name, None, None, None, None, None, None) for name in columns] if columns else None
 
     def fetchone(self) -> Any:
         if self._next >= len(self._rows):

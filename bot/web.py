@@ -66,8 +66,11 @@ def create_app(
         body = {
             "ok": writable,
             "store": "writable" if writable else f"not writable: {problem}",
-            "schema_version": services.store.schema_version(),
-            "outbox_pending": services.outbox.pending_count(),
+            "schema_version": services.store.schema_version() if writable else None,
+            "outbox_pending": services.outbox.pending_count() if writable else None,
+            "database": services.store.kind,
+            "replica": services.scheduler.identity,
+            "scheduler": "leader" if services.scheduler.leading else "follower",
             "uptime_s": round(time.time() - started, 1),
         }
         return JSONResponse(body, status_code=200 if writable else 503)

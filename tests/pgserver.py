@@ -115,20 +115,13 @@ class PgServer:
             "--no-sync",
         )
         pwfile.unlink()
-        options = " ".join(
-            [
-                f"-p {self.port}",
-                f"-k {self.root}",
-                "-c listen_addresses=127.0.0.1",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-                "-c max_connections=200",
-            ]
-        )
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start"
-        )
+        # In postgresql.conf, so a plain `pg_ctl start` (the restart test) brings the same server back.
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"\nport = {self.port}\nunix_socket_directories = '{self.root}'\nlisten_addresses = '127.0.0.1'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+            )
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
         self._run(str(self.bin / "createdb"), "-h", str(self.root), "-p", str(self.port), "-U", USER, DATABASE)
         return self
 
@@ -175,7 +168,8 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         try:
-            return subprocess.call(command, env={**os.environ, ENV: server.url})
+            env = {**os.environ, ENV: server.url, f"{ENV}_DATA": str(server.data), f"{ENV}_BIN": str(server.bin)}
+            return subprocess.call(command, env=env)
         finally:
             server.stop()
     if argv[:1] == ["url"]:
