@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 
 from bench.harness import (
+    SERVER_CORE,
+    Group,
     Server,
     Wrk,
     WrkResult,
@@ -39,10 +41,12 @@ from bench.harness import (
     calls_lua,
     machine,
     national_caller,
+    on_core,
     pin_self_to_load_core,
     pinning,
     run_wrk,
     signed_commands_lua,
+    spread_lua,
     wrk_path,
     wrk_version,
 )
@@ -89,12 +93,13 @@ def start_app(
     *,
     routes: dict[str, str] | None = None,
     groups: dict[str, str] | None = None,
+    db: str | None = None,
 ) -> Server:
     """`switchboard serve` on the server core, with routes written to its database before it starts."""
     from bot.domain.routing import set_group_route, set_route
     from bot.store import Store
 
-    db = f"{tmp}/{name}.db"
+    db = db or f"{tmp}/{name}.db"
     store = Store(db)
     for number, channel in (routes or {}).items():
         set_route(store, number.replace("-0", "", 1), channel, by="bench")
@@ -273,6 +278,80 @@ def ingest_bench(tmp: str, seconds: float, visible_limit: float) -> dict[str, An
         "met": met,
         "visibility": {**visibility, "goal": GOALS["visible"], "met": visible_met},
     }
+
+
+# -- several replicas: PostgreSQL, and SQLite for comparison -------------------------------------------------
+
+REPLICA_CONNECTIONS = 18  # divisible by 1, 2 and 3: wrk runs one thread per replica
+
+
+def replicas_bench(tmp: str, seconds: float) -> dict[str, Any]:
+    """Call-URI ingest (the one-channel storm's webhooks) with 1, 2 and 3 `switchboard serve` replicas sharing one
+    database: PostgreSQL (started here from Debian's package, durable defaults: fsync and synchronous commit on),
+    then SQLite for comparison. wrk runs one thread per replica (each thread keeps to one replica, as a load
+    balancer would spread connections); replicas and PostgreSQL share the server core."""
+    from bot.store import Store
+    from tests.pgserver import PgServer, Unavailable, new_schema
+
+    out: dict[str, Any] = {"connections": REPLICA_CONNECTIONS, "seconds": seconds, "postgresql": {}, "sqlite": {}}
+    try:
+        pg: PgServer | None = PgServer(durable=True, prefix=on_core(SERVER_CORE)).start()
+        assert pg is not None
+        out["postgresql_version"] = pg.bin.parent.name
+    except Unavailable as exc:
+        pg = None
+        out["postgresql_skipped"] = str(exc)
+        print(f"bench: PostgreSQL replicas skipped: {exc}", file=sys.stderr)
+    slack = SlackSandbox(channel_interval=1.0)
+    params = {k: v for k, v in CALL.items() if k != "bnum"}
+    try:
+        with LoopbackServer(slack.asgi(), name="slack") as slack_server:
+            slack.base_url = slack_server.url
+            for kind in ("postgresql", "sqlite"):
+                if kind == "postgresql" and pg is None:
+                    continue
+                for n in (1, 2, 3):
+                    db = new_schema(pg.url) if pg is not None and kind == "postgresql" else f"{tmp}/replicas-{n}.db"
+                    replicas = [
+                        start_app(
+                            f"{kind}-{n}-{i}", tmp, slack, slack_server.url, routes={ONE_CHANNEL: "C0STORM"}, db=db
+                        )
+                        for i in range(n)
+                    ]
+                    group = Group(replicas, pg.pids if pg is not None and kind == "postgresql" else None)
+                    urls = [r.url for r in replicas]
+                    try:
+                        warm = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=900_000_000) + spread_lua(urls)
+                        run_wrk(urls[0], warm, connections=REPLICA_CONNECTIONS, seconds=1, scriptdir=tmp, threads=n)
+                        script = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=n * 100_000_000)
+                        result = run_wrk(
+                            urls[0],
+                            script + spread_lua(urls),
+                            connections=REPLICA_CONNECTIONS,
+                            seconds=seconds,
+                            scriptdir=tmp,
+                            server=group,
+                            threads=n,
+                        )
+                    finally:
+                        for replica in replicas:
+                            replica.stop()
+                    store = Store(db)
+                    stored = int(store.execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
+                    store.close()
+                    out[kind][str(n)] = {
+                        **result.summary(),
+                        "stored_events": stored,
+                        "refused": result.errors["bad_answer"],
+                    }
+    finally:
+        if pg is not None:
+            pg.stop()
+    pg_runs = out["postgresql"]
+    if "1" in pg_runs and "3" in pg_runs and pg_runs["1"]["rps"]:
+        out["postgresql_3_vs_1"] = round(pg_runs["3"]["rps"] / pg_runs["1"]["rps"], 2)
+        out["met"] = out["postgresql_3_vs_1"] >= 2
+    return out
 
 
 # -- the 10-channel storm, the ack during it, latency and footprint ------------------------------------------
@@ -544,6 +623,35 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         out.append(
             ("the same storm in Slack (1 post/s per channel)", _visible(v), "", "", v["goal"], _verdict(v["met"]))
         )
+    replicas = report.get("replicas")
+    if replicas:
+        pg, lite = replicas.get("postgresql", {}), replicas.get("sqlite", {})
+        for n in ("1", "2", "3"):
+            if n not in pg and n not in lite:
+                continue
+            cells = []
+            if n in pg:
+                cells.append(f"PostgreSQL: {_load(pg[n])}" + _core(pg[n]).replace("its core", "the server core"))
+            elif "postgresql_skipped" in replicas:
+                cells.append(f"PostgreSQL: skipped ({replicas['postgresql_skipped']})")
+            if n in lite:
+                refused = f", {lite[n]['refused']:,} answered 503" if lite[n]["refused"] else ""
+                cells.append(f"SQLite: {_load(lite[n])}{refused}")
+            ratio = f"PostgreSQL {pg[n]['rps'] / pg['1']['rps']:.2f}× one replica" if n in pg and "1" in pg else ""
+            goal, met = ("", "")
+            if n == "3" and "met" in replicas:
+                goal, met = "PostgreSQL, 3 replicas ≥ 2× one", _verdict(replicas["met"])
+            out.append(
+                (
+                    f"call-URI webhooks, {n} replica{'s' if n != '1' else ''} on one database "
+                    f"({replicas['connections']} connections, wrk, {replicas['seconds']:.0f} s)",
+                    "; ".join(cells),
+                    "",
+                    ratio,
+                    goal,
+                    met,
+                )
+            )
     storm = report.get("storm", {}).get("storm")
     if storm:
         out.append(
@@ -680,7 +788,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, to check the bench itself works")
     parser.add_argument("--no-readme", action="store_true", help="don't rewrite README.md's table")
     parser.add_argument("--readme-only", action="store_true", help="rewrite README.md's table from results.json")
+    parser.add_argument("--only", choices=["replicas"], help="run only this part (results.json is not written)")
     args = parser.parse_args()
+    if args.only == "replicas":
+        pin_self_to_load_core()
+        with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+            figure = replicas_bench(tmp, 3 if args.quick else 8)
+        print(json.dumps(figure, indent=2))
+        for row in rows({"replicas": figure}):
+            print(" | ".join(row))
+        return
     if args.readme_only:
         update_readme(json.loads((ROOT / "results.json").read_text()))
         return
@@ -723,6 +840,7 @@ def main() -> None:
         if use_wrk:
             report["ack"] = ack_bench(tmp, report["method"]["ack_seconds"])
             report["ingest"] = ingest_bench(tmp, report["method"]["ingest_seconds"], visible_limit)
+            report["replicas"] = replicas_bench(tmp, report["method"]["ingest_seconds"])
         report["storm"] = storm_bench(
             tmp,
             events=1000 if quick else 10_000,

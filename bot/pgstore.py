@@ -15,7 +15,7 @@ The portable subset (what `execute` translates, so a statement written for SQLit
 - `?` placeholders (and `:name` with a dict); a literal `%` is escaped for the driver;
 - `INSERT OR IGNORE INTO …` → `INSERT INTO … ON CONFLICT DO NOTHING`; `ON CONFLICT(col) DO UPDATE SET
   x = excluded.x` is the same in both; `INSERT OR REPLACE` is refused (write the ON CONFLICT form);
-- `cursor.lastrowid` after an INSERT into a table with an `id` column (`RETURNING id` is added);
+- `cursor.lastrowid` after an INSERT into a table with an integer `id` column (`RETURNING id` is added);
   `cursor.rowcount` as usual; `IFNULL` → `COALESCE`; `LIKE` → `ILIKE` (SQLite's LIKE ignores case);
 - Python ints are sent untyped, so `text_column = 5` compares as SQLite would; bools are sent as 0/1;
   NUMERIC results (`SUM` of integers) come back as int (or float), as from SQLite;
@@ -458,8 +458,12 @@ class PostgresStore(Store):
         self.schema = str(schema)
         self._write_key = _lock_key(self.namespace, "write")
         self.locks = PgLocks(self.target, self.namespace)
-        self.locks.link.connect_now(wait)
-        self.migrate(MIGRATIONS if migrations is None else migrations)
+        try:
+            self.locks.link.connect_now(wait)
+            self.migrate(MIGRATIONS if migrations is None else migrations)
+        except BaseException:
+            self.close()
+            raise
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
@@ -589,7 +593,7 @@ class PostgresStore(Store):
         conn = self.link.get()
         rows = conn.execute(
             "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema()"
-            " AND column_name = 'id'"
+            " AND column_name = 'id' AND data_type IN ('bigint', 'integer', 'smallint')"
         ).fetchall()
         self._id_tables = frozenset(str(r[0]).lower() for r in rows)
 

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -37,19 +35,16 @@ def fresh_pg_url() -> str:
     """A URL of the test PostgreSQL whose tables live in a new, empty schema (a fresh database, in effect)."""
     if PG_URL is None:
         pytest.skip(PG_SKIPPED)
-    import psycopg
+    from tests.pgserver import new_schema
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{separator}options={quote(f'-c search_path={schema}')}"
+    return new_schema(PG_URL)
 
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """SWITCHBOARD_DB for the test: a fresh SQLite file, or (when parametrized so) a fresh PostgreSQL schema."""
-    kind = getattr(request, "param", "sqlite")
+    # SWITCHBOARD_TEST_BACKEND=postgresql runs every stack-based test on PostgreSQL (not CI's default: slower).
+    kind = getattr(request, "param", os.environ.get("SWITCHBOARD_TEST_BACKEND", "sqlite"))
     if kind == "postgresql":
         return fresh_pg_url()
     return str(tmp_path / "switchboard.db")

@@ -67,7 +67,9 @@ def free_port() -> int:
 class PgServer:
     """One PostgreSQL cluster in a temporary directory; `url` reaches its `switchboard` database."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False, prefix: list[str] | None = None) -> None:
+        self.durable = durable  # the bench's server keeps PostgreSQL's defaults: fsync, synchronous commit
+        self.prefix = prefix or []  # e.g. taskset: the bench keeps the server on the server's core
         self.bin = bindir()
         self.root = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
         self.data = self.root / "data"
@@ -91,9 +93,20 @@ class PgServer:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
 
     def _run(self, *args: str) -> None:
-        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True)
+        prefix = [a for a in args if a in self.prefix]
+        rest = list(args[len(prefix) :])
+        done = subprocess.run([*prefix, *self.as_user, *rest], capture_output=True, text=True)
         if done.returncode != 0:
-            raise Unavailable(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+            raise Unavailable(f"{Path(rest[0]).name} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (for CPU accounting)."""
+        try:
+            main = int((self.data / "postmaster.pid").read_text().split()[0])
+            children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+        except (OSError, ValueError, IndexError):
+            return []
+        return [main, *map(int, children)]
 
     def start(self) -> PgServer:
         pwfile = self.root / "pw"
@@ -119,9 +132,13 @@ class PgServer:
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
                 f"\nport = {self.port}\nunix_socket_directories = '{self.root}'\nlisten_addresses = '127.0.0.1'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                "max_connections = 200\n"
             )
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
+            if not self.durable:
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        self._run(
+            *self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start"
+        )
         self._run(str(self.bin / "createdb"), "-h", str(self.root), "-p", str(self.port), "-U", USER, DATABASE)
         return self
 
@@ -139,6 +156,20 @@ def running() -> Iterator[PgServer]:
         yield server.start()
     finally:
         server.stop()
+
+
+def new_schema(url: str) -> str:
+    """`url`, with its tables in a new empty schema of its own (a fresh database, in effect)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-c search_path={schema}')}"
 
 
 def redacted(url: str) -> str:
