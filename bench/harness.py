@@ -69,7 +69,8 @@ def pin_self_to_load_core() -> None:
         os.sched_setaffinity(0, {LOAD_CORE})
 
 
-def on_core(core: int) -> list[str]:
+def on_core(core: int | str) -> list[str]:
+    """taskset for one core (or a list such as "0,1")."""
     return ["taskset", "-c", str(core)] if pinning() else []
 
 
@@ -98,7 +99,16 @@ def free_port() -> int:
 class Server:
     """A server process on the server core; `ready` is the path that answers once it is up."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: str, *, ready: str = "/") -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        logdir: str,
+        *,
+        ready: str = "/",
+        cores: int | str = SERVER_CORE,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -107,7 +117,7 @@ class Server:
         started = time.monotonic()
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(
-                [*on_core(SERVER_CORE), sys.executable, "-m", *argv],
+                [*on_core(cores), sys.executable, "-m", *argv],
                 cwd=REPO,
                 env={**os.environ, **env},
                 stdout=log,

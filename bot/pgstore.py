@@ -63,6 +63,8 @@ from bot.store import (
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 5000
+ASYNC_POOL = 4  # connections for webhook inserts (aexecute), beside the one the event loop uses
+ASYNC_WAIT_S = 1.0  # a webhook waits this long for one of them, then is answered 503
 IDLE_IN_TRANSACTION_MS = 10_000
 CONNECT_TIMEOUT_S = 2
 STARTUP_WAIT_S = 30.0  # at start, how long to wait for PostgreSQL to accept connections
@@ -450,8 +452,13 @@ class PostgresStore(Store):
         self._fail_fast_until = 0.0
         self._id_tables: frozenset[str] = frozenset()
         self._cache: dict[tuple[str, bool, frozenset[str]], _Translated] = {}
-        self._savepoints = 0
-        self.link = _Link(self.target, "store", self._setup)
+        self._savepoints = 0  # names savepoints; unique across threads is enough
+        self._pool: Any = None
+        # One connection per thread: the event loop's, and the inbox worker's (which runs its batches in a thread
+        # of its own here, so the loop never waits on their round trips).
+        self._local = threading.local()
+        self._links: list[_Link] = []
+        self._main = threading.get_ident()
         conn = self.link.connect_now(wait)
         database, schema = conn.execute("SELECT current_database(), current_schema()").fetchone() or ("", "")
         self.namespace = f"{database}.{schema}"
@@ -464,6 +471,21 @@ class PostgresStore(Store):
         except BaseException:
             self.close()
             raise
+
+    @property
+    def link(self) -> _Link:
+        link = getattr(self._local, "link", None)
+        if link is None:
+            main = threading.get_ident() == self._main
+            role = "store" if main else f"store-{threading.current_thread().name}"
+            link = self._local.link = _Link(self.target, role, self._setup)
+            self._links.append(link)
+            if not main:
+                try:
+                    link.connect_now()
+                except StoreUnavailable:
+                    link.lost()  # reconnects in the background; statements answer StoreUnavailable meanwhile
+        return link
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
@@ -552,6 +574,59 @@ class PostgresStore(Store):
     def skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
 
+    # -- the async path (webhook inserts) ---------------------------------------------------------------
+
+    async def open_async(self) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            _configure(conn)  # type: ignore[arg-type]
+            await conn.execute(SERVER_KEEPALIVES)
+            await conn.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
+            await conn.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
+
+        self._pool = AsyncConnectionPool(
+            self.target,
+            min_size=1,
+            max_size=ASYNC_POOL,
+            open=False,
+            timeout=ASYNC_WAIT_S,
+            reconnect_timeout=365 * 86400.0,  # never give up: PostgreSQL comes back, and so do its connections
+            configure=configure,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": f"switchboard {replica_name()} hooks"[:63],
+                **KEEPALIVES,
+            },
+        )
+        await self._pool.open(wait=False)
+
+    async def close_async(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(timeout=2)
+
+    async def aexecute(self, sql: str, params: tuple[Any, ...] | list[Any] | dict[str, Any] = ()) -> Cursor:
+        pool = self._pool
+        if pool is None:
+            return self.execute(sql, params)
+        from psycopg_pool import PoolTimeout
+
+        statement = self._translated(sql, isinstance(params, dict))
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(statement.sql, _params(params))
+                rows = await cursor.fetchall() if cursor.description is not None else []
+        except PoolTimeout:
+            raise StoreUnavailable("PostgreSQL unreachable: no connection free or made in time") from None
+        except psycopg.Error as exc:
+            lost = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+            raise _mapped(exc, lost) from None
+        if statement.returning_id:
+            return Cursor([], cursor.rowcount, int(rows[0][0]) if rows else None)
+        return Cursor(rows, cursor.rowcount, None)
+
     # -- migrations -----------------------------------------------------------------------------------
 
     def migrate(self, migrations: list[Migration]) -> list[int]:
@@ -632,7 +707,8 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self.locks.close()
-        self.link.close()
+        for link in self._links:
+            link.close()
 
 
 class _PgTransaction:

@@ -86,11 +86,25 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, name: str, tell_user: OnFailure | None = None
-    ) -> asyncio.Task[Any]:
-        """Run `coro` in the background; a failure is logged and, if given, told to the user."""
+    ) -> asyncio.Task[Any] | None:
+        """Run `coro` in the background; a failure is logged and, if given, told to the user.
+
+        Safe from another thread (the inbox worker's, on PostgreSQL): the task is then started on the app's
+        event loop, and None is returned."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                raise
+            self._loop.call_soon_threadsafe(self._start, coro, name, tell_user)
+            return None
+        return self._start(coro, name, tell_user)
+
+    def _start(self, coro: Coroutine[Any, Any, Any], name: str, tell_user: OnFailure | None) -> asyncio.Task[Any]:
         task = asyncio.create_task(self._guard(coro, name, tell_user), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -180,6 +194,7 @@ class Services:
         self._closers.append(closer)
 
     async def start(self) -> None:
+        await self.store.open_async()
         # One aiohttp session for every Slack call: slack-sdk opens a new one per call otherwise.
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=15)
@@ -205,4 +220,5 @@ class Services:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.store.close_async()
         self.store.close()
