@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 5000
 ASYNC_POOL = 4  # connections for webhook inserts (aexecute), beside the one the event loop uses
-ASYNC_WAIT_S = 1.0  # a webhook waits this long for one of them, then is answered 503
+ASYNC_WAIT_S = 0.5  # a webhook waits this long for one of them, then is answered 503
 IDLE_IN_TRANSACTION_MS = 10_000
 CONNECT_TIMEOUT_S = 2
 STARTUP_WAIT_S = 30.0  # at start, how long to wait for PostgreSQL to accept connections

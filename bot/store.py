@@ -397,6 +397,11 @@ def _channel_pace(db: Any) -> None:
     db.execute("CREATE TABLE channel_pace (channel TEXT PRIMARY KEY, ready_at REAL NOT NULL)")
 
 
+def _slack_signatures(db: Any) -> None:
+    # Several replicas: signed Slack requests already handled, so a replay to another replica is refused too.
+    db.execute("CREATE TABLE slack_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -416,6 +421,7 @@ MIGRATIONS: list[Migration] = [
     Migration(40, "scheduler: jobs in the database, run by the leader", _scheduled_jobs),
     Migration(41, "scheduler: who leads", _leader),
     Migration(42, "outbox: each channel's pace, kept across replicas", _channel_pace),
+    Migration(43, "signed Slack requests seen by any replica", _slack_signatures),
 ]
 
 

@@ -141,7 +141,7 @@ def test_migrations_run_once_when_replicas_start_together(pg_url: str) -> None:
     assert errors == [] and len(stores) == 4
     versions = stores[0].execute("SELECT version FROM _migrations ORDER BY version").fetchall()
     assert len(versions) == len({v[0] for v in versions}) == len(stores[0].applied_migrations())
-    assert stores[0].schema_version() >= 42
+    assert stores[0].schema_version() >= 43
     for store in stores:
         store.close()
 
@@ -310,7 +310,7 @@ def test_check_reports_database_migrations_and_leader(pg_url: str, tmp_path: Pat
         )
         out = done.stdout
         assert "Database: PostgreSQL 1" in out, out + done.stderr
-        assert "schema version 42" in out and "up to date" in out
+        assert "schema version 43" in out and "up to date" in out
         assert "Scheduler leader:" in out and "none" not in out.split("Scheduler leader:")[1].splitlines()[0]
         password = pg_url.split("://", 1)[1].split("@")[0].split(":")[1]
         assert password not in out + done.stderr
@@ -466,3 +466,33 @@ def test_the_database_password_never_reaches_the_log(pg_url: str, caplog: pytest
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "could not reach %s", (pg_url,), None)
     RedactSecrets().filter(record)
     assert password not in record.getMessage() and "***" in record.getMessage()
+
+
+def test_a_signed_request_replayed_to_another_replica_is_not_handled_again(pg_url: str, tmp_path: Path) -> None:
+    from bot.sandbox.signing import signature_headers, slash_command_body
+
+    slack = SlackSandbox()
+    with LoopbackServer(slack.asgi(), name="slack") as slack_server:
+        slack.base_url = slack_server.url
+        env = replica_env(slack, slack_server.url, pg_url)
+        replicas = [Replica(env, f"r{i}", tmp_path).start() for i in range(2)]
+        try:
+            body = slash_command_body(
+                "/numbers",
+                "help",
+                user_id="U0REP",
+                channel_id="C0SALES",
+                response_url=slack.new_response_url(),
+                trigger_id="1.T0SANDBOX.replay",
+            )
+            headers = {
+                **signature_headers(slack.signing_secret, body),
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
+            first = httpx.post(f"{replicas[0].url}/slack/events", content=body, headers=headers, timeout=5)
+            again = httpx.post(f"{replicas[1].url}/slack/events", content=body, headers=headers, timeout=5)
+            assert first.status_code == 200 and "response_type" in first.text
+            assert again.status_code == 200 and again.content == b""  # an ack, not handled a second time
+        finally:
+            for replica in replicas:
+                replica.stop()
