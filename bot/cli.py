@@ -125,6 +125,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
+def _running_here(holder: str) -> bool:
+    """Whether `host:pid` names a live process (on another host: assumed so)."""
+    import os
+    import socket
+
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _check_database(settings: Settings) -> int:
     """The database's kind and version, its migrations, and who leads the scheduler; nothing is changed."""
     import datetime
@@ -154,6 +171,8 @@ def _check_database(settings: Settings) -> int:
             )
         )
         leader = leader_of(store) if "leader" in store.table_names() else None
+        if leader is not None and not store.shared and not _running_here(str(leader.get("holder"))):
+            leader = None  # the SQLite process that wrote it is gone (killed before it could say so)
         if leader is None or not leader.get("holder") or leader.get("lock_held") is False:
             print("  Scheduler leader: none (no `switchboard serve` is running on this database)")
         else:
