@@ -235,6 +235,8 @@ class Scheduler:
             await asyncio.sleep(LEAD_POLL_S)
             try:
                 await self._tick()
+            except StoreBusy as exc:  # locked by another process, or PostgreSQL restarting: next second
+                log.debug("scheduler: the database can't answer now (%s)", exc)
             except Exception:
                 log.exception("scheduler: leadership check failed; trying again")
 
