@@ -661,7 +661,9 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                     continue
                 cells = []
                 if n in pg:
-                    cells.append(f"PostgreSQL: {_load(pg[n])}" + _core(pg[n]).replace("of its core", "CPU"))
+                    per_cpu = f", {pg[n]['per_server_cpu_s']:,} per CPU-second" if pg[n].get("per_server_cpu_s") else ""
+                    cpu = f" ({pg[n]['server_cpu']:.0%} CPU{per_cpu})" if pg[n].get("server_cpu") is not None else ""
+                    cells.append(f"PostgreSQL: {_load(pg[n])}{cpu}")
                 elif "postgresql_skipped" in figure:
                     cells.append(f"PostgreSQL: skipped ({figure['postgresql_skipped']})")
                 if n in lite:
