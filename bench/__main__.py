@@ -309,6 +309,32 @@ def replicas_bench(tmp: str, seconds: float) -> dict[str, Any]:
     return out
 
 
+def _ack_under_ingest(tmp: str, slack: SlackSandbox, slack_url: str, db: str, cores: str, seconds: float) -> Any:
+    """Signed `/numbers help` on 1 connection while 17 connections of webhooks hit the same replica: how long
+    an ack waits while the store is busy (on PostgreSQL: round trips, the async pool, the inbox's thread)."""
+    app = start_app("ack-under-ingest", tmp, slack, slack_url, routes={ONE_CHANNEL: "C0STORM"}, db=db, cores=cores)
+    params = {k: v for k, v in CALL.items() if k != "bnum"}
+    try:
+        storm = Wrk(
+            app.url,
+            calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=700_000_000),
+            connections=REPLICA_CONNECTIONS - 1,
+            seconds=seconds,
+            scriptdir=tmp,
+        )
+        acks = run_wrk(
+            app.url,
+            signed_commands_lua(slack.signing_secret, slack.new_response_url(), SIGNED),
+            connections=1,
+            seconds=seconds,
+            scriptdir=tmp,
+        )
+        storm.result()
+    finally:
+        app.stop()
+    return acks.summary()
+
+
 def _replicas_on(tmp: str, seconds: float, cores: str) -> dict[str, Any]:
     from bot.store import Store
     from tests.pgserver import PgServer, Unavailable, new_schema
@@ -366,6 +392,10 @@ def _replicas_on(tmp: str, seconds: float, cores: str) -> dict[str, Any]:
                     finally:
                         for replica in replicas:
                             replica.stop()
+                    if n == 1 and "," not in cores:
+                        fresh = new_schema(pg.url) if pg is not None and kind == "postgresql" else f"{tmp}/ack.db"
+                        ack = _ack_under_ingest(tmp, slack, slack_server.url, fresh, cores, seconds)
+                        out[kind]["ack_under_ingest"] = ack
                     store = Store(db)
                     stored = int(store.execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
                     handled = int(store.execute("SELECT COUNT(*) FROM inbox WHERE status != 'new'").fetchone()[0])
@@ -673,6 +703,23 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 goal, met = "", ""
                 if n == "3" and placement == "two_cores" and "met" in replicas:
                     goal, met = "PostgreSQL, 3 replicas ≥ 2× one", _verdict(replicas["met"])
+                if n == "1" and placement == "one_core" and ("ack_under_ingest" in pg or "ack_under_ingest" in lite):
+                    acks = [
+                        f"{name}: {_load(fig['ack_under_ingest'])}"
+                        for name, fig in (("PostgreSQL", pg), ("SQLite", lite))
+                        if "ack_under_ingest" in fig
+                    ]
+                    out.append(
+                        (
+                            "signed `/numbers help` on 1 connection while 17 connections of webhooks hit the same "
+                            "replica (one core)",
+                            "; ".join(acks),
+                            "",
+                            "",
+                            "",
+                            "",
+                        )
+                    )
                 out.append(
                     (
                         f"call-URI webhooks (one-channel storm), {n} replica{'s' if n != '1' else ''} on one database, "
