@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/switchboard demo
 
+# The PostgreSQL tests need a server: tests/pgserver.py starts a throwaway one from Debian's postgresql
+# package in a temp dir (apt-get installs it first when run as root and it is missing), exports
+# SWITCHBOARD_TEST_PG for the run, and stops it after. Without one the run says why and those tests skip.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m tests.pgserver run -- $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

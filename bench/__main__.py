@@ -16,6 +16,7 @@ The outbox and history-query figures are not HTTP load: they run in this process
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -32,6 +33,9 @@ from typing import Any
 import httpx
 
 from bench.harness import (
+    LOAD_CORE,
+    SERVER_CORE,
+    Group,
     Server,
     Wrk,
     WrkResult,
@@ -39,10 +43,12 @@ from bench.harness import (
     calls_lua,
     machine,
     national_caller,
+    on_core,
     pin_self_to_load_core,
     pinning,
     run_wrk,
     signed_commands_lua,
+    spread_lua,
     wrk_path,
     wrk_version,
 )
@@ -90,12 +96,14 @@ def start_app(
     *,
     routes: dict[str, str] | None = None,
     groups: dict[str, str] | None = None,
+    db: str | None = None,
+    cores: int | str = SERVER_CORE,
 ) -> Server:
     """`switchboard serve` on the server core, with routes written to its database before it starts."""
     from bot.domain.routing import set_group_route, set_route
     from bot.store import Store
 
-    db = f"{tmp}/{name}.db"
+    db = db or f"{tmp}/{name}.db"
     store = Store(db)
     for number, channel in (routes or {}).items():
         set_route(store, number.replace("-0", "", 1), channel, by="bench")
@@ -110,7 +118,7 @@ def start_app(
         "SWITCHBOARD_DB": db,
         "SWITCHBOARD_ALERTS_CHANNEL": "C0ALERTS",
     }
-    return Server(name, ["bot.cli", "serve", "--port", "{port}"], env, tmp, ready="/healthz")
+    return Server(name, ["bot.cli", "serve", "--port", "{port}"], env, tmp, ready="/healthz", cores=cores)
 
 
 def stored_callers(server_db: str) -> set[str]:
@@ -274,6 +282,135 @@ def ingest_bench(tmp: str, seconds: float, visible_limit: float) -> dict[str, An
         "met": met,
         "visibility": {**visibility, "goal": GOALS["visible"], "met": visible_met},
     }
+
+
+# -- several replicas: PostgreSQL, and SQLite for comparison -------------------------------------------------
+
+REPLICA_CONNECTIONS = 18  # divisible by 1, 2 and 3: wrk runs one thread per replica
+
+
+def replicas_bench(tmp: str, seconds: float) -> dict[str, Any]:
+    """Call-URI ingest (the one-channel storm's webhooks) with 1, 2 and 3 `switchboard serve` replicas sharing one
+    database: PostgreSQL (started here from Debian's package, durable defaults: fsync and synchronous commit on),
+    then SQLite for comparison. wrk runs one thread per replica (each keeps to one replica, as a load balancer
+    spreads connections). Twice: replicas and PostgreSQL on the server core only (as every other figure), then
+    free to use both cores (wrk and the Slack sandbox still on core 1: the nearest this machine comes to replicas
+    with cores of their own)."""
+    out: dict[str, Any] = {"connections": REPLICA_CONNECTIONS, "seconds": seconds}
+    for placement, cores in (("one_core", str(SERVER_CORE)), ("two_cores", f"{SERVER_CORE},{LOAD_CORE}")):
+        out[placement] = _replicas_on(tmp, seconds, cores)
+        out[placement]["cores"] = cores
+    for placement in ("one_core", "two_cores"):
+        pg = out[placement].get("postgresql", {})
+        if "1" in pg and "3" in pg and pg["1"]["rps"]:
+            out[placement]["postgresql_3_vs_1"] = round(pg["3"]["rps"] / pg["1"]["rps"], 2)
+    ratio = out["two_cores"].get("postgresql_3_vs_1")
+    if ratio is not None:
+        out["met"] = ratio >= 2
+    return out
+
+
+def _ack_under_ingest(tmp: str, slack: SlackSandbox, slack_url: str, db: str, cores: str, seconds: float) -> Any:
+    """Signed `/numbers help` on 1 connection while 17 connections of webhooks hit the same replica: how long
+    an ack waits while the store is busy (on PostgreSQL: round trips, the async pool, the inbox's thread)."""
+    app = start_app("ack-under-ingest", tmp, slack, slack_url, routes={ONE_CHANNEL: "C0STORM"}, db=db, cores=cores)
+    params = {k: v for k, v in CALL.items() if k != "bnum"}
+    try:
+        storm = Wrk(
+            app.url,
+            calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=700_000_000),
+            connections=REPLICA_CONNECTIONS - 1,
+            seconds=seconds,
+            scriptdir=tmp,
+        )
+        acks = run_wrk(
+            app.url,
+            signed_commands_lua(slack.signing_secret, slack.new_response_url(), SIGNED),
+            connections=1,
+            seconds=seconds,
+            scriptdir=tmp,
+        )
+        storm.result()
+    finally:
+        app.stop()
+    return acks.summary()
+
+
+def _replicas_on(tmp: str, seconds: float, cores: str) -> dict[str, Any]:
+    from bot.store import Store
+    from tests.pgserver import PgServer, Unavailable, new_schema
+
+    out: dict[str, Any] = {"postgresql": {}, "sqlite": {}}
+    try:
+        pg: PgServer | None = PgServer(durable=True, prefix=on_core(cores)).start()
+        assert pg is not None
+        out["postgresql_version"] = pg.bin.parent.name
+    except Unavailable as exc:
+        pg = None
+        out["postgresql_skipped"] = str(exc)
+        print(f"bench: PostgreSQL replicas skipped: {exc}", file=sys.stderr)
+    slack = SlackSandbox(channel_interval=1.0)
+    params = {k: v for k, v in CALL.items() if k != "bnum"}
+    try:
+        with LoopbackServer(slack.asgi(), name="slack") as slack_server:
+            slack.base_url = slack_server.url
+            for kind in ("postgresql", "sqlite"):
+                if kind == "postgresql" and pg is None:
+                    continue
+                for n in (1, 2, 3):
+                    db = new_schema(pg.url) if pg is not None and kind == "postgresql" else f"{tmp}/replicas-{n}.db"
+                    if kind == "sqlite":
+                        with contextlib.suppress(FileNotFoundError):
+                            for suffix in ("", "-wal", "-shm"):
+                                os.unlink(db + suffix)
+                    replicas = [
+                        start_app(
+                            f"{kind}-{n}-{i}",
+                            tmp,
+                            slack,
+                            slack_server.url,
+                            routes={ONE_CHANNEL: "C0STORM"},
+                            db=db,
+                            cores=cores,
+                        )
+                        for i in range(n)
+                    ]
+                    group = Group(replicas, pg.pids if pg is not None and kind == "postgresql" else None)
+                    urls = [r.url for r in replicas]
+                    try:
+                        warm = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=900_000_000) + spread_lua(urls)
+                        run_wrk(urls[0], warm, connections=REPLICA_CONNECTIONS, seconds=1, scriptdir=tmp, threads=n)
+                        script = calls_lua(params, WEBHOOK_TOKEN, [ONE_CHANNEL], offset=n * 100_000_000)
+                        result = run_wrk(
+                            urls[0],
+                            script + spread_lua(urls),
+                            connections=REPLICA_CONNECTIONS,
+                            seconds=seconds,
+                            scriptdir=tmp,
+                            server=group,
+                            threads=n,
+                        )
+                    finally:
+                        for replica in replicas:
+                            replica.stop()
+                    if n == 1 and "," not in cores:
+                        fresh = new_schema(pg.url) if pg is not None and kind == "postgresql" else f"{tmp}/ack.db"
+                        ack = _ack_under_ingest(tmp, slack, slack_server.url, fresh, cores, seconds)
+                        out[kind]["ack_under_ingest"] = ack
+                    store = Store(db)
+                    stored = int(store.execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
+                    handled = int(store.execute("SELECT COUNT(*) FROM inbox WHERE status != 'new'").fetchone()[0])
+                    store.close()
+                    out[kind][str(n)] = {
+                        **result.summary(),
+                        "stored_events": stored,
+                        "handled_events": handled,
+                        "refused": result.errors["bad_answer"],
+                    }
+    finally:
+        if pg is not None:
+            pg.stop()
+    return out
 
 
 # -- the 10-channel storm, the ack during it, latency and footprint ------------------------------------------
@@ -633,6 +770,56 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         out.append(
             ("the same storm in Slack (1 post/s per channel)", _visible(v), "", "", v["goal"], _verdict(v["met"]))
         )
+    replicas = report.get("replicas")
+    if replicas:
+        for placement, where in (("one_core", "replicas and PostgreSQL on core 0"), ("two_cores", "on both cores")):
+            figure = replicas.get(placement, {})
+            pg, lite = figure.get("postgresql", {}), figure.get("sqlite", {})
+            for n in ("1", "2", "3"):
+                if n not in pg and n not in lite:
+                    continue
+                cells = []
+                if n in pg:
+                    per_cpu = f", {pg[n]['per_server_cpu_s']:,} per CPU-second" if pg[n].get("per_server_cpu_s") else ""
+                    cpu = f" ({pg[n]['server_cpu']:.0%} CPU{per_cpu})" if pg[n].get("server_cpu") is not None else ""
+                    cells.append(f"PostgreSQL: {_load(pg[n])}{cpu}")
+                elif "postgresql_skipped" in figure:
+                    cells.append(f"PostgreSQL: skipped ({figure['postgresql_skipped']})")
+                if n in lite:
+                    refused = f", {lite[n]['refused']:,} answered 503" if lite[n]["refused"] else ""
+                    cells.append(f"SQLite: {_load(lite[n])}{refused}")
+                ratio = f"PostgreSQL {pg[n]['rps'] / pg['1']['rps']:.2f}× one replica" if n in pg and "1" in pg else ""
+                goal, met = "", ""
+                if n == "3" and placement == "two_cores" and "met" in replicas:
+                    goal, met = "PostgreSQL, 3 replicas ≥ 2× one", _verdict(replicas["met"])
+                if n == "1" and placement == "one_core" and ("ack_under_ingest" in pg or "ack_under_ingest" in lite):
+                    acks = [
+                        f"{name}: {_load(fig['ack_under_ingest'])}"
+                        for name, fig in (("PostgreSQL", pg), ("SQLite", lite))
+                        if "ack_under_ingest" in fig
+                    ]
+                    out.append(
+                        (
+                            "signed `/numbers help` on 1 connection while 17 connections of webhooks hit the same "
+                            "replica (one core)",
+                            "; ".join(acks),
+                            "",
+                            "",
+                            "",
+                            "",
+                        )
+                    )
+                out.append(
+                    (
+                        f"call-URI webhooks (one-channel storm), {n} replica{'s' if n != '1' else ''} on one database, "
+                        f"{where} ({replicas['connections']} connections, {replicas['seconds']:.0f} s)",
+                        "; ".join(cells),
+                        "",
+                        ratio,
+                        goal,
+                        met,
+                    )
+                )
     storm = report.get("storm", {}).get("storm")
     if storm:
         out.append(
@@ -790,7 +977,16 @@ def main() -> None:
         action="store_true",
         help="run only the /numbers report figures and add them to results.json (the rest kept, and said so)",
     )
+    parser.add_argument("--only", choices=["replicas"], help="run only this part (results.json is not written)")
     args = parser.parse_args()
+    if args.only == "replicas":
+        pin_self_to_load_core()
+        with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+            figure = replicas_bench(tmp, 3 if args.quick else 8)
+        print(json.dumps(figure, indent=2))
+        for row in rows({"replicas": figure}):
+            print(" | ".join(row))
+        return
     if args.readme_only:
         update_readme(json.loads((ROOT / "results.json").read_text()))
         return
@@ -847,6 +1043,7 @@ def main() -> None:
         if use_wrk:
             report["ack"] = ack_bench(tmp, report["method"]["ack_seconds"])
             report["ingest"] = ingest_bench(tmp, report["method"]["ingest_seconds"], visible_limit)
+            report["replicas"] = replicas_bench(tmp, report["method"]["ingest_seconds"])
         report["storm"] = storm_bench(
             tmp,
             events=1000 if quick else 10_000,

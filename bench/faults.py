@@ -173,6 +173,178 @@ def sigkill(events: int) -> dict[str, Any]:
     }
 
 
+# -- 1b. several replicas on PostgreSQL: one killed, then PostgreSQL itself restarted ------------------------
+
+
+def replica_faults(kind: str, events: int) -> dict[str, Any]:
+    """`sigkill`: 3 replicas take a burst spread over them; the scheduler's leader is killed a third of the way
+    through, and the senders re-send what got no 2xx to the others. `restart`: 2 replicas; PostgreSQL is stopped
+    for 3 s a quarter of the way through, then started again. Every acknowledged call must show exactly once."""
+    from tests.pgserver import PgServer, Unavailable, new_schema
+
+    name = "SIGKILL one of 3 replicas mid-burst" if kind == "sigkill" else "PostgreSQL restarted mid-burst (2 replicas)"
+    try:
+        pg = PgServer().start()
+    except Unavailable as exc:
+        return {"name": name, "skipped": str(exc), "pass": True}
+    groups = 10
+    slack = SlackSandbox(channel_interval=1.0)
+    replicas: list[dict[str, Any]] = []
+    try:
+        with LoopbackServer(slack.asgi(), name="slack") as slack_server:
+            slack.base_url = slack_server.url
+            db = new_schema(pg.url)
+            store = Store(db)
+            for g in range(groups):
+                set_group_route(store, f"g{g}", f"C0G{g}", by="faults")
+            env = {
+                **os.environ,
+                "SLACK_BOT_TOKEN": slack.bot_token,
+                "SLACK_SIGNING_SECRET": slack.signing_secret,
+                "SLACK_API_URL": f"{slack_server.url}/api/",
+                "SWITCHBOARD_DB": db,
+                "SWITCHBOARD_WEBHOOK_TOKEN": "faults",
+                "SWITCHBOARD_LOG_LEVEL": "ERROR",
+            }
+            for _ in range(3 if kind == "sigkill" else 2):
+                sock = free_socket()
+                port = sock.getsockname()[1]
+                sock.close()
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "bot.cli", "serve"],
+                    env={**env, "SWITCHBOARD_PORT": str(port)},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                replicas.append({"url": f"http://127.0.0.1:{port}", "process": process})
+            for replica in replicas:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if httpx.get(f"{replica['url']}/healthz", timeout=1).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("switchboard serve did not start")
+                    time.sleep(0.05)
+
+            def role(replica: dict[str, Any]) -> str:
+                try:
+                    return str(httpx.get(f"{replica['url']}/healthz", timeout=1).json().get("scheduler"))
+                except (httpx.HTTPError, ValueError):
+                    return "down"
+
+            alive = list(replicas)
+            acked: set[int] = set()
+            statuses: Counter[int] = Counter()
+            lock = threading.Lock()
+            fault = threading.Event()
+            during: Counter[int] = Counter()
+
+            def worker(numbers: list[int]) -> None:
+                with httpx.Client(timeout=3) as client:
+                    for n in numbers:
+                        for attempt in range(400):  # the provider re-sends what got no 2xx, to whichever answers
+                            with lock:
+                                target = alive[(n + attempt) % len(alive)]
+                            try:
+                                status = client.send(webhook(target["url"], n, groups, "faults")).status_code
+                            except httpx.HTTPError:
+                                status = 0
+                            with lock:
+                                statuses[status] += 1
+                                if fault.is_set():
+                                    during[status] += 1
+                                if status == 200:
+                                    acked.add(n)
+                            if status == 200:
+                                break
+                            time.sleep(0.05)
+
+            threads = [threading.Thread(target=worker, args=(list(range(w, events, 8)),)) for w in range(8)]
+            for thread in threads:
+                thread.start()
+            threshold = events // 3 if kind == "sigkill" else events // 4
+            while len(acked) < threshold and any(t.is_alive() for t in threads):
+                time.sleep(0.005)
+            at_fault = len(acked)
+            fault_at = time.monotonic()
+            recovered_after = None
+            if kind == "sigkill":
+                leader = next((r for r in replicas if role(r) == "leader"), replicas[0])
+                with lock:
+                    alive.remove(leader)
+                leader["process"].send_signal(signal.SIGKILL)
+                leader["process"].wait(10)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if any(role(r) == "leader" for r in alive):
+                        recovered_after = round(time.monotonic() - fault_at, 2)
+                        break
+                    time.sleep(0.1)
+            else:
+                pg._run(str(pg.bin / "pg_ctl"), "-D", str(pg.data), "-m", "fast", "-w", "stop")
+                fault.set()  # the answers from here to the start are those given while PostgreSQL is down
+                time.sleep(3)
+                fault.clear()
+                pg._run(str(pg.bin / "pg_ctl"), "-D", str(pg.data), "-l", str(pg.root / "log"), "-w", "start")
+                restarted = time.monotonic()
+                deadline = restarted + 30
+                while time.monotonic() < deadline:
+                    try:
+                        if all(httpx.get(f"{r['url']}/healthz", timeout=1).status_code == 200 for r in replicas):
+                            recovered_after = round(time.monotonic() - restarted, 2)
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.1)
+            for thread in threads:
+                thread.join(300)
+            wanted = {caller(n)[1] for n in acked}
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and not wanted <= set(shown_once(slack.all_messages())):
+                time.sleep(0.5)
+            time.sleep(2)
+            leaders = sum(role(r) == "leader" for r in alive)
+            counts = shown_once(slack.all_messages())
+            store.close()
+    finally:
+        for replica in replicas:
+            if replica["process"].poll() is None:
+                stop_server(replica["process"])
+        pg.stop()
+    lost = sum(1 for n in acked if counts[caller(n)[1]] == 0)
+    doubled = sum(1 for n in range(events) if counts[caller(n)[1]] > 1)
+    result: dict[str, Any] = {
+        "name": name,
+        "events": events,
+        "acked_before_fault": at_fault,
+        "acked": len(acked),
+        "posted_once": sum(1 for n in acked if counts[caller(n)[1]] == 1),
+        "lost": lost,
+        "doubled": doubled,
+        "peak_posts_per_s_per_channel": slack.peak_posts_per_second(),
+        "leaders_after": leaders,
+    }
+    if kind == "sigkill":
+        result["new_leader_after_s"] = recovered_after
+    else:
+        result["answers_while_down"] = dict(during)
+        result["healthy_after_restart_s"] = recovered_after
+    ok_answers = kind == "sigkill" or (during.get(503, 0) > 0 and set(during) <= {503})
+    result["pass"] = (
+        lost == 0
+        and doubled == 0
+        and len(acked) == events
+        and leaders == 1
+        and recovered_after is not None
+        and ok_answers
+        and result["peak_posts_per_s_per_channel"] <= 1
+    )
+    return result
+
+
 # -- 2. replays and Slack's retries ----------------------------------------------------------------------
 
 
@@ -436,17 +608,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make faults")
     parser.add_argument("--quick", action="store_true", help="small counts, to check the suite itself runs")
     parser.add_argument(
-        "--only", choices=["lost_webhooks"], help="run one check and replace its entry in faults.json (the rest kept)"
+        "--only",
+        choices=["lost_webhooks", "replicas"],
+        help="lost_webhooks: run it and replace its entry in faults.json; replicas: print the replica checks only",
     )
     args = parser.parse_args()
     q = args.quick
-    if args.only:
+    if args.only == "replicas":
+        for r in (replica_faults("sigkill", 600 if q else 3000), replica_faults("restart", 400 if q else 2000)):
+            print(f"{'PASS' if r['pass'] else 'FAIL'}  {r['name']}: {json.dumps(r)}")
+        return
+    if args.only == "lost_webhooks":
         fresh = [lost_webhooks(200 if q else 2000)]
         kept = json.loads((ROOT / "faults.json").read_text()) if (ROOT / "faults.json").exists() else []
         results = [r for r in kept if "webhooks dropped" not in r["name"]] + fresh
     else:
         results = [
             sigkill(1000 if q else 10_000),
+            replica_faults("sigkill", 600 if q else 3000),
+            replica_faults("restart", 400 if q else 2000),
             replays(50 if q else 200),
             slack_outage(10 if q else 60, 30 if q else 100),
             provisioning_faults(12 if q else 100),

@@ -69,7 +69,8 @@ def pin_self_to_load_core() -> None:
         os.sched_setaffinity(0, {LOAD_CORE})
 
 
-def on_core(core: int) -> list[str]:
+def on_core(core: int | str) -> list[str]:
+    """taskset for one core (or a list such as "0,1")."""
     return ["taskset", "-c", str(core)] if pinning() else []
 
 
@@ -98,7 +99,16 @@ def free_port() -> int:
 class Server:
     """A server process on the server core; `ready` is the path that answers once it is up."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: str, *, ready: str = "/") -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        logdir: str,
+        *,
+        ready: str = "/",
+        cores: int | str = SERVER_CORE,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -107,7 +117,7 @@ class Server:
         started = time.monotonic()
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(
-                [*on_core(SERVER_CORE), sys.executable, "-m", *argv],
+                [*on_core(cores), sys.executable, "-m", *argv],
                 cwd=REPO,
                 env={**os.environ, **env},
                 stdout=log,
@@ -285,6 +295,50 @@ end
 """
 
 
+def spread_lua(urls: list[str]) -> str:
+    """Lua appended to a script so that wrk's threads (one per URL) each load one server, and count calls from
+    an offset of their own (the ids stay distinct across threads)."""
+    targets = ", ".join(
+        "{" + lua_string(u.split("://", 1)[1].rsplit(":", 1)[0]) + ", " + lua_string(u.rsplit(":", 1)[1]) + "}"
+        for u in urls
+    )
+    return (
+        f"local targets = {{{targets}}}\n"
+        "local made = 0\n"
+        "function setup(thread)\n"
+        "  made = made + 1\n"
+        "  local t = targets[(made - 1) % #targets + 1]\n"
+        "  thread.addr = wrk.lookup(t[1], t[2])[1]\n"
+        '  thread:set("OFFSET", OFFSET + made * 10000000)\n'
+        "  table.insert(threads, thread)\n"
+        "end\n"
+    )
+
+
+class Group:
+    """Several processes measured as one server (replicas, and the PostgreSQL they share)."""
+
+    def __init__(self, servers: list[Server], extra_pids: Any = None) -> None:
+        self.servers = servers
+        self.extra_pids = extra_pids  # a callable giving more pids to count (PostgreSQL's processes)
+
+    def cpu_seconds(self) -> float:
+        total = sum(s.cpu_seconds() for s in self.servers)
+        for pid in self.extra_pids() if self.extra_pids else []:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += pid_cpu_seconds(pid)
+        return total
+
+    def alive(self) -> bool:
+        return all(s.process.poll() is None for s in self.servers)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def calls_lua(
     call: dict[str, str], token: str, tracking: list[str], *, offset: int = 0, quota: int = 0, rate: float = 0
 ) -> str:
@@ -359,8 +413,9 @@ class Wrk:
         connections: int,
         seconds: float,
         scriptdir: str,
-        server: Server | None = None,
+        server: Server | Group | None = None,
         timeout_s: int = 10,
+        threads: int = 1,
     ) -> None:
         path = wrk_path()
         if path is None:
@@ -378,7 +433,7 @@ class Wrk:
             [
                 *on_core(LOAD_CORE),
                 path,
-                "-t1",
+                f"-t{threads}",
                 f"-c{connections}",
                 f"-d{max(1, round(seconds))}s",
                 f"--timeout={timeout_s}s",
@@ -423,7 +478,11 @@ class Wrk:
         wall = ended - self.started
         wrk_cpu = (usage.ru_utime + usage.ru_stime) / wall
         server_cpu = None
-        if self.server is not None and self._cpu0 is not None and self.server.process.poll() is None:
+        if isinstance(self.server, Group):
+            alive = self.server.alive()
+        else:
+            alive = self.server is not None and self.server.process.poll() is None
+        if self.server is not None and self._cpu0 is not None and alive:
             server_cpu = (self.server.cpu_seconds() - self._cpu0) / wall
         marked = [line for line in self.lines if line.startswith("BENCH_JSON ")]
         if not marked:

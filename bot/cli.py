@@ -35,7 +35,10 @@ def _secrets(settings: Settings) -> list[str]:
         settings.webhook_token,
         settings.metrics_token,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
+    if settings.db_password:
+        secrets.append(settings.db_password)
+    return secrets
 
 
 # A kept-alive connection idle this long is closed.
@@ -83,7 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     app = create_app(settings)
-    log.info("Switchboard listening on http://%s:%d (database %s)", host, port, settings.db_path)
+    from bot.store import redact_url
+
+    log.info("Switchboard listening on http://%s:%d (database %s)", host, port, redact_url(settings.db))
     server = uvicorn.Server(server_config(app, host, port, settings.log_level.lower()))
     # uvicorn shuts down gracefully on Ctrl-C and then re-raises it; that is a normal stop.
     with contextlib.suppress(KeyboardInterrupt):
@@ -118,11 +123,74 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("  note: the AVANSER data feed is off (AVANSER_FEED_URL is not set): a lost call webhook stays lost.")
     if args.offline:
         return 0
-    status = 0
+    status = _check_database(settings)
     if settings.slack_bot_token is not None:
         status |= asyncio.run(_check_slack(settings))
     status |= asyncio.run(_check_providers(settings))
     return status
+
+
+def _running_here(holder: str) -> bool:
+    """Whether `host:pid` names a live process (on another host: assumed so)."""
+    import os
+    import socket
+
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_database(settings: Settings) -> int:
+    """The database's kind and version, its migrations, and who leads the scheduler; nothing is changed."""
+    import datetime
+
+    from bot.scheduler import leader_of
+    from bot.store import MIGRATIONS, Store, redact_url
+
+    if not settings.db_is_postgres and not settings.db_path.exists():
+        print(f"  Database: SQLite file {settings.db} does not exist yet (`switchboard serve` creates it)")
+        return 0
+    try:
+        store = Store(settings.db, migrations=[])  # open without migrating: check changes nothing
+    except Exception as exc:
+        why = str(exc).replace(settings.db, redact_url(settings.db))
+        print(f"  Database: {redact_url(settings.db)} can't be opened: {why}")
+        return 1
+    try:
+        applied = set(store.applied_migrations())
+        pending = [m.version for m in MIGRATIONS if m.version not in applied]
+        print(f"  Database: {store.describe()}")
+        print(
+            f"  Migrations: {len(applied)} applied, schema version {store.schema_version()}"
+            + (
+                f"; {len(pending)} to apply at the next start: {', '.join(map(str, pending))}"
+                if pending
+                else "; up to date"
+            )
+        )
+        leader = leader_of(store) if "leader" in store.table_names() else None
+        if leader is not None and not store.shared and not _running_here(str(leader.get("holder"))):
+            leader = None  # the SQLite process that wrote it is gone (killed before it could say so)
+        if leader is None or not leader.get("holder") or leader.get("lock_held") is False:
+            print("  Scheduler leader: none (no `switchboard serve` is running on this database)")
+        else:
+            since = leader.get("since")
+            when = (
+                datetime.datetime.fromtimestamp(since, datetime.UTC).strftime(" since %Y-%m-%d %H:%M:%S UTC")
+                if since
+                else ""
+            )
+            print(f"  Scheduler leader: {leader['holder']}{when}")
+    finally:
+        store.close()
+    return 0
 
 
 async def _check_providers(settings: Settings) -> int:
@@ -210,9 +278,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from bot.store import Store
 
     settings = load_settings()
-    if not settings.db_path.exists():
+    if not settings.db_is_postgres and not settings.db_path.exists():
         raise SettingsError(f"SWITCHBOARD_DB: {settings.db_path} does not exist yet (run `switchboard serve` first)")
-    store = Store(settings.db_path)
+    store = Store(settings.db)
     query = "SELECT at, actor, action, subject, provider_ref, detail FROM audit"
     params: tuple[float, ...] = ()
     if args.since:

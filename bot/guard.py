@@ -28,7 +28,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
@@ -109,8 +109,11 @@ class Guard:
         body_timeout: float | None = None,
         on_refused: OnRefused | None = None,
         replays: ReplayGuard | None = None,
+        shared_replays: Callable[[str, float], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
+        # Several replicas: a signature is also recorded in the shared database (first_time(signature, expires)).
+        self.shared_replays = shared_replays
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.body_timeout = BODY_TIMEOUT if body_timeout is None else body_timeout
         self.on_refused = on_refused
@@ -135,7 +138,11 @@ class Guard:
             body = await self._read(receive, cap)
             if slack:
                 self._verify(headers, body)
-                if not self.replays.first_time(headers["x-slack-signature"], int(headers["x-slack-request-timestamp"])):
+                signature, timestamp = headers["x-slack-signature"], int(headers["x-slack-request-timestamp"])
+                if not self.replays.first_time(signature, timestamp) or (
+                    self.shared_replays is not None
+                    and not await self.shared_replays(signature, timestamp + self.replays.window)
+                ):
                     self._refused(path, 200, "replay of a signed request already handled: acked, not handled")
                     await _answer(send, 200, b"", close=False)
                     return

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.inbox import store_event
+from bot.inbox import store_event_async
 from bot.services import Services
 from notifiers.events import (
     AvanserCall,
@@ -177,8 +177,8 @@ def hook_routes(services: Services) -> list[Route]:
                 metrics.labels(hook.source, "malformed").inc()
                 return JSONResponse({"ok": False, "error": f"malformed {hook.source} event: {exc}"}, status_code=400)
             try:
-                row_id, new = store_event(services.store, hook.source, key, payload)
-            except sqlite3.OperationalError as exc:  # locked by another process, disk full, read-only
+                row_id, new = await store_event_async(services.store, hook.source, key, payload)
+            except sqlite3.DatabaseError as exc:  # locked by another process, unreachable, disk full, read-only
                 log.warning("webhook %s not stored (%s): answered 503 so it is sent again", hook.path, exc)
                 metrics.labels(hook.source, "unavailable").inc()
                 return JSONResponse(

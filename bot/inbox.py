@@ -17,14 +17,16 @@ with its id; nothing acknowledged is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.metrics import Metrics
-from bot.store import Store
+from bot.store import Store, StoreBusy
 from bot.worker import Worker
 from notifiers.events import Event, parse_event
 
@@ -32,10 +34,14 @@ log = logging.getLogger(__name__)
 
 BATCH = 64  # events read per step
 BATCH_SECONDS = 0.003  # … handled in one transaction for at most this long before the loop serves requests again
+# On PostgreSQL a batch runs in a thread of its own (the loop doesn't wait for it) and each statement is a round
+# trip: a longer batch shares its BEGIN, claim and COMMIT (a WAL flush) among more events.
+SHARED_BATCH_SECONDS = 0.025
 # While webhooks keep arriving (a storm), the worker rests as long as it worked after each batch, so the
 # event loop gives requests at least half its time: acks and webhooks don't queue behind the backlog.
 ARRIVING = 0.05  # a webhook within this many seconds: they are still arriving
 REST_RATIO = 1.0
+BUSY_RETRY = 0.005  # another replica is in its batch: try again this soon (never waiting on the loop)
 MAX_ATTEMPTS = 8
 BACKOFF = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds before the next attempt
 
@@ -56,6 +62,19 @@ def store_event(store: Store, source: str, dedup_key: str, payload: dict[str, An
     return int(row[0]), False
 
 
+async def store_event_async(store: Store, source: str, dedup_key: str, payload: dict[str, Any]) -> tuple[int, bool]:
+    """`store_event` for webhooks: on PostgreSQL the event loop doesn't wait for the commit."""
+    key = f"{source}:{dedup_key}"
+    cursor = await store.aexecute(
+        "INSERT OR IGNORE INTO inbox (source, dedup_key, payload, received_at) VALUES (?, ?, ?, ?)",
+        (source, key, json.dumps(payload, separators=(",", ":")), time.time()),
+    )
+    if cursor.rowcount:
+        return int(cursor.lastrowid or 0), True
+    row = (await store.aexecute("SELECT id FROM inbox WHERE dedup_key = ?", (key,))).fetchone()
+    return int(row[0]), False
+
+
 class NoHandler(LookupError):
     """No handler is registered for an event type (a wiring mistake)."""
 
@@ -69,6 +88,7 @@ class InboxProcessor(Worker):
         self.metrics = metrics
         self.handlers: dict[type[Event], Handler] = {}
         self.last_arrival = 0.0
+        self._thread_pool: ThreadPoolExecutor | None = None
 
     def on(self, event_type: type[Event], handler: Handler) -> None:
         """Handle every stored event of `event_type` with `handler`."""
@@ -79,6 +99,20 @@ class InboxProcessor(Worker):
 
     async def stop(self) -> None:
         await self.stop_loop()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=True)
+            self._thread_pool = None
+
+    async def astep(self) -> float:
+        """On SQLite a batch runs on the event loop (its statements take microseconds). On PostgreSQL each
+        statement is a round trip, so batches run in a thread of their own with its own connection: the loop
+        keeps answering webhooks and commands meanwhile. Handlers must therefore touch the app only through
+        what is thread-safe: the store, the outbox, the scheduler, `services.tasks.spawn`, metrics, logging."""
+        if not self.store.shared:
+            return self.step()
+        if self._thread_pool is None:
+            self._thread_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox")
+        return await asyncio.get_running_loop().run_in_executor(self._thread_pool, self.step)
 
     def wake(self) -> None:
         self.last_arrival = time.monotonic()
@@ -86,7 +120,11 @@ class InboxProcessor(Worker):
 
     def step(self) -> float:
         started = time.perf_counter()
-        if self.process_pending():
+        try:
+            handled = self.process_pending(budget=SHARED_BATCH_SECONDS if self.store.shared else BATCH_SECONDS)
+        except StoreBusy:  # another replica's batch holds the write lock (or the database is restarting)
+            return BUSY_RETRY
+        if handled:
             if time.monotonic() - self.last_arrival < ARRIVING:
                 return max(0.0005, (time.perf_counter() - started) * REST_RATIO)
             return 0.0
@@ -95,22 +133,29 @@ class InboxProcessor(Worker):
 
     def process_pending(self, limit: int = BATCH, budget: float = BATCH_SECONDS) -> int:
         """Handle the events that are due, in one transaction (each in a savepoint of its own), for at most
-        `budget` seconds: the event loop — and so every ack and webhook — waits no longer than that."""
-        rows = self.store.execute(
-            "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            (time.time(), limit),
-        ).fetchall()
-        if not rows:
+        `budget` seconds: the event loop — and so every ack and webhook — waits no longer than that.
+
+        The events are claimed inside the transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where
+        transactions are also serialized by the store's write lock): two replicas never handle one."""
+        now = time.time()
+        due = self.store.execute(
+            "SELECT 1 FROM inbox WHERE status = 'new' AND next_attempt_at <= ? LIMIT 1", (now,)
+        ).fetchone()
+        if due is None:
             return 0
         started, handled = time.perf_counter(), 0
-        with self.store.transaction():
+        with self.store.transaction(wait=False):
+            rows = self.store.execute(
+                "SELECT id, source, payload, attempts FROM inbox WHERE status = 'new' AND next_attempt_at <= ?"
+                " ORDER BY id LIMIT ?" + self.store.skip_locked(),
+                (now, limit),
+            ).fetchall()
             for inbox_id, source, payload, attempts in rows:
                 self.process_one(inbox_id, source, payload, attempts)
                 handled += 1
                 if time.perf_counter() - started > budget:
                     break
-        if self.metrics is not None:
+        if self.metrics is not None and handled:
             self.metrics.inbox_batch.observe(handled)
         return handled
 

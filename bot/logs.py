@@ -13,6 +13,7 @@ _PATTERNS = [
     re.compile(r"(?i)(token=)[^&\s\"']+"),
     re.compile(r"(?i)(authorization:\s*(?:basic|bearer)\s+)\S+"),
     re.compile(r"(https?://)[^/\s:@]+:[^/\s@]+@"),
+    re.compile(r"(postgres(?:ql)?://[^/\s:@]+:)[^/\s@]+(?=@)"),
 ]
 
 

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import Metrics
 from bot.recordings import RecordingError, RecordingFetcher
-from bot.store import Store
+from bot.store import Store, StoreBusy
 from bot.worker import Worker
 from notifiers.digest import render_digest
 
@@ -87,6 +89,14 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 MAX_BACKOFF = 8.0  # a retry at least every ~8 s: delivery resumes within ~10 s of Slack recovering
+# Several replicas (PostgreSQL): one sender owns a channel at a time (a lock named OWNER + channel).
+OWNER = "outbox:"
+OWNER_RETRY_S = 1.0  # a channel another replica owns is asked for again after this
+IDLE_RELEASE_S = 2.0  # a channel with nothing to send for this long is given back
+SHARED_POLL_S = 0.25  # rows queued by other replicas are seen within this
+# A post whose answer another replica never saw (it died mid-send) is looked for in Slack only this long
+# after it was sent, so a request still on its way can't be missed and posted twice.
+SENDING_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,11 @@ class Outbox(Worker):
         # lane -> its delivery: a channel id for messages, "file:<row id>" for each file
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._owned: set[str] = set()  # channels this replica sends for (shared stores only)
+        self._active: dict[str, float] = {}  # channel -> monotonic time it last had something to send
+        self._refused: dict[str, float] = {}  # channel -> monotonic time until which another replica owns it
+        self._rendered: dict[int, tuple[int, int]] = {}  # digest row -> (digest id, last line id it showed)
+        self._sending_here: set[int] = set()  # posts whose sending_at this process set (it saw how they ended)
 
     # -- enqueueing (synchronous: a row in SQLite is the promise) -----------------------------
 
@@ -300,6 +315,8 @@ class Outbox(Worker):
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         self._in_flight.clear()
+        for channel in list(self._owned):
+            self._give_back(channel)
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait until nothing is pending or in flight (for the demo and tests)."""
@@ -342,7 +359,9 @@ class Outbox(Worker):
     def _dispatch_ready(self) -> float:
         """Start a delivery for every channel that may post now; return seconds until the next one may."""
         now_wall, now_mono = time.time(), time.monotonic()
-        next_in = 1.0  # poll at least this often: another process may have queued rows
+        shared = self.store.locks.shared
+        # poll at least this often: another process may have queued rows
+        next_in = SHARED_POLL_S if shared else 1.0
         heads, files = self._heads(), self._files()
         self.metrics.outbox_pending.set(self.pending_count() if heads or files else 0)
         messages_in_flight = sum(1 for lane in self._in_flight if not lane.startswith("file:"))
@@ -352,7 +371,11 @@ class Outbox(Worker):
             if messages_in_flight >= self.concurrency:
                 next_in = min(next_in, 0.05)
                 break
+            if shared and not self._owns(row.channel, now_wall, now_mono):
+                continue
             wait = max(row.next_attempt_at - now_wall, self._ready_at.get(row.channel, 0.0) - now_mono)
+            if shared and row.sending_at is not None and row.id not in self._sending_here:
+                wait = max(wait, row.sending_at + SENDING_GRACE_S - now_wall)
             if wait > 0:
                 next_in = min(next_in, wait)
                 continue
@@ -369,12 +392,77 @@ class Outbox(Worker):
                 break  # ordered by due time: the rest are later still
             if files_in_flight >= self.file_concurrency:
                 break  # a finishing file wakes the sender
+            if shared and not self._owns(row.channel, now_wall, now_mono):
+                continue  # the channel's owner uploads it, keeping the channel's pace
             self._start(lane, row)
             files_in_flight += 1
+        if shared:
+            self._release_idle(heads, files, now_mono)
         return max(next_in, 0.0)
 
+    # -- several replicas: one sender per channel ------------------------------------------------------
+
+    def _owns(self, channel: str, now_wall: float, now_mono: float) -> bool:
+        """Whether this replica sends for `channel` (taking it if nobody does)."""
+        locks = self.store.locks
+        if channel in self._owned:
+            if locks.held(OWNER + channel):
+                self._active[channel] = now_mono
+                return True
+            self._owned.discard(channel)  # the session holding it was lost: another replica may have it now
+            log.info("outbox: lost %s to another replica", channel)
+        if self._refused.get(channel, 0.0) > now_mono:
+            return False
+        if not locks.try_acquire(OWNER + channel):
+            self._refused[channel] = now_mono + OWNER_RETRY_S
+            return False
+        self._refused.pop(channel, None)
+        self._owned.add(channel)
+        self._active[channel] = now_mono
+        # Keep the pace the last owner kept: its last post (or a 429's pause) is in channel_pace.
+        try:
+            row = self.store.execute("SELECT ready_at FROM channel_pace WHERE channel = ?", (channel,)).fetchone()
+        except StoreBusy:
+            row = (now_wall + self.channel_interval,)
+        if row is not None and row[0] > now_wall:
+            self._ready_at[channel] = max(self._ready_at.get(channel, 0.0), now_mono + (row[0] - now_wall))
+        return True
+
+    def _release_idle(self, heads: list[_Row], files: list[_Row], now_mono: float) -> None:
+        busy = {row.channel for row in heads} | {row.channel for row in files}
+        busy |= {task.get_name().partition("|")[2] for task in self._in_flight.values()}
+        for channel in list(self._owned):
+            if channel in busy:
+                self._active[channel] = now_mono
+            elif now_mono - self._active.get(channel, 0.0) > IDLE_RELEASE_S:
+                self._give_back(channel)
+
+    def _give_back(self, channel: str) -> None:
+        self._owned.discard(channel)
+        self._active.pop(channel, None)
+        self.store.locks.release(OWNER + channel)
+
+    def _still_owner(self, channel: str) -> bool:
+        """Just before calling Slack: this replica still owns the channel (always so with one process)."""
+        locks = self.store.locks
+        if not locks.shared or locks.held(OWNER + channel):
+            return True
+        self._owned.discard(channel)
+        return False
+
+    def _paced(self, channel: str, seconds: float) -> None:
+        """The channel may be posted to again in `seconds`: here, and for whoever owns it next."""
+        self._ready_at[channel] = time.monotonic() + seconds
+        if self.store.locks.shared:
+            with contextlib.suppress(sqlite3.Error):
+                self.store.execute(
+                    "INSERT INTO channel_pace (channel, ready_at) VALUES (?, ?)"
+                    " ON CONFLICT(channel) DO UPDATE SET ready_at = excluded.ready_at",
+                    (channel, time.time() + seconds),
+                )
+
     def _start(self, lane: str, row: _Row) -> None:
-        task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
+        task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}|{row.channel}")
         self._in_flight[lane] = task
         task.add_done_callback(functools.partial(self._finished, lane))
 
@@ -396,11 +484,14 @@ class Outbox(Worker):
                 channel_id, ts = found
                 log.info("outbox: row %d was already in Slack (ts %s); not posting it again", row.id, ts)
             else:
+                if not self._still_owner(row.channel):
+                    return  # another replica sends for this channel now: the row waits for it
                 if row.method not in (RESPONSE_URL, FILE):  # a file keeps the pace once it has its bytes
-                    self._ready_at[row.channel] = time.monotonic() + self.channel_interval
+                    self._paced(row.channel, self.channel_interval)
                 if row.method == POST:
                     # From here until Slack answers, a crash leaves it unknown whether the post landed.
                     self.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (time.time(), row.id))
+                    self._sending_here.add(row.id)
                     kwargs["metadata"] = {"event_type": "switchboard_outbox", "event_payload": {"row": row.id}}
                 channel_id, ts = await self._call(row, kwargs)
         except _Retry as exc:
@@ -415,13 +506,43 @@ class Outbox(Worker):
             log.exception("outbox: row %d (%s to %s) failed unexpectedly", row.id, row.method, row.channel)
             self._schedule_retry(row, _Retry(type(exc).__name__, bounded=row.method == FILE))
         else:
-            self.store.execute(
-                "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL,"
-                " sending_at = NULL WHERE id = ?",
-                (ts, channel_id, time.time(), row.id),
-            )
+            try:
+                self.store.execute(
+                    "UPDATE outbox SET status = 'sent', ts = ?, posted_channel = ?, sent_at = ?, error = NULL,"
+                    " sending_at = NULL WHERE id = ?",
+                    (ts, channel_id, time.time(), row.id),
+                )
+            except sqlite3.Error as exc:  # Slack has it; the next attempt finds it there before posting again
+                log.warning("outbox: row %d reached Slack but could not be recorded (%s)", row.id, exc)
+                return
+            self._sending_here.discard(row.id)
             self.metrics.outbox_sent.labels(row.method).inc()
             self.metrics.outbox_delivery_seconds.observe(max(0.0, time.time() - row.created_at))
+            rendered = self._rendered.pop(row.id, None)
+            if rendered is not None:
+                with contextlib.suppress(sqlite3.Error):  # the next line of the digest edits it anyway
+                    self._follow_digest(row, *rendered)
+        finally:
+            self._rendered.pop(row.id, None)
+
+    def _follow_digest(self, row: _Row, digest_id: int, last_line: int) -> None:
+        """Lines added to a digest while its post or edit was on its way to Slack get an edit of their own."""
+        post_row = row.update_of if row.method == UPDATE else row.id
+        grew = self.store.execute(
+            "SELECT 1 FROM digest_lines WHERE digest_id = ? AND id > ? LIMIT 1", (digest_id, last_line)
+        ).fetchone()
+        if grew is None or post_row is None or self.any_pending_edit(post_row):
+            return
+        edit = self.update(post_row, "", None, digest=digest_id)
+        self.store.execute("UPDATE digests SET update_row = ? WHERE id = ?", (edit, digest_id))
+
+    def any_pending_edit(self, message_row: int) -> bool:
+        return (
+            self.store.execute(
+                "SELECT 1 FROM outbox WHERE update_of = ? AND status = 'pending' LIMIT 1", (message_row,)
+            ).fetchone()
+            is not None
+        )
 
     async def _already_posted(self, row: _Row, kwargs: dict[str, Any]) -> tuple[str, str] | None:
         """After a crash or a lost answer: find the post by its row id in the channel, or in its thread.
@@ -467,13 +588,12 @@ class Outbox(Worker):
         """The call's arguments with thread_ts / ts filled in; None when the row cannot go now."""
         kwargs = dict(row.payload)
         if DIGEST in kwargs:  # a storm digest: rendered now, from every line it has at this moment
-            lines = [
-                r[0]
-                for r in self.store.execute(
-                    "SELECT line FROM digest_lines WHERE digest_id = ? ORDER BY id", (kwargs.pop(DIGEST),)
-                )
-            ]
-            kwargs["text"], kwargs["blocks"] = render_digest(lines)
+            digest_id = int(kwargs.pop(DIGEST))
+            found = self.store.execute(
+                "SELECT id, line FROM digest_lines WHERE digest_id = ? ORDER BY id", (digest_id,)
+            ).fetchall()
+            kwargs["text"], kwargs["blocks"] = render_digest([r[1] for r in found])
+            self._rendered[row.id] = (digest_id, int(found[-1][0]) if found else 0)
         if HOME in kwargs:  # an App Home: rendered now, as it is at this moment
             return self._home(row, str(kwargs[HOME]))
         if row.method == UPDATE:
@@ -618,7 +738,9 @@ class Outbox(Worker):
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        self._ready_at[row.channel] = time.monotonic() + self.channel_interval
+        if not self._still_owner(row.channel):
+            raise _Retry("another replica owns the channel now")
+        self._paced(row.channel, self.channel_interval)
         try:
             extra = {"initial_comment": kwargs["initial_comment"]} if kwargs.get("initial_comment") else {}
             response = await self.client.files_upload_v2(
@@ -686,7 +808,7 @@ class Outbox(Worker):
         if exc.retry_after is not None:
             # Rate limited: pause the channel, not the message; it is not a failed attempt.
             self.metrics.outbox_rate_limited.inc()
-            self._ready_at[row.channel] = time.monotonic() + exc.retry_after
+            self._paced(row.channel, exc.retry_after)
             if row.method == FILE:  # its own lane: without this it would fetch its recording again at once
                 self.store.execute(
                     "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (time.time() + exc.retry_after, row.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -41,19 +42,20 @@ STORE_BUSY_TEXT = "Switchboard's database was busy, so that may not have finishe
 class PatientScheduler(Scheduler):
     """The scheduler, except that a job that meets a locked store (`StoreBusy`) is run again, not lost.
 
-    The store gives up on a lock after 200 ms so the event loop never stalls; a one-shot job (a lease
-    ending, a request poll) would otherwise be gone until the next restart rebuilt it.
+    The store gives up on a lock after 200 ms so the event loop never stalls (and answers `StoreUnavailable`,
+    a `StoreBusy`, while PostgreSQL restarts); a one-shot job (a lease ending, a request poll) would
+    otherwise be gone until the next leader rebuilt it.
     """
 
-    def at(self, when: float, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        async def run(*job_args: Any) -> None:
+    async def _run(self, job_id: str, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await func(*args)
+        except StoreBusy:
+            log.warning("job %s met a locked database; running it again in %g s", job_id, STORE_BUSY_RETRY_S)
             try:
-                await func(*job_args)
-            except StoreBusy:
-                log.warning("job %s met a locked database; running it again in %g s", job_id, STORE_BUSY_RETRY_S)
-                self.at(time.time() + STORE_BUSY_RETRY_S, job_id, func, *job_args)
-
-        super().at(when, job_id, run, *args)
+                self.at(time.time() + STORE_BUSY_RETRY_S, job_id, func, *args)
+            except sqlite3.Error:  # the database can't take the job either: keep it in memory meanwhile
+                self._add(time.time() + STORE_BUSY_RETRY_S, job_id, self._run_in_memory, job_id, func, args)
 
 
 def provider_clients(
@@ -93,11 +95,25 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, name: str, tell_user: OnFailure | None = None
-    ) -> asyncio.Task[Any]:
-        """Run `coro` in the background; a failure is logged and, if given, told to the user."""
+    ) -> asyncio.Task[Any] | None:
+        """Run `coro` in the background; a failure is logged and, if given, told to the user.
+
+        Safe from another thread (the inbox worker's, on PostgreSQL): the task is then started on the app's
+        event loop, and None is returned."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                raise
+            self._loop.call_soon_threadsafe(self._start, coro, name, tell_user)
+            return None
+        return self._start(coro, name, tell_user)
+
+    def _start(self, coro: Coroutine[Any, Any, Any], name: str, tell_user: OnFailure | None) -> asyncio.Task[Any]:
         task = asyncio.create_task(self._guard(coro, name, tell_user), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -161,7 +177,7 @@ class Services:
     @classmethod
     def create(cls, settings: Settings, *, channel_interval: float = 1.05, home_every: float = HOME_EVERY) -> Services:
         """Open the store and build the clients; nothing is sent until `start()`."""
-        store = Store(settings.db_path)
+        store = Store(settings.db)
         metrics = Metrics()
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         slack = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
@@ -170,6 +186,7 @@ class Services:
         outbox = Outbox(store, sender, metrics, channel_interval=channel_interval, home_every=home_every)
         services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
         services.inbox = InboxProcessor(store, metrics)
+        services.scheduler.bind(store, services)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
         services.feed = feed_client(settings)
         for client in (services.avanser, services.exotel, services.dtl, services.feed):
@@ -181,7 +198,8 @@ class Services:
         return user_id in self.settings.admins
 
     def on_start(self, starter: Callable[[], Awaitable[None]]) -> None:
-        """Register something to run once the app has started (rebuilding scheduler jobs from SQLite)."""
+        """Register something to run when this process takes the scheduler's lead — at start with SQLite, when
+        a replica becomes the leader on PostgreSQL (rebuilding scheduler jobs from the database)."""
         self._starters.append(starter)
 
     def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
@@ -189,6 +207,7 @@ class Services:
         self._closers.append(closer)
 
     async def start(self) -> None:
+        await self.store.open_async()
         # One aiohttp session for every Slack call: slack-sdk opens a new one per call otherwise.
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=15)
@@ -197,9 +216,9 @@ class Services:
         self.outbox.client.session = self._session
         await self.outbox.start(self._session)
         await self.inbox.start()
-        await self.scheduler.start()
         for starter in self._starters:
-            await starter()
+            self.scheduler.on_lead(starter)
+        await self.scheduler.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop()
@@ -214,4 +233,5 @@ class Services:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.store.close_async()
         self.store.close()

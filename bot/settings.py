@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     dtl_username: str | None = _env("DTL_USERNAME")
     dtl_password: SecretStr | None = _env("DTL_PASSWORD")
 
-    db_path: Path = Field(default=Path("./switchboard.db"), validation_alias=AliasChoices("SWITCHBOARD_DB"))
+    # A file path (SQLite) or postgresql://user:password@host:port/db (several replicas).
+    db: str = Field(default="./switchboard.db", validation_alias=AliasChoices("SWITCHBOARD_DB"))
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("SWITCHBOARD_HOST"))
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("SWITCHBOARD_PORT"))
     public_url: str | None = _env("SWITCHBOARD_PUBLIC_URL")
@@ -187,6 +188,47 @@ class Settings(BaseSettings):
         if value and not value.endswith("/"):
             return value + "/"
         return value
+
+    @field_validator("db")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must be a file path or a postgresql:// URL")
+        if value.startswith(("postgresql://", "postgres://")):
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 — raises on a port that isn't a number
+            except ValueError:
+                parts = None
+            if parts is None or not parts.hostname or not parts.path.strip("/"):
+                scheme = value.split("://", 1)[0]
+                raise ValueError(
+                    f"must look like {scheme}://user:password@host:5432/database (host and database name needed)"
+                )
+        elif "://" in value:
+            raise ValueError(f"must be a file path or a postgresql:// URL (got a {value.split('://', 1)[0]}:// URL)")
+        return value
+
+    @property
+    def db_is_postgres(self) -> bool:
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (only meaningful when `SWITCHBOARD_DB` is not a PostgreSQL URL)."""
+        return Path(self.db)
+
+    @property
+    def db_password(self) -> str | None:
+        if not self.db_is_postgres:
+            return None
+        from urllib.parse import unquote, urlsplit
+
+        password = urlsplit(self.db).password
+        return unquote(password) if password else None
 
     @field_validator("caller_id")
     @classmethod

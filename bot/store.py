@@ -1,23 +1,37 @@
-"""The SQLite store: one file, WAL, versioned migrations. SQLite is the truth; memory is a cache.
+"""The store: one database behind one interface — SQLite (a file, the zero-setup default) or PostgreSQL
+(`postgresql://…`, for several replicas). Versioned migrations; the database is the truth, memory a cache.
 
-A later issue adds its tables by appending a `Migration` to `MIGRATIONS`; a database made by an
-older version is brought forward at open, one recorded step at a time, never rebuilt.
+`Store(target)` opens either: a file path gives `SqliteStore` (below), a `postgresql://` URL gives
+`PostgresStore` (`bot/pgstore.py`, which translates the SQL the domain writes — see its docstring for the
+portable subset). A later issue adds its tables by appending a `Migration` to `MIGRATIONS`; a database
+made by an older version is brought forward at open, one recorded step at a time, never rebuilt.
 
 Every statement runs on the event loop's thread, so no statement may wait long for a lock another
-process holds (a backup, a second writer): a statement waits at most `BUSY_TIMEOUT_MS`, then raises
-`StoreBusy`; for `BUSY_BACKOFF_S` after that, statements that would wait fail at once instead, so a
-lock held for minutes costs the loop one short wait per second, never one per statement. Callers
-on a request path turn `StoreBusy` into an honest 503; background workers try again later.
+process holds (a backup, a second writer, another replica's transaction): a statement waits at most
+`BUSY_TIMEOUT_MS`, then raises `StoreBusy`; for `BUSY_BACKOFF_S` after that, statements that would wait
+fail at once instead, so a lock held for minutes costs the loop one short wait per second, never one per
+statement. A database that can't be reached at all (PostgreSQL restarting) raises `StoreUnavailable`, a
+`StoreBusy` too. Callers on a request path turn `StoreBusy` into an honest 503; background workers try
+again later.
+
+Explicit transactions (`with store.transaction():`) are serialized, as SQLite's `BEGIN IMMEDIATE` is:
+on PostgreSQL by a transaction-scoped advisory lock that every replica's transactions take first, so a
+read-then-write written for SQLite (count the call slots, then take one) holds across replicas too.
+Single statements outside a transaction run concurrently.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -31,6 +45,10 @@ class StoreBusy(sqlite3.OperationalError):
     """Another connection holds the database's write lock; nothing was written. Try again later."""
 
 
+class StoreUnavailable(StoreBusy):
+    """The database can't be reached right now (PostgreSQL down or restarting); try again later."""
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -38,11 +56,35 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc)
 
 
+def is_postgres_url(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def redact_url(target: str | Path) -> str:
+    """A database target as it may be shown or logged: a URL's password replaced by `***`."""
+    text = str(target)
+    if not is_postgres_url(text):
+        return text
+    scheme, _, rest = text.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return text
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}{':***' if ':' in userinfo else ''}@{host}"
+
+
+def replica_name() -> str:
+    """Who this process is, as other replicas and `switchboard check` see it: host, pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    apply: Callable[[sqlite_utils.Database], None]
+    # Called with a `sqlite_utils.Database` on SQLite and a look-alike on PostgreSQL: use `db.execute(sql,
+    # params)` (and `db.conn.executemany`) with portable DDL, not sqlite-utils' table helpers.
+    apply: Callable[[Any], None]
 
 
 def _spine_tables(db: sqlite_utils.Database) -> None:
@@ -383,6 +425,38 @@ def _feed_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _scheduled_jobs(db: Any) -> None:
+    # The scheduler's jobs, so any replica can schedule one and only the leader runs it (bot/scheduler.py).
+    db.execute(
+        """
+        CREATE TABLE scheduled_jobs (
+            job_id TEXT PRIMARY KEY,        -- e.g. vn-expire-12: scheduling the same id again replaces it
+            run_at REAL NOT NULL,
+            func TEXT NOT NULL,             -- module:qualname of a module-level async function
+            args TEXT NOT NULL,             -- JSON; {"$": "services"} stands for the app's Services
+            token TEXT NOT NULL,            -- new each time it is (re)scheduled: a run claims this one
+            started_at REAL,                -- claimed by the leader; reset when a new leader takes over
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX scheduled_jobs_due ON scheduled_jobs (run_at)")
+
+
+def _leader(db: Any) -> None:
+    # Who runs the scheduler (for `switchboard check` and /healthz; the lock itself is the truth on PostgreSQL).
+    db.execute(
+        """
+        CREATE TABLE leader (
+            role TEXT PRIMARY KEY,          -- scheduler
+            holder TEXT NOT NULL,           -- host:pid of the replica
+            since REAL NOT NULL,
+            seen_at REAL NOT NULL           -- refreshed while it leads
+        )
+        """
+    )
+
+
 def _escalations(db: sqlite_utils.Database) -> None:
     # An unclaimed missed call or voicemail is escalated once: when it is due, and whether it was (set atomically).
     db.execute("ALTER TABLE alerts ADD COLUMN escalate_at REAL")
@@ -423,6 +497,16 @@ def _home(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX number_requests_number ON number_requests (number, kind, status)")
 
 
+def _channel_pace(db: Any) -> None:
+    # Several replicas: when a Slack channel may next be posted to, so its next owner keeps the pace.
+    db.execute("CREATE TABLE channel_pace (channel TEXT PRIMARY KEY, ready_at REAL NOT NULL)")
+
+
+def _slack_signatures(db: Any) -> None:
+    # Several replicas: signed Slack requests already handled, so a replay to another replica is refused too.
+    db.execute("CREATE TABLE slack_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -444,16 +528,187 @@ MIGRATIONS: list[Migration] = [
     Migration(30, "alerts: escalation of unclaimed calls, once", _escalations),
     Migration(31, "released numbers and their quarantine", _released_numbers),
     Migration(32, "the App Home: its viewers, a request's cost", _home),
+    Migration(40, "scheduler: jobs in the database, run by the leader", _scheduled_jobs),
+    Migration(41, "scheduler: who leads", _leader),
+    Migration(42, "outbox: each channel's pace, kept across replicas", _channel_pace),
+    Migration(43, "signed Slack requests seen by any replica", _slack_signatures),
 ]
 
 
+class Locks:
+    """Named locks a process holds until it releases them or dies (its database session ends).
+
+    The scheduler's leadership and each Slack channel's sender are one of these. With SQLite there is one
+    process, so it holds them all (`LocalLocks`); on PostgreSQL they are session advisory locks on a
+    connection of their own (`bot.pgstore.PgLocks`): a replica killed with SIGKILL loses them at once.
+    """
+
+    shared = False  # True when other processes may hold them: the caller must ask
+
+    def try_acquire(self, name: str) -> bool:
+        """Take `name` if nobody holds it (never waits); True when this process holds it now."""
+        return True
+
+    def release(self, name: str) -> None:
+        """Give `name` back."""
+
+    def held(self, name: str) -> bool:
+        """Whether this process still holds `name` (False once its session was lost)."""
+        return True
+
+    def alive(self) -> bool:
+        """Check the session that holds the locks; False (and every lock forgotten) if it was lost."""
+        return True
+
+    def holder(self, name: str) -> str | None:
+        """Who holds `name` now, as far as the database knows (None: nobody, or unknown)."""
+        return None
+
+    def close(self) -> None:
+        """Release everything."""
+
+
+class LocalLocks(Locks):
+    """One process on one SQLite file: it holds every lock."""
+
+
+class Cursor:
+    """What `Store.execute` returns: rows, `rowcount`, `lastrowid` (the DB-API subset the domain uses)."""
+
+    def __init__(
+        self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None, columns: list[str] | None = None
+    ) -> None:
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+        self.description = [(name, None, None, None, None, None, None) for name in columns] if columns else None
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        rows, self._next = self._rows[self._next :], len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
 class Store:
-    """The one SQLite database of a Switchboard process."""
+    """The database of a Switchboard process: `Store(path)` is SQLite, `Store("postgresql://…")` PostgreSQL."""
+
+    kind = "?"
+    shared = False  # True when other processes (replicas) use the same database
+    locks: Locks
+    target: str
+
+    def __new__(cls, target: Path | str, *args: Any, **kwargs: Any) -> Store:
+        if cls is Store:
+            # bot.pgstore builds on this module; it is imported only when a URL asks for it.
+            cls = importlib.import_module("bot.pgstore").PostgresStore if is_postgres_url(target) else SqliteStore
+        return super().__new__(cls)
+
+    # -- what every store implements ---------------------------------------------------------------
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] | dict[str, Any] = ()) -> Any:
+        """Run one statement (SQLite's dialect, `?` placeholders); a cursor with rows, rowcount, lastrowid."""
+        raise NotImplementedError
+
+    def transaction(self, *, wait: bool = True) -> Any:
+        """`with store.transaction():` — one writer at a time, COMMIT or ROLLBACK; nested: a SAVEPOINT.
+
+        `wait=False`: raise `StoreBusy` at once instead of waiting for another writer's transaction."""
+        raise NotImplementedError
+
+    @property
+    def in_transaction(self) -> bool:
+        raise NotImplementedError
+
+    def migrate(self, migrations: list[Migration]) -> list[int]:
+        raise NotImplementedError
+
+    def write_problem(self) -> str | None:
+        """Commit a real write (for /healthz); None when it worked, else why it could not be done."""
+        raise NotImplementedError
+
+    def table_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def server_version(self) -> str:
+        raise NotImplementedError
+
+    def skip_locked(self) -> str:
+        """The clause that claims selected rows for this transaction, skipping rows another one claimed."""
+        return ""
+
+    async def open_async(self) -> None:
+        """Start what `aexecute` needs on the running event loop (PostgreSQL: a few pooled connections)."""
+
+    async def close_async(self) -> None:
+        """Stop what `open_async` started."""
+
+    async def aexecute(self, sql: str, params: tuple[Any, ...] | list[Any] | dict[str, Any] = ()) -> Any:
+        """`execute` for the hottest path, a webhook's insert: on PostgreSQL the event loop doesn't wait for the
+        commit (several can be in flight and share one WAL flush); on SQLite it is `execute`, microseconds."""
+        return self.execute(sql, params)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- the same on every store ---------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.server_version()} at {redact_url(self.target)}"
+
+    def applied_migrations(self) -> list[int]:
+        return sorted(int(r[0]) for r in self.execute("SELECT version FROM _migrations").fetchall())
+
+    def schema_version(self) -> int:
+        row = self.execute("SELECT MAX(version) FROM _migrations").fetchone()
+        return int(row[0] or 0)
+
+    def writable(self) -> bool:
+        """True when a real write was just committed (for /healthz)."""
+        return self.write_problem() is None
+
+    def first_time(self, key: str, *, within: float | None = None) -> bool:
+        """True the first time `key` is seen (or the first time in `within` seconds); records it."""
+        now = time.time()
+        if within is not None:
+            self.execute("DELETE FROM once_keys WHERE key = ? AND at < ?", (key, now - within))
+        cursor = self.execute("INSERT OR IGNORE INTO once_keys (key, at) VALUES (?, ?)", (key, now))
+        return bool(cursor.rowcount)
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: str = "{}",
+        provider_ref: str | None = None,
+    ) -> int:
+        """Append one line to the audit table."""
+        cursor = self.execute(
+            "INSERT INTO audit (at, actor, action, subject, detail, provider_ref) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, action, subject, detail, provider_ref),
+        )
+        return int(cursor.lastrowid or 0)
+
+
+class SqliteStore(Store):
+    """The one SQLite file of a Switchboard process."""
+
+    kind = "SQLite"
 
     def __init__(
         self, path: Path | str, migrations: list[Migration] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
     ) -> None:
         self.path = Path(path)
+        self.target = str(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # Every caller runs on the event loop's thread; check_same_thread=False lets a test
@@ -467,6 +722,7 @@ class Store:
         conn.execute("PRAGMA foreign_keys = ON")
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
+        self.locks = LocalLocks()
         self.migrate(MIGRATIONS if migrations is None else migrations)
 
     def migrate(self, migrations: list[Migration]) -> list[int]:
@@ -488,15 +744,15 @@ class Store:
             applied.append(migration.version)
         return applied
 
-    def schema_version(self) -> int:
-        row = self.conn.execute("SELECT MAX(version) FROM _migrations").fetchone()
-        return int(row[0] or 0)
-
-    def transaction(self) -> _Transaction:
+    def transaction(self, *, wait: bool = True) -> _Transaction:
         """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
         return _Transaction(self)
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """Run one statement; `StoreBusy` when another connection holds the lock past the busy timeout."""
         if self._fail_fast_until and time.monotonic() >= self._fail_fast_until:
             self._fail_fast_until = 0.0
@@ -531,32 +787,11 @@ class Store:
             return str(exc)
         return None
 
-    def writable(self) -> bool:
-        """True when a real write was just committed (for /healthz)."""
-        return self.write_problem() is None
+    def table_names(self) -> list[str]:
+        return list(self.db.table_names())
 
-    def first_time(self, key: str, *, within: float | None = None) -> bool:
-        """True the first time `key` is seen (or the first time in `within` seconds); records it."""
-        now = time.time()
-        if within is not None:
-            self.conn.execute("DELETE FROM once_keys WHERE key = ? AND at < ?", (key, now - within))
-        cursor = self.conn.execute("INSERT OR IGNORE INTO once_keys (key, at) VALUES (?, ?)", (key, now))
-        return bool(cursor.rowcount)
-
-    def audit(
-        self,
-        actor: str,
-        action: str,
-        subject: str | None = None,
-        detail: str = "{}",
-        provider_ref: str | None = None,
-    ) -> int:
-        """Append one line to the audit table."""
-        cursor = self.execute(
-            "INSERT INTO audit (at, actor, action, subject, detail, provider_ref) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), actor, action, subject, detail, provider_ref),
-        )
-        return int(cursor.lastrowid or 0)
+    def server_version(self) -> str:
+        return sqlite3.sqlite_version
 
     def close(self) -> None:
         self.conn.close()
@@ -565,7 +800,7 @@ class Store:
 class _Transaction:
     """BEGIN IMMEDIATE … COMMIT; inside another transaction, a SAVEPOINT that rolls back only its own work."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SqliteStore) -> None:
         self.store = store
         self.conn = store.conn
         self.savepoint: str | None = None

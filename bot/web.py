@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
@@ -51,6 +52,28 @@ def wire_domain(services: Services) -> None:
     services.on_start(lambda: reports.schedule_weekly(services))
 
 
+def shared_replays(services: Services) -> Callable[[str, float], Awaitable[bool]]:
+    """Several replicas: a signed Slack request replayed to another replica is refused there too (the signature
+    is recorded in the shared database until it expires). If the database can't say, the local check stands."""
+    calls = 0
+
+    async def first_time(signature: str, expires: float) -> bool:
+        nonlocal calls
+        calls += 1
+        try:
+            if calls % 200 == 0:
+                await services.store.aexecute("DELETE FROM slack_signatures WHERE expires_at < ?", (time.time(),))
+            cursor = await services.store.aexecute(
+                "INSERT OR IGNORE INTO slack_signatures (signature, expires_at) VALUES (?, ?)", (signature, expires)
+            )
+        except sqlite3.Error as exc:
+            log.warning("replay check: the database could not be asked (%s); this replica's own check stands", exc)
+            return True
+        return bool(cursor.rowcount)
+
+    return first_time
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, process_before_response: bool = True
 ) -> Starlette:
@@ -72,8 +95,11 @@ def create_app(
         body = {
             "ok": writable,
             "store": "writable" if writable else f"not writable: {problem}",
-            "schema_version": services.store.schema_version(),
-            "outbox_pending": services.outbox.pending_count(),
+            "schema_version": services.store.schema_version() if writable else None,
+            "outbox_pending": services.outbox.pending_count() if writable else None,
+            "database": services.store.kind,
+            "replica": services.scheduler.identity,
+            "scheduler": "leader" if services.scheduler.leading else "follower",
             "uptime_s": round(time.time() - started, 1),
         }
         return JSONResponse(body, status_code=200 if writable else 503)
@@ -129,7 +155,12 @@ def create_app(
             services.metrics.hook_requests.labels(hook_sources[path], f"refused_{status}").inc()
 
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    guard = Middleware(Guard, signing_secret=secret, on_refused=refused)
+    guard = Middleware(
+        Guard,
+        signing_secret=secret,
+        on_refused=refused,
+        shared_replays=shared_replays(services) if services.store.shared else None,
+    )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.services = services
     app.state.bolt = bolt

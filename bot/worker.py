@@ -27,6 +27,10 @@ class Worker:
         """Do what is ready; return the seconds to sleep before the next step (0: go again at once)."""
         return 1.0
 
+    async def astep(self) -> float:
+        """`step`, where it runs: on the event loop unless a worker says otherwise."""
+        return self.step()
+
     def wake(self) -> None:
         """There is new work; safe from any thread."""
         if self._wake is None or self._loop is None or self._loop.is_closed():
@@ -55,7 +59,7 @@ class Worker:
         while True:
             self._wake.clear()
             try:
-                delay = self.step()
+                delay = await self.astep()
             except Exception:
                 log.exception("%s: a step failed; trying again in 1 s", self.name)
                 delay = 1.0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,11 +9,57 @@ import pytest
 
 from bot.sandbox.stack import Stack
 
+# A PostgreSQL server for the tests: `make test` starts a throwaway one (tests/pgserver.py) and sets this.
+PG_URL = os.environ.get("SWITCHBOARD_TEST_PG") or None
+PG_SKIPPED = (
+    "PostgreSQL tests skipped: SWITCHBOARD_TEST_PG is not set — `make test` starts a throwaway PostgreSQL "
+    "from Debian's postgresql package (tests/pgserver.py), or point it at a database of your own"
+)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if PG_URL is None:
+        return PG_SKIPPED
+    from bot.store import redact_url
+
+    return f"PostgreSQL tests run against {redact_url(PG_URL)} (SWITCHBOARD_TEST_PG), each in a schema of its own"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test (or module) marked `both_backends` that uses `backend` (the `stack` fixture does) runs on each.
+    if metafunc.definition.get_closest_marker("both_backends") and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+def fresh_pg_url() -> str:
+    """A URL of the test PostgreSQL whose tables live in a new, empty schema (a fresh database, in effect)."""
+    if PG_URL is None:
+        pytest.skip(PG_SKIPPED)
+    from tests.pgserver import new_schema
+
+    return new_schema(PG_URL)
+
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SWITCHBOARD_DB for the test: a fresh SQLite file, or (when parametrized so) a fresh PostgreSQL schema."""
+    # SWITCHBOARD_TEST_BACKEND=postgresql runs every stack-based test on PostgreSQL (not CI's default: slower).
+    kind = getattr(request, "param", os.environ.get("SWITCHBOARD_TEST_BACKEND", "sqlite"))
+    if kind == "postgresql":
+        return fresh_pg_url()
+    return str(tmp_path / "switchboard.db")
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh PostgreSQL schema's URL; the test is skipped, saying why, without a server."""
+    return fresh_pg_url()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, backend: str) -> Iterator[Stack]:
     """Switchboard and the Slack sandbox on loopback, with a fresh database."""
-    with Stack(tmp_path, outbox_channel_interval=0.0) as running:
+    with Stack(tmp_path, outbox_channel_interval=0.0, SWITCHBOARD_DB=backend) as running:
         yield running
         # The manifest's scopes cover whatever the test made Switchboard do.
         refused = [(c.method, c.response["needed"]) for c in running.slack.calls if c.response.get("needed")]

@@ -25,6 +25,8 @@ from tests.helpers import (
 )
 from tests.recording_attacks import trust_loopback
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def test_missed_call_alert(stack: Stack, http: httpx.Client) -> None:
     route(stack, name="Spring sale ad")

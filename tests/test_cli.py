@@ -71,3 +71,24 @@ def test_sandbox_prints_settings_and_check_reaches_every_provider(tmp_path: Path
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.communicate(timeout=20)
+
+
+def test_check_reports_the_sqlite_database_its_migrations_and_no_leader(tmp_path: Path) -> None:
+    from bot.store import MIGRATIONS, Store
+
+    db = tmp_path / "switchboard.db"
+    Store(db, migrations=MIGRATIONS[:5]).close()  # an older version's database: the rest would apply at start
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SWITCHBOARD_DB": str(db), "PYTHONPATH": root}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Database: SQLite 3." in done.stdout and str(db) in done.stdout
+    pending = ", ".join(str(m.version) for m in MIGRATIONS[5:])
+    assert (
+        f"Migrations: 5 applied, schema version {MIGRATIONS[4].version}; {len(MIGRATIONS) - 5} to apply" in done.stdout
+    )
+    assert pending in done.stdout
+    assert "Scheduler leader: none" in done.stdout
+    assert Store(db, migrations=[]).schema_version() == MIGRATIONS[4].version  # check changed nothing

@@ -61,11 +61,12 @@ class Server:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path, backend: str) -> None:
     slack = SlackSandbox(channel_interval=1.0)
     with LoopbackServer(slack.asgi(), name="slack") as slack_server:
         slack.base_url = slack_server.url
-        db = tmp_path / "crash.db"
+        db = backend  # a SQLite file, or a PostgreSQL schema of its own
         store = Store(db)  # the routes exist before the app starts, as they would in production
         for c in range(CHANNELS):
             set_group_route(store, f"g{c}", f"C0CRASH{c}", by="U0ADMIN")
@@ -79,7 +80,7 @@ def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> 
                 "SLACK_BOT_TOKEN": slack.bot_token,
                 "SLACK_SIGNING_SECRET": slack.signing_secret,
                 "SLACK_API_URL": f"{slack_server.url}/api/",
-                "SWITCHBOARD_DB": str(db),
+                "SWITCHBOARD_DB": db,
                 "SWITCHBOARD_PORT": str(port),
                 "SWITCHBOARD_WEBHOOK_TOKEN": "crash-test",
                 "SWITCHBOARD_ALERTS_CHANNEL": "C0ALERTS",

@@ -12,6 +12,8 @@ from bot.outbox import Outbox
 from bot.sandbox.stack import Stack
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def on_outbox(stack: Stack, action: Callable[[Outbox], Any]) -> Any:
     assert stack.services is not None

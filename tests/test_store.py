@@ -1,4 +1,5 @@
-"""The SQLite store: pragmas, versioned migrations that keep existing data."""
+"""The store: versioned migrations that keep existing data, transactions (both back ends); SQLite's pragmas and
+its busy timeout. PostgreSQL-only behaviour (several replicas) is in test_replicas.py."""
 
 from __future__ import annotations
 
@@ -19,53 +20,77 @@ def test_pragmas(tmp_path: Path) -> None:
     assert store.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-def test_spine_tables_exist(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
-    assert {"inbox", "outbox", "routes", "audit", "_migrations"} <= set(store.db.table_names())
+@pytest.mark.both_backends
+def test_spine_tables_exist(backend: str) -> None:
+    store = Store(backend)
+    assert {"inbox", "outbox", "routes", "audit", "_migrations"} <= set(store.table_names())
     assert store.schema_version() == max(m.version for m in MIGRATIONS)
+    store.close()
 
 
-def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
-    Store(tmp_path / "s.db").close()
-    store = Store(tmp_path / "s.db")
+@pytest.mark.both_backends
+def test_reopening_applies_nothing_twice(backend: str) -> None:
+    Store(backend).close()
+    store = Store(backend)
     assert store.migrate(MIGRATIONS) == []
     assert store.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
+    store.close()
 
 
-def test_a_later_migration_keeps_existing_rows(tmp_path: Path) -> None:
-    old = Store(tmp_path / "s.db")
+@pytest.mark.both_backends
+def test_a_later_migration_keeps_existing_rows(backend: str) -> None:
+    old = Store(backend)
     old.audit("U0ADMIN", "route.set", "+61290081596")
     old.close()
 
     def add_leases(db: sqlite_utils.Database) -> None:
         db.execute("CREATE TABLE leases (id TEXT PRIMARY KEY, expires_at REAL)")
         db.execute("ALTER TABLE audit ADD COLUMN channel TEXT")
+        db.execute("CREATE TABLE lease_notes (id INTEGER PRIMARY KEY, lease TEXT REFERENCES leases(id), at REAL)")
+        db.execute("INSERT INTO leases (id, expires_at) VALUES (?, ?)", ("L1", 1_795_000_000.25))
 
     newer = [*MIGRATIONS, Migration(999, "leases", add_leases)]
-    store = Store(tmp_path / "s.db", migrations=newer)
-    assert "leases" in store.db.table_names()
+    store = Store(backend, migrations=newer)
+    assert {"leases", "lease_notes"} <= set(store.table_names())
     assert store.schema_version() == 999
     assert store.execute("SELECT actor, action, channel FROM audit").fetchall() == [("U0ADMIN", "route.set", None)]
+    assert store.execute("SELECT expires_at FROM leases").fetchone()[0] == 1_795_000_000.25
+    note = store.execute("INSERT INTO lease_notes (lease, at) VALUES (?, ?)", ("L1", 0)).lastrowid
+    assert note == 1
+    store.close()
 
 
-def test_a_failing_migration_is_rolled_back_whole(tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_a_failing_migration_is_rolled_back_whole(backend: str) -> None:
     def broken(db: sqlite_utils.Database) -> None:
-        db.execute("CREATE TABLE half (x)")
+        db.execute("CREATE TABLE half (x TEXT)")
         db.execute("THIS IS NOT SQL")
 
     with pytest.raises(Exception, match="syntax error"):
-        Store(tmp_path / "s.db", migrations=[*MIGRATIONS, Migration(99, "broken", broken)])
-    store = Store(tmp_path / "s.db")
-    assert "half" not in store.db.table_names()
+        Store(backend, migrations=[*MIGRATIONS, Migration(99, "broken", broken)])
+    store = Store(backend)
+    assert "half" not in store.table_names()
     assert store.schema_version() == max(m.version for m in MIGRATIONS)
+    store.close()
 
 
-def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+@pytest.mark.both_backends
+def test_transaction_rolls_back_on_error(backend: str) -> None:
+    store = Store(backend)
     with pytest.raises(RuntimeError), store.transaction():
         store.audit("U1", "x")
+        with store.transaction():  # a savepoint: its work goes with the transaction around it
+            store.audit("U1", "y")
         raise RuntimeError("boom")
     assert store.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+    with store.transaction():
+        store.audit("U1", "kept")
+        with pytest.raises(ValueError), store.transaction():
+            store.audit("U1", "rolled back alone")
+            raise ValueError
+    assert [r[0] for r in store.execute("SELECT action FROM audit")] == ["kept"]
+    assert not store.in_transaction
+    store.close()
 
 
 def test_writable(tmp_path: Path) -> None:

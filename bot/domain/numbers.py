@@ -609,6 +609,9 @@ async def poll_request(services: Services, request_row: int) -> None:
         finish(services, record.id, status, record.message or "", number, record.custom_id)
 
 
+IN_FLIGHT_S = 60.0  # several replicas: a submission younger than this may still be on its way to AVANSER
+
+
 async def rebuild_polls(services: Services) -> None:
     """At start: a poll for every request still waiting for AVANSER (SQLite is the truth)."""
     rows = services.store.execute("SELECT id FROM number_requests WHERE status = 'pending'").fetchall()
@@ -622,10 +625,15 @@ async def rebuild_polls(services: Services) -> None:
         if request is not None:
             schedule_live(services, request)
     stuck = services.store.execute(
-        "SELECT id FROM number_requests WHERE status IN ('submitting', 'unclear')"
+        "SELECT id, updated_at FROM number_requests WHERE status IN ('submitting', 'unclear')"
     ).fetchall()
-    for (row_id,) in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
-        services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
+    for row_id, updated_at in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
+        if services.store.shared and updated_at > time.time() - IN_FLIGHT_S:
+            # A new leader, and another replica may be sending it this moment: look once that would be over.
+            at = updated_at + IN_FLIGHT_S
+            services.scheduler.at(at, f"resume-request-{row_id}", resume_request, services, row_id)
+        else:
+            services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
 
 
 # -- the provider and Switchboard's own webhooks -------------------------------------------------------

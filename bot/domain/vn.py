@@ -716,8 +716,8 @@ def parse_preferences(text: str) -> Preferences | None:
 async def rebuild(services: Services) -> None:
     """At start: release what expired while the app was down, send due reminders, schedule the rest."""
     for allocation in owned(services, "", everyone=True):
-        if allocation.expires_at <= time.time():
-            services.tasks.spawn(expire(services, allocation.id), name=f"expire allocation {allocation.id}")
+        if allocation.expires_at <= time.time():  # now, by job id: the stored job for it is replaced, not doubled
+            services.scheduler.at(time.time(), f"vn-expire-{allocation.id}", expire, services, allocation.id)
         else:
             schedule(services, allocation)
 
