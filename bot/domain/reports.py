@@ -92,8 +92,9 @@ def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: fl
     column = HOURS[hour]  # one of 24 fixed names, never text from outside
     store.execute(
         f"INSERT INTO call_days (tracking, local_day, calls, answered, {column}) VALUES (?, ?, 1, ?, 1)"
-        f" ON CONFLICT (tracking, local_day) DO UPDATE SET calls = calls + 1,"
-        f" answered = answered + excluded.answered, {column} = {column} + 1",
+        # The table's own columns named in full: PostgreSQL reads a bare `calls` as ambiguous here.
+        f" ON CONFLICT (tracking, local_day) DO UPDATE SET calls = call_days.calls + 1,"
+        f" answered = call_days.answered + excluded.answered, {column} = call_days.{column} + 1",
         (event.tracking_e164 or "", day, answered),
     )
     return True
