@@ -28,6 +28,7 @@ from typing import Any
 from bot.metrics import Metrics
 from bot.store import Store, StoreBusy
 from bot.worker import Worker
+from bot.workspaces import team_scope
 from notifiers.events import Event, parse_event
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,8 @@ class InboxProcessor(Worker):
             handler = self.handlers.get(type(event))
             if handler is None:
                 raise NoHandler(f"no handler for {type(event).__name__}")
-            with self.store.transaction():
+            # A handler finds the event's workspace (its number's route) and enters it; it ends with the event.
+            with team_scope(None), self.store.transaction():
                 status = handler(inbox_id, event)
                 self.store.execute(
                     "UPDATE inbox SET status = ?, processed_at = ? WHERE id = ?",

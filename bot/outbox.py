@@ -50,6 +50,7 @@ from bot.metrics import Metrics
 from bot.recordings import RecordingError, RecordingFetcher
 from bot.store import Store, StoreBusy
 from bot.worker import Worker
+from bot.workspaces import current_team
 from notifiers.digest import render_digest
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class _Row:
     next_attempt_at: float
     created_at: float
     sending_at: float | None = None  # set while a post may have reached Slack without our knowing
+    team: str = ""  # the workspace whose token sends it ("": SLACK_BOT_TOKEN's)
 
 
 class _Retry(Exception):
@@ -152,6 +154,9 @@ class Outbox(Worker):
     ) -> None:
         self.store = store
         self.client = client
+        # Many workspaces: the bot token of a row's workspace (None: one workspace, SLACK_BOT_TOKEN's client).
+        self.tokens: Callable[[str], str | None] | None = None
+        self._team_clients: dict[str, AsyncWebClient] = {}
         self.metrics = metrics
         self.channel_interval = channel_interval
         self.concurrency = concurrency  # messages in flight (one per channel)
@@ -190,9 +195,19 @@ class Outbox(Worker):
             raise ValueError(f"unknown outbox method {method!r}")
         cursor = self.store.execute(
             "INSERT OR IGNORE INTO outbox"
-            " (dedup_key, method, channel, payload, update_of, thread_of, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (dedup_key, method, channel, json.dumps(payload), update_of, thread_of, time.time(), not_before),
+            " (dedup_key, method, channel, payload, update_of, thread_of, created_at, next_attempt_at, team_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                dedup_key,
+                method,
+                channel,
+                json.dumps(payload),
+                update_of,
+                thread_of,
+                time.time(),
+                not_before,
+                current_team(),
+            ),
         )
         if cursor.rowcount == 0:
             row = self.store.execute("SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,)).fetchone()
@@ -277,6 +292,22 @@ class Outbox(Worker):
             return int(waiting[0])
         return self.enqueue(PUBLISH, lane, {HOME: user}, not_before=due)
 
+    def _client_for(self, row: _Row) -> AsyncWebClient:
+        """The Slack client with the token of the row's workspace (SLACK_BOT_TOKEN's client for "")."""
+        if not row.team or self.tokens is None:
+            return self.client
+        token = self.tokens(row.team)
+        if not token:
+            raise _Refused(f"workspace {row.team} has no installation (uninstalled?): nothing is sent for it")
+        client = self._team_clients.get(token)
+        if client is None:
+            client = AsyncWebClient(
+                token=token, base_url=self.client.base_url, timeout=self.client.timeout, retry_handlers=[]
+            )
+            self._team_clients[token] = client
+        client.session = self.client.session
+        return client
+
     def render_as_digest(self, row_id: int, digest_id: int) -> None:
         """The row posts (or edits) storm digest `digest_id`, rendered from its lines when it is sent."""
         self.store.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps({DIGEST: digest_id}), row_id))
@@ -332,7 +363,7 @@ class Outbox(Worker):
 
     _COLUMNS = (
         "SELECT id, method, channel, payload, update_of, thread_of, attempts, next_attempt_at, created_at,"
-        " sending_at FROM outbox"
+        " sending_at, team_id FROM outbox"
     )
 
     def _heads(self) -> list[_Row]:
@@ -566,7 +597,7 @@ class Outbox(Worker):
         if thread_ts:
             method, params["ts"] = "conversations.replies", str(thread_ts)
         try:
-            response = await self.client.api_call(method, params=params)
+            response = await self._client_for(row).api_call(method, params=params)
         except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = type(exc).__name__
             if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
@@ -659,7 +690,7 @@ class Outbox(Worker):
         if row.method == RESPONSE_URL:
             return await self._call_response_url(row.channel, kwargs)
         try:
-            response = await self.client.api_call(row.method, json=kwargs)
+            response = await self._client_for(row).api_call(row.method, json=kwargs)
         except SlackApiError as exc:
             raise self._classify(exc) from exc
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was posted
@@ -743,7 +774,7 @@ class Outbox(Worker):
         self._paced(row.channel, self.channel_interval)
         try:
             extra = {"initial_comment": kwargs["initial_comment"]} if kwargs.get("initial_comment") else {}
-            response = await self.client.files_upload_v2(
+            response = await self._client_for(row).files_upload_v2(
                 content=content,
                 filename=kwargs["filename"],
                 title=kwargs["title"],
@@ -854,7 +885,7 @@ class Outbox(Worker):
 
 
 def _row(r: Any) -> _Row:
-    return _Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
+    return _Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10] or "")
 
 
 def _error_text(data: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.store import Store, StoreBusy, replica_name
+from bot.workspaces import current_team, team_scope
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ CLAIM_RETRY_S = 2.0
 CONTEXT = {"$": "services"}
 
 UPSERT = (
-    "INSERT INTO scheduled_jobs (job_id, run_at, func, args, token, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO scheduled_jobs (job_id, run_at, func, args, token, created_at, team_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(job_id) DO UPDATE SET run_at = excluded.run_at, func = excluded.func, args = excluded.args,"
-    " token = excluded.token, started_at = NULL"
+    " token = excluded.token, started_at = NULL, team_id = excluded.team_id"
 )
 
 
@@ -112,17 +114,20 @@ class Scheduler:
     # -- scheduling ---------------------------------------------------------------------------------
 
     def at(self, when: float, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run `func(*args)` once at epoch `when` (now if past), on the leader; a job with the same id is replaced."""
+        """Run `func(*args)` once at epoch `when` (now if past), on the leader; a job with the same id is replaced.
+
+        The job runs as the workspace that scheduled it (`bot.workspaces.current_team()` now)."""
+        team = current_team()
         reference = self._reference(func, args)
         if self.store is None or reference is None:
             if self.store is not None and self.store.shared:
                 log.warning(
                     "job %s can't be stored (not a module-level function with JSON arguments): it runs here", job_id
                 )
-            self._add(when, job_id, self._run_in_memory, job_id, func, args)
+            self._add(when, job_id, self._run_in_memory, job_id, func, args, team)
             return
         token = uuid.uuid4().hex
-        self.store.execute(UPSERT, (job_id, float(when), reference[0], reference[1], token, time.time()))
+        self.store.execute(UPSERT, (job_id, float(when), reference[0], reference[1], token, time.time(), team))
         if self.leading:
             self._hold(job_id, token, float(when))
 
@@ -238,8 +243,11 @@ class Scheduler:
     async def _run(self, job_id: str, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         await func(*args)
 
-    async def _run_in_memory(self, job_id: str, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        await self._run(job_id, func, args)
+    async def _run_in_memory(
+        self, job_id: str, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], team: str = ""
+    ) -> None:
+        with team_scope(team):
+            await self._run(job_id, func, args)
 
     async def _fire(self, job_id: str, token: str) -> None:
         """A stored job is due: claim it (once, whoever else believes it leads), run it, delete it."""
@@ -253,7 +261,7 @@ class Scheduler:
                 (time.time(), job_id, token),
             ).rowcount
             row = self.store.execute(
-                "SELECT func, args FROM scheduled_jobs WHERE job_id = ? AND token = ?", (job_id, token)
+                "SELECT func, args, team_id FROM scheduled_jobs WHERE job_id = ? AND token = ?", (job_id, token)
             ).fetchone()
         except StoreBusy as exc:
             log.warning("job %s could not be claimed (%s); trying again in %g s", job_id, exc, CLAIM_RETRY_S)
@@ -269,7 +277,8 @@ class Scheduler:
             func = None
         try:
             if func is not None:
-                await self._run(job_id, func, args)
+                with team_scope(str(row[2] or "")):
+                    await self._run(job_id, func, args)
         finally:
             try:
                 self.store.execute("DELETE FROM scheduled_jobs WHERE job_id = ? AND token = ?", (job_id, token))

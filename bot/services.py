@@ -29,6 +29,7 @@ from bot.telco.avanser import AvanserClient
 from bot.telco.avanser_feed import AvanserFeed
 from bot.telco.dtl import DtlClient
 from bot.telco.exotel import ExotelClient
+from bot.workspaces import Installations, WorkspaceConfig, Workspaces, current_team
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ class PatientScheduler(Scheduler):
             try:
                 self.at(time.time() + STORE_BUSY_RETRY_S, job_id, func, *args)
             except sqlite3.Error:  # the database can't take the job either: keep it in memory meanwhile
-                self._add(time.time() + STORE_BUSY_RETRY_S, job_id, self._run_in_memory, job_id, func, args)
+                self._add(
+                    time.time() + STORE_BUSY_RETRY_S, job_id, self._run_in_memory, job_id, func, args, current_team()
+                )
 
 
 def provider_clients(
@@ -159,7 +162,7 @@ class Services:
     settings: Settings
     store: Store
     metrics: Metrics
-    slack: AsyncWebClient  # for calls that cannot wait in the outbox: views.open, users.info
+    slack_default: AsyncWebClient  # SLACK_BOT_TOKEN's client (no token with many workspaces); carries SLACK_API_URL
     outbox: Outbox
     avanser: AvanserClient | None = None  # None: AVANSER is not configured
     exotel: ExotelClient | None = None
@@ -169,7 +172,10 @@ class Services:
     scheduler: Scheduler = field(default_factory=PatientScheduler)
     inbox: InboxProcessor = field(init=False)
     timezones: dict[str, tuple[str, float]] = field(default_factory=dict)  # user → (tz from users.info, until)
-    workspace_url: str | None = None  # `https://team.slack.com/` from auth.test, for links to messages
+    workspace_urls: dict[str, str] = field(default_factory=dict)  # team → `https://team.slack.com/` (auth.test)
+    installations: Installations | None = None  # many workspaces: who installed Switchboard, with which token
+    workspaces: Workspaces = field(init=False)
+    _team_clients: dict[str, AsyncWebClient] = field(default_factory=dict)
     _starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -184,7 +190,22 @@ class Services:
         # The outbox owns retries and rate limits, so its client retries nothing by itself.
         sender = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
         outbox = Outbox(store, sender, metrics, channel_interval=channel_interval, home_every=home_every)
-        services = cls(settings=settings, store=store, metrics=metrics, slack=slack, outbox=outbox)
+        services = cls(settings=settings, store=store, metrics=metrics, slack_default=slack, outbox=outbox)
+        if settings.many_workspaces:
+            services.installations = Installations(store)
+            outbox.tokens = services.installations.bot_token
+        services.workspaces = Workspaces(
+            store,
+            WorkspaceConfig(
+                team_id="",
+                admins=settings.admins,
+                approvals_channel=settings.approvals_channel,
+                alerts_channel=settings.alerts_channel,
+                caller_id=settings.caller_id,
+                avanser_account=None,
+            ),
+            services.installations,
+        )
         services.inbox = InboxProcessor(store, metrics)
         services.scheduler.bind(store, services)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
@@ -194,8 +215,33 @@ class Services:
                 services.on_stop(client.aclose)
         return services
 
+    @property
+    def slack(self) -> AsyncWebClient:
+        """The Slack client for calls that cannot wait in the outbox (views.open, users.info), with the token of the
+        workspace the work at hand belongs to (`bot.workspaces.current_team()`)."""
+        team = current_team()
+        if not team or self.installations is None:
+            return self.slack_default
+        token = self.installations.bot_token(team)
+        if not token:
+            raise UserError("Switchboard isn't installed in this workspace any more: ask an admin to add it again.")
+        client = self._team_clients.get(token)
+        if client is None:
+            client = AsyncWebClient(token=token, base_url=self.slack_default.base_url, timeout=10)
+            self._team_clients[token] = client
+        client.session = self.slack_default.session
+        return client
+
+    def workspace(self) -> WorkspaceConfig:
+        """The settings of the workspace the work at hand belongs to (its own, over the environment's)."""
+        return self.workspaces.config(current_team())
+
+    @property
+    def workspace_url(self) -> str | None:
+        return self.workspace_urls.get(current_team())
+
     def is_admin(self, user_id: str) -> bool:
-        return user_id in self.settings.admins
+        return self.workspace().is_admin(user_id)
 
     def on_start(self, starter: Callable[[], Awaitable[None]]) -> None:
         """Register something to run when this process takes the scheduler's lead — at start with SQLite, when
@@ -212,7 +258,7 @@ class Services:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=15)
         )
-        self.slack.session = self._session
+        self.slack_default.session = self._session
         self.outbox.client.session = self._session
         await self.outbox.start(self._session)
         await self.inbox.start()

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=SLACK_DEFAULT_URL, validation_alias=AliasChoices("SLACK_API_URL"))
+    # Many workspaces (Slack's OAuth install flow): with both set, SLACK_BOT_TOKEN is not needed.
+    slack_client_id: str | None = _env("SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = _env("SLACK_CLIENT_SECRET")
+    # How long an uninstalled workspace's data is kept before it is purged (30d, 12h, seconds).
+    retention: float = Field(default=30 * 86400.0, gt=0, validation_alias=AliasChoices("SWITCHBOARD_RETENTION"))
 
     avanser_api_url: str = Field(default=AVANSER_DEFAULT_URL, validation_alias=AliasChoices("AVANSER_API_URL"))
     avanser_username: str | None = _env("AVANSER_USERNAME")
@@ -261,7 +266,7 @@ class Settings(BaseSettings):
             return BusinessHours.parse(value) if value.strip() else None
         return value
 
-    @field_validator("vn_reminder", "propagation", "claim_within", mode="before")
+    @field_validator("vn_reminder", "propagation", "claim_within", "retention", mode="before")
     @classmethod
     def _reminder(cls, value: Any) -> Any:
         """`15m`, `2h`, `1d` or seconds."""
@@ -354,20 +359,27 @@ class Settings(BaseSettings):
     def dtl_configured(self) -> bool:
         return bool(self.dtl_api_url and self.dtl_username and self.dtl_password)
 
+    @property
+    def many_workspaces(self) -> bool:
+        """Installed through Slack's OAuth flow (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), one token per workspace."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_client_secret.get_secret_value())
+
     def require_slack(self) -> None:
         """Raise SettingsError unless the settings needed to talk to Slack are present."""
-        missing = [
-            name
-            for name, value in (
-                ("SLACK_BOT_TOKEN", self.slack_bot_token),
-                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+        needed: list[tuple[str, SecretStr | None]] = [("SLACK_SIGNING_SECRET", self.slack_signing_secret)]
+        if not self.many_workspaces:
+            needed.insert(0, ("SLACK_BOT_TOKEN", self.slack_bot_token))
+        if self.slack_client_id and not self.many_workspaces:
+            raise SettingsError(
+                "SLACK_CLIENT_SECRET: not set. With SLACK_CLIENT_ID it comes from your Slack app's 'Basic Information'"
+                " page (App Credentials)."
             )
-            if value is None or not value.get_secret_value()
-        ]
+        missing = [name for name, value in needed if value is None or not value.get_secret_value()]
         if missing:
             raise SettingsError(
                 f"{', '.join(missing)}: not set. Copy them from your Slack app's 'Basic Information' "
-                "and 'OAuth & Permissions' pages into the environment or .env."
+                "and 'OAuth & Permissions' pages into the environment or .env (or set SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET to install into many workspaces)."
             )
 
 

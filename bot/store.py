@@ -507,6 +507,64 @@ def _slack_signatures(db: Any) -> None:
     db.execute("CREATE TABLE slack_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
 
 
+TEAM_TABLES = (
+    "routes",
+    "group_routes",
+    "user_phones",
+    "number_requests",
+    "allocations",
+    "alerts",
+    "audit",
+    "outbox",
+    "call_slots",
+    "released_numbers",
+    "calls",
+    "home_viewers",
+    "scheduled_jobs",  # a job runs as the workspace that scheduled it
+)
+
+
+def _workspaces(db: Any) -> None:
+    # Many workspaces (#18): each row says whose it is ("" = the one workspace of SLACK_BOT_TOKEN); the
+    # installations made through Slack's OAuth flow, its `state` values, and each workspace's own settings.
+    for table in TEAM_TABLES:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN team_id TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX routes_team ON routes (team_id)")
+    db.execute("CREATE INDEX alerts_team ON alerts (team_id, created_at)")
+    db.execute("CREATE INDEX outbox_team ON outbox (team_id, status)")
+    db.execute(
+        """
+        CREATE TABLE installations (
+            team_id TEXT PRIMARY KEY,
+            team_name TEXT NOT NULL,
+            bot_token TEXT NOT NULL,         -- '' once uninstalled
+            bot_user_id TEXT NOT NULL,
+            bot_scopes TEXT NOT NULL,
+            installer TEXT NOT NULL,         -- Slack user id of whoever installed it: an admin there
+            enterprise_id TEXT,
+            installed_at REAL NOT NULL,
+            uninstalled_at REAL,
+            raw TEXT NOT NULL DEFAULT '{}'   -- Bolt's Installation, as JSON
+        )
+        """
+    )
+    db.execute("CREATE TABLE oauth_states (state TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+    db.execute(
+        """
+        CREATE TABLE workspace_settings (
+            team_id TEXT PRIMARY KEY,
+            admins TEXT,                     -- JSON list of Slack user ids; NULL: SWITCHBOARD_ADMINS
+            approvals_channel TEXT,          -- NULL: SWITCHBOARD_APPROVALS_CHANNEL
+            alerts_channel TEXT,             -- NULL: SWITCHBOARD_ALERTS_CHANNEL
+            caller_id TEXT,                  -- NULL: SWITCHBOARD_CALLER_ID
+            avanser_account INTEGER,         -- the AVANSER account this workspace works in (agency users)
+            updated_by TEXT,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -532,6 +590,7 @@ MIGRATIONS: list[Migration] = [
     Migration(41, "scheduler: who leads", _leader),
     Migration(42, "outbox: each channel's pace, kept across replicas", _channel_pace),
     Migration(43, "signed Slack requests seen by any replica", _slack_signatures),
+    Migration(50, "many workspaces: whose each row is, installations, OAuth states, workspace settings", _workspaces),
 ]
 
 

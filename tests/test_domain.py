@@ -147,7 +147,7 @@ def test_inbox_dispatches_by_event_type_and_claim_is_once(services: Services) ->
     routing.set_route(services.store, TRACKING, "C0SALES", by=ADMIN)
     store_event(services.store, "avanser.call", "ECS1", AVANSER_CALL)
     store_event(services.store, "avanser.sms", "sms1", AVANSER_SMS)
-    assert services.inbox.process_pending() == 2
+    assert services.inbox.process_pending(budget=60) == 2  # not the 3 ms budget: a cold first event may take longer
     statuses = [r[0] for r in services.store.execute("SELECT status FROM inbox ORDER BY id")]
     assert statuses == ["done", "done"]  # the text's number has no route: it goes to SWITCHBOARD_ALERTS_CHANNEL
     assert [c for _, c, _ in posts(services)] == ["C0SALES", "C0ALERTS"]

@@ -11,6 +11,8 @@ import time
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.workspaces import current_team, team_scope
+
 if TYPE_CHECKING:
     from bot.services import Services
 
@@ -50,14 +52,24 @@ async def timezone(services: Services, user: str) -> ZoneInfo | None:
 
 
 async def learn_workspace(services: Services) -> None:
-    """At start: the workspace's address (auth.test), so the App Home can link to a number's thread."""
+    """At start: each workspace's address (auth.test), so the App Home can link to a number's thread."""
+    teams = services.installations.installed() if services.installations is not None else [""]
+    for team in teams:
+        with team_scope(team):
+            await learn_address(services)
+
+
+async def learn_address(services: Services) -> None:
+    """The address of the workspace the work at hand belongs to (auth.test with its token)."""
+    team = current_team()
     try:
         answer = await services.slack.auth_test()
     except Exception as exc:  # links fall back to the channel; nothing else depends on it
-        log.warning("auth.test failed (%s); the App Home links to channels, not threads", type(exc).__name__)
+        log.warning("auth.test failed for workspace %r (%s); its App Home links to channels", team, type(exc).__name__)
         return
     url = str(answer.get("url") or "")
-    services.workspace_url = url if url.startswith("https://") or url.startswith("http://") else None
+    if url.startswith("https://") or url.startswith("http://"):
+        services.workspace_urls[team] = url
 
 
 def message_link(services: Services, channel: str, ts: str) -> str | None:
