@@ -294,8 +294,10 @@ class Outbox(Worker):
 
     def _client_for(self, row: _Row) -> AsyncWebClient:
         """The Slack client with the token of the row's workspace (SLACK_BOT_TOKEN's client for "")."""
-        if not row.team or self.tokens is None:
+        if self.tokens is None:
             return self.client
+        if not row.team:  # many workspaces, and nothing said whose this is: no token could send it
+            raise _Refused("the message belongs to no workspace (no route or request says whose it is)")
         token = self.tokens(row.team)
         if not token:
             raise _Refused(f"workspace {row.team} has no installation (uninstalled?): nothing is sent for it")

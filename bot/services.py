@@ -210,6 +210,9 @@ class Services:
         services.scheduler.bind(store, services)
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
         services.feed = feed_client(settings)
+        if services.avanser is not None and settings.many_workspaces:
+            # One AVANSER user, an account per workspace (`/numbers accounts <id>` there): each call runs in it.
+            services.avanser.account_for = lambda: services.workspace().avanser_account
         for client in (services.avanser, services.exotel, services.dtl, services.feed):
             if client is not None:
                 services.on_stop(client.aclose)

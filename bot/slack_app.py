@@ -20,13 +20,17 @@ from typing import Any
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 import commands
+from bot.domain import workspace
 from bot.errors import UserError, correlation_id, unexpected_failure_text
+from bot.oauth import BOT_SCOPES, DatabaseInstallationStore, DatabaseStateStore
 from bot.services import Services
 from bot.store import StoreBusy
-from commands import alerts, home
+from bot.workspaces import enter_team
+from commands import alerts, home, workspaces
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +62,57 @@ class OncePerEvent(AsyncMiddleware):
         return await next()
 
 
+class InWorkspace(AsyncMiddleware):
+    """Many workspaces: the rest of the request — its listener, its background tasks, the rows it writes, the
+    outbox messages it queues and the Slack calls it makes — is that workspace's (`bot.workspaces`).
+
+    Bolt runs its middleware one after another, not nested, so the team is entered for the rest of the request's
+    task; `bot.web` runs each request inside `team_scope(None)`, which ends it with the request."""
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        enter_team(req.context.team_id or "")
+        return await next()
+
+
+def oauth_settings(services: Services) -> AsyncOAuthSettings | None:
+    """Slack's OAuth install flow over Switchboard's database, when SLACK_CLIENT_ID/SECRET are set."""
+    settings, installations = services.settings, services.installations
+    if not settings.many_workspaces or installations is None:
+        return None
+    assert settings.slack_client_id and settings.slack_client_secret
+
+    async def on_installed(team: str) -> None:
+        await workspace.installed(services, team)
+
+    public = (settings.public_url or "").rstrip("/")
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=list(BOT_SCOPES),
+        redirect_uri=f"{public}/slack/oauth_redirect" if public else None,
+        # Slack's "Add to Slack" page is on the same host as its Web API (slack.com, or the sandbox).
+        authorization_url=settings.slack_api_url.removesuffix("/").removesuffix("/api") + "/oauth/v2/authorize",
+        installation_store=DatabaseInstallationStore(installations, on_installed),
+        installation_store_bot_only=True,
+        state_store=DatabaseStateStore(services.store),
+    )
+
+
 def build_bolt_app(services: Services, *, process_before_response: bool = True) -> AsyncApp:
     """The Bolt app; `process_before_response=False` exists only to measure Bolt's default mode."""
     settings = services.settings
     app = AsyncApp(
         name="switchboard",
-        # The token comes from the client (services.slack), which also carries SLACK_API_URL.
+        # The token comes from the client (services.slack_default, none with many workspaces: Bolt then finds each
+        # workspace's in the installation store); the client also carries SLACK_API_URL.
         signing_secret=(settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None),
-        client=services.slack,
+        client=services.slack_default,
+        oauth_settings=oauth_settings(services),
+        user_facing_authorize_error_message=(
+            "Switchboard isn't installed in this workspace (or was removed). Ask an admin to add it again."
+        ),
         process_before_response=process_before_response,
         logger=logging.getLogger("switchboard.bolt"),
         # bot/guard.py has already checked the signature on the raw bytes before anything parsed them
@@ -78,11 +125,14 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
     )
 
     app.use(OncePerEvent(services))
+    if services.installations is not None:
+        app.use(InWorkspace())
 
     for module in commands.MODULES:
         module.register(app, services)
     home.register(app, services)
     alerts.register(app, services)
+    workspaces.register(app, services)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:

@@ -1,6 +1,8 @@
 """The ASGI app: Slack's requests, health, metrics and the telco webhooks, on one Starlette server.
 
     POST /slack/events   every Slack request (commands, interactivity, events), through Bolt
+    GET  /slack/install  with SLACK_CLIENT_ID/SECRET: the "Add to Slack" page (Bolt's OAuth flow, bot.oauth)
+    GET  /slack/oauth_redirect   where Slack sends the installer back: the install is completed and saved
     GET  /healthz        200 {"ok": true, ...} after committing a write to the store, else 503
     GET  /metrics        Prometheus text; with SWITCHBOARD_METRICS_TOKEN, only for `Bearer <token>`
     /hooks/*             telco webhooks (bot.hooks)
@@ -27,12 +29,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.domain import alerts, feed, home, numbers, people, reports, vn
+from bot.domain import alerts, feed, home, numbers, people, reports, vn, workspace
 from bot.guard import Guard
 from bot.hooks import HOOKS, hook_routes
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
+from bot.workspaces import team_scope
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ def wire_domain(services: Services) -> None:
     services.on_start(lambda: people.learn_workspace(services))
     services.on_start(lambda: feed.schedule(services))
     services.on_start(lambda: reports.schedule_weekly(services))
+    services.on_start(lambda: workspace.schedule_purge(services))
 
 
 def shared_replays(services: Services) -> Callable[[str, float], Awaitable[bool]]:
@@ -85,9 +89,22 @@ def create_app(
     started = time.time()
 
     async def slack_events(request: Request) -> Response:
-        response = await handler.handle(request)
+        # Many workspaces: Bolt's middleware enters the request's workspace; it ends with the request.
+        with team_scope(None):
+            response = await handler.handle(request)
         services.metrics.slack_requests.labels(str(response.status_code)).inc()
         return response
+
+    async def slack_install(request: Request) -> Response:
+        if bolt.oauth_flow is None:
+            return JSONResponse(
+                {
+                    "ok": False,
+                    "error": "Switchboard serves one workspace: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are not set",
+                },
+                status_code=404,
+            )
+        return await handler.handle(request)
 
     async def healthz(request: Request) -> Response:
         problem = services.store.write_problem()
@@ -141,6 +158,8 @@ def create_app(
 
     routes = [
         Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/slack/install", slack_install, methods=["GET"]),
+        Route("/slack/oauth_redirect", slack_install, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *hook_routes(services),

@@ -26,6 +26,8 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+TOKEN_CACHE_S = 60.0
+
 _team: contextvars.ContextVar[str] = contextvars.ContextVar("switchboard_team", default="")
 
 
@@ -67,16 +69,26 @@ class Installations:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._tokens: dict[str, tuple[str | None, float]] = {}
+        # team → (bot token, cached until, the installation); another replica's uninstall is seen within a minute
+        self._tokens: dict[str, tuple[str | None, float, Installation | None]] = {}
 
-    def save(self, installation: Installation) -> None:
-        self.store.execute(
-            "INSERT INTO installations (team_id, team_name, bot_token, bot_user_id, bot_scopes, installer,"
-            " enterprise_id, installed_at, uninstalled_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
-            " ON CONFLICT(team_id) DO UPDATE SET team_name = excluded.team_name, bot_token = excluded.bot_token,"
-            " bot_user_id = excluded.bot_user_id, bot_scopes = excluded.bot_scopes, installer = excluded.installer,"
-            " enterprise_id = excluded.enterprise_id, installed_at = excluded.installed_at, uninstalled_at = NULL,"
-            " raw = excluded.raw",
+    _SAVE = (
+        "INSERT INTO installations (team_id, team_name, bot_token, bot_user_id, bot_scopes, installer,"
+        " enterprise_id, installed_at, uninstalled_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+        " ON CONFLICT(team_id) DO UPDATE SET team_name = excluded.team_name, bot_token = excluded.bot_token,"
+        " bot_user_id = excluded.bot_user_id, bot_scopes = excluded.bot_scopes, installer = excluded.installer,"
+        " enterprise_id = excluded.enterprise_id, installed_at = excluded.installed_at, uninstalled_at = NULL,"
+        " raw = excluded.raw"
+    )
+    _FIND = (
+        "SELECT team_id, team_name, bot_token, bot_user_id, bot_scopes, installer, enterprise_id, installed_at,"
+        " raw FROM installations WHERE team_id = ? AND uninstalled_at IS NULL"
+    )
+
+    async def asave(self, installation: Installation) -> None:
+        """Save a workspace's installation (a new install, or installing again: the newer token wins)."""
+        await self.store.aexecute(
+            self._SAVE,
             (
                 installation.team_id,
                 installation.team_name,
@@ -93,24 +105,17 @@ class Installations:
         log.info("workspace %s (%s) installed Switchboard", installation.team_id, installation.team_name)
 
     def find(self, team_id: str) -> Installation | None:
-        row = self.store.execute(
-            "SELECT team_id, team_name, bot_token, bot_user_id, bot_scopes, installer, enterprise_id, installed_at,"
-            " raw FROM installations WHERE team_id = ? AND uninstalled_at IS NULL",
-            (team_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Installation(
-            team_id=row[0],
-            team_name=row[1],
-            bot_token=row[2],
-            bot_user_id=row[3],
-            bot_scopes=row[4],
-            installer=row[5],
-            enterprise_id=row[6],
-            installed_at=float(row[7]),
-            raw=json.loads(row[8] or "{}"),
-        )
+        return _installation(self.store.execute(self._FIND, (team_id,)).fetchone())
+
+    async def afind(self, team_id: str) -> Installation | None:
+        """`find` for Bolt's authorization of each request: from the token cache when it can."""
+        cached = self._tokens.get(team_id)
+        if cached is not None and cached[1] > time.monotonic() and cached[2] is not None:
+            return cached[2]
+        cursor = await self.store.aexecute(self._FIND, (team_id,))
+        found = _installation(cursor.fetchone())
+        self._tokens[team_id] = (found.bot_token if found else None, time.monotonic() + TOKEN_CACHE_S, found)
+        return found
 
     def bot_token(self, team_id: str) -> str | None:
         """The workspace's bot token (cached for a minute), None when it isn't installed."""
@@ -119,7 +124,7 @@ class Installations:
             return cached[0]
         found = self.find(team_id)
         token = found.bot_token if found else None
-        self._tokens[team_id] = (token, time.monotonic() + 60)
+        self._tokens[team_id] = (token, time.monotonic() + TOKEN_CACHE_S, found)
         return token
 
     def uninstall(self, team_id: str) -> bool:
@@ -135,6 +140,22 @@ class Installations:
 
     def installed(self) -> list[str]:
         return [str(r[0]) for r in self.store.execute("SELECT team_id FROM installations WHERE uninstalled_at IS NULL")]
+
+
+def _installation(row: Any) -> Installation | None:
+    if row is None:
+        return None
+    return Installation(
+        team_id=row[0],
+        team_name=row[1],
+        bot_token=row[2],
+        bot_user_id=row[3],
+        bot_scopes=row[4],
+        installer=row[5],
+        enterprise_id=row[6],
+        installed_at=float(row[7]),
+        raw=json.loads(row[8] or "{}"),
+    )
 
 
 # -- each workspace's own settings -------------------------------------------------------------------

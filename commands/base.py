@@ -59,6 +59,8 @@ def form_values(view: dict[str, Any]) -> dict[str, Any]:
             out[block_id] = (state.get("selected_option") or {}).get("value")
         elif "selected_options" in state:
             out[block_id] = [o.get("value") for o in state.get("selected_options") or []]
+        elif "selected_users" in state:
+            out[block_id] = list(state.get("selected_users") or [])
         elif "selected_conversation" in state:
             out[block_id] = state.get("selected_conversation")
         else:

@@ -14,6 +14,7 @@ from bot.domain.routing import route_options, routed_channel, routed_channels
 from bot.errors import UserError
 from bot.phone import national
 from bot.telco.avanser import Template
+from commands import workspaces
 from commands.base import CommandFamily, CommandRequest, Interaction, action, prefixed, register_listeners, view
 from commands.numbers_views import (
     ACCOUNT_SWITCH_ACTION,
@@ -249,6 +250,13 @@ async def accounts(request: CommandRequest) -> None:
 
     waiting = "Switching the AVANSER account…" if wanted else "Asking AVANSER about the account…"
     await request.answer_later(waiting, overview, name="numbers accounts")
+
+
+@family.subcommand("settings")
+async def settings(request: CommandRequest) -> None:
+    """this workspace's admins, approvals and alerts channels and caller ID (admins)."""
+    workspaces.open_settings(request)
+    await request.ack()
 
 
 # -- forms and buttons ------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ def _state_of(element: dict[str, Any], value: Any) -> dict[str, Any]:
         return {"type": kind, "selected_conversation": value}
     if kind == "users_select":
         return {"type": kind, "selected_user": value}
+    if kind == "multi_users_select":
+        return {"type": kind, "selected_users": list(value or [])}
     return {"type": kind, "value": value}
 
 
@@ -159,11 +161,11 @@ def message_action(
     }
 
 
-def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+def event_callback(event: dict[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID) -> dict[str, Any]:
     """An Events API delivery (app_home_opened_event.json and friends)."""
     return {
         "token": "verification_token",
-        "team_id": TEAM_ID,
+        "team_id": team_id,
         "api_app_id": APP_ID,
         "event": event,
         "type": "event_callback",

@@ -29,6 +29,7 @@ requests to the app, exactly as Slack would, each with a fresh trigger_id.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import math
@@ -40,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import yaml
@@ -136,9 +137,12 @@ class Fault:
     delay: float = 0.0
     methods: frozenset[str] | None = None
     after_commit: bool = False  # do the work, then answer the fault (the answer is lost, the post is not)
+    team: str | None = None  # only calls made with this workspace's token (None: every call)
 
-    def applies(self, method: str, now: float) -> bool:
+    def applies(self, method: str, now: float, team: str | None = None) -> bool:
         if self.methods is not None and method not in self.methods:
+            return False
+        if self.team is not None and team != self.team:
             return False
         if self.until is not None and now > self.until:
             return False
@@ -209,6 +213,8 @@ class SlackSandbox:
         self.client_id = "0000000000.0000000001"
         self.client_secret = "sandbox-client-secret"
         self.oauth_codes: dict[str, tuple[str, str, str]] = {}
+        self.oauth_redirects: dict[str, str] = {}  # code → the redirect_uri its install was started with
+        self.redirect_urls: list[str] = []  # the app's Redirect URLs (manifest oauth_config.redirect_urls)
         self.workspaces: dict[str, Workspace] = {}
         self.revoked: set[str] = set()
         self._http: httpx.Client | None = None
@@ -233,8 +239,9 @@ class SlackSandbox:
         delay: float = 0.0,
         methods: set[str] | None = None,
         after_commit: bool = False,
+        team: str | None = None,
     ) -> None:
-        """Answer the next `count` calls (or all calls for `seconds`) with `status`."""
+        """Answer the next `count` calls (or all calls for `seconds`) with `status` (only `team`'s, if given)."""
         if count is None and seconds is None:
             count = 1
         with self._lock:
@@ -247,6 +254,7 @@ class SlackSandbox:
                     delay=delay,
                     methods=frozenset(methods) if methods else None,
                     after_commit=after_commit,
+                    team=team,
                 )
             )
 
@@ -339,8 +347,10 @@ class SlackSandbox:
         client: httpx.Client | None = None,
         timestamp: int | None = None,
         secret: str | None = None,
+        team_id: str = TEAM_ID,
     ) -> tuple[httpx.Response, str]:
-        """Send a signed slash command to the app; return its HTTP answer and the response_url used."""
+        """Send a signed slash command to the app (from workspace `team_id`); return its HTTP answer and the
+        response_url used."""
         response_url = self.new_response_url()
         body = slash_command_body(
             command,
@@ -349,9 +359,15 @@ class SlackSandbox:
             channel_id=channel_id,
             response_url=response_url,
             trigger_id=self.issue_trigger(user_id),
-            team_id=TEAM_ID,
+            team_id=team_id,
         )
         return self._send(app_url, body, client, timestamp, secret), response_url
+
+    def event(self, app_url: str, body: dict[str, Any]) -> httpx.Response:
+        """Deliver an Events API body (`bot.sandbox.payloads.event_callback`) to the app, signed."""
+        text = json.dumps(body)
+        headers = {"Content-Type": "application/json", **signature_headers(self.signing_secret, text)}
+        return self._client().post(f"{app_url}/slack/events", content=text, headers=headers)
 
     def interact(self, app_url: str, payload: dict[str, Any], *, client: httpx.Client | None = None) -> httpx.Response:
         """Send a signed interactivity payload (button click, modal submission) to the app.
@@ -393,12 +409,14 @@ class SlackSandbox:
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
-    def _fault_for(self, method: str) -> Fault | None:
+    def _fault_for(self, method: str, token: str | None = None) -> Fault | None:
         now = time.time()
+        workspace = self.workspace_of(token)
+        team = workspace.team_id if workspace else TEAM_ID
         with self._lock:
             self.faults = [f for f in self.faults if f.until is None or f.until >= now]
             for fault in self.faults:
-                if fault.applies(method, now):
+                if fault.applies(method, now, team):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                     return fault
@@ -502,6 +520,38 @@ class SlackSandbox:
             self.oauth_codes[code] = (team_id, name or f"Workspace {team_id}", installer)
         return code
 
+    async def _authorize_endpoint(self, request: Request) -> Response:
+        """Slack's "Add to Slack" page, as the installer's browser meets it: the app's client_id and scopes are
+        checked, then (the installer having chosen their workspace and clicked Allow) the browser is sent to
+        `redirect_uri` with a one-time code and the same `state`. Which workspace the browser is signed into is
+        the sandbox's `team` parameter; `deny=1` is the installer clicking Cancel."""
+        query = request.query_params
+        if query.get("client_id") != self.client_id:
+            return PlainTextResponse("invalid_client_id", status_code=400)
+        asked = {s for s in (query.get("scope") or "").replace(" ", ",").split(",") if s}
+        if not asked or not asked <= self.scopes:
+            return PlainTextResponse(f"invalid_scope: {', '.join(sorted(asked - self.scopes)) or 'none'}", 400)
+        # Without redirect_uri Slack uses the app's (first) configured Redirect URL; with one, it must be one of them.
+        redirect = query.get("redirect_uri") or (self.redirect_urls[0] if self.redirect_urls else "")
+        if not redirect or (self.redirect_urls and not any(redirect.startswith(u) for u in self.redirect_urls)):
+            return PlainTextResponse("bad_redirect_uri", status_code=400)
+        state = query.get("state") or ""
+        if query.get("deny"):
+            return Response(
+                status_code=302,
+                headers={"location": f"{redirect}?{urlencode({'error': 'access_denied', 'state': state})}"},
+            )
+        code = self.issue_code(
+            query.get("team") or TEAM_ID,
+            installer=query.get("user") or "U0INSTALLER",
+            name=query.get("team_name") or "",
+        )
+        with self._lock:
+            self.oauth_redirects[code] = redirect
+        return Response(
+            status_code=302, headers={"location": f"{redirect}?{urlencode({'code': code, 'state': state})}"}
+        )
+
     def revoke(self, team_id: str) -> None:
         """The workspace uninstalled the app: its token no longer works."""
         with self._lock:
@@ -518,8 +568,11 @@ class SlackSandbox:
             return {"ok": False, "error": "bad_client_secret"}
         with self._lock:
             issued = self.oauth_codes.pop(str(args.get("code") or ""), None)
+            redirect = self.oauth_redirects.pop(str(args.get("code") or ""), None)
         if issued is None:
             return {"ok": False, "error": "invalid_code"}
+        if redirect is not None and args.get("redirect_uri") not in (None, "", redirect):
+            return {"ok": False, "error": "bad_redirect_uri"}  # must be the one the install started with
         team_id, name, installer = issued
         workspace = Workspace(
             team_id,
@@ -838,6 +891,7 @@ class SlackSandbox:
         return Starlette(
             routes=[
                 Route("/api/{method}", self._api_endpoint, methods=["POST", "GET"]),
+                Route("/oauth/v2/authorize", self._authorize_endpoint, methods=["GET"]),
                 Route("/response/{key}", self._response_endpoint, methods=["POST"]),
                 Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
                 Route("/_sandbox/state", self._state_endpoint, methods=["GET"]),
@@ -852,7 +906,16 @@ class SlackSandbox:
         auth = request.headers.get("authorization", "")
         if auth.startswith("Bearer "):
             token = auth.removeprefix("Bearer ")
-        fault = self._fault_for(method)
+        elif auth.startswith("Basic ") and method.startswith("oauth."):
+            # oauth.v2.access takes the app's credentials as HTTP Basic auth or as client_id/client_secret
+            # parameters (Slack's reference); slack-sdk sends Basic.
+            try:
+                user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            args.setdefault("client_id", user)
+            args.setdefault("client_secret", password)
+        fault = self._fault_for(method, token)
         if fault is not None and fault.after_commit and self.refusal(method, args, token) is None:
             self.handle(method, dict(args))
         if fault is not None:

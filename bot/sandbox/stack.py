@@ -8,12 +8,17 @@ The app is configured with nothing from the environment or `.env`: every setting
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
+
+import httpx
 
 from bot.outbox import HOME_EVERY
 from bot.sandbox.avanser import AvanserSandbox
@@ -38,6 +43,7 @@ class Stack:
         home_every: float = HOME_EVERY,
         slack_scopes: Iterable[str] | None = None,
         feed: str | None = None,
+        many_workspaces: bool = False,
         **settings: Any,
     ) -> None:
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="switchboard-")
@@ -53,6 +59,7 @@ class Stack:
         self.outbox_channel_interval = outbox_channel_interval
         self.home_every = home_every
         self.extra_settings = settings
+        self.many_workspaces = many_workspaces  # SLACK_CLIENT_ID/SECRET: workspaces installed with `install()`
         self.feed = feed  # "json" | "csv" | "xml" | "" (/feed/calls): read the AVANSER sandbox's data feed
         self.slack_server: LoopbackServer | None = None
         self.app_server: LoopbackServer | None = None
@@ -98,6 +105,10 @@ class Stack:
             values["AVANSER_FEED_URL"] = self.avanser.feed_url(self.feed or None)
             values["AVANSER_FEED_USERNAME"] = self.avanser.feed_username
             values["AVANSER_FEED_PASSWORD"] = self.avanser.feed_password
+        if self.many_workspaces:  # installed through Slack's OAuth flow (`install`), no SLACK_BOT_TOKEN
+            values.update(
+                SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID=self.slack.client_id, SLACK_CLIENT_SECRET=self.slack.client_secret
+            )
         values.update(self.extra_settings)
         self.settings = load_settings(env_file=None, **values)
         self.services = Services.create(
@@ -107,11 +118,27 @@ class Stack:
         self.app_server = LoopbackServer(app, name="switchboard").start()
         self.settings = self.settings.model_copy(update={"public_url": self.app_server.url})
         self.services.settings = self.settings
+        self.slack.redirect_urls = [f"{self.app_server.url}/slack/oauth_redirect"]
         token = f"token={self.webhook_token}"
         self.exotel.event_urls = {
             kind: f"{self.app_server.url}/hooks/exotel/{kind}?{token}"
             for kind in ("call", "deallocation", "verification")
         }
+
+    def install(self, team_id: str, *, installer: str = "U0INSTALLER", name: str = "") -> httpx.Response:
+        """Install Switchboard into workspace `team_id` as a browser would: the app's "Add to Slack" page, Slack's
+        authorize page (Allow), back to the app's redirect with the code; returns the app's last answer."""
+        with httpx.Client(timeout=10) as browser:
+            page = browser.get(f"{self.url}/slack/install")
+            page.raise_for_status()
+            link = re.search(r'href="([^"]*oauth/v2/authorize[^"]*)"', page.text)
+            assert link is not None, f"no Add to Slack link on the install page: {page.text[:300]}"
+            chosen = urlencode({"team": team_id, "user": installer, "team_name": name})
+            allow = browser.get(f"{html.unescape(link.group(1))}&{chosen}")
+            assert allow.status_code == 302, allow.text
+            # Bolt's state cookie is `Secure`: a browser sends it back over https only, the sandbox is http.
+            cookie = page.headers.get("set-cookie", "").split(";")[0]
+            return browser.get(allow.headers["location"], headers={"cookie": cookie})
 
     def call_uri(self) -> str:
         """The call-URI a tracking number registered by a test reports its calls to (with the webhook token)."""

@@ -41,8 +41,10 @@ whose description names the number type, or says the cost is unknown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -550,10 +552,38 @@ class AvanserClient(HttpProvider):
     name = "AVANSER"
 
     last_transaction: Transaction | None = None  # the @transaction of the latest answer: the selected account
+    # Agency users serving many workspaces: the account the work at hand is for (None: whichever is selected).
+    account_for: Callable[[], int | None] | None = None
+    _selected: int | None = None  # the account AVANSER has selected for this user, as far as we switched it
+    _in_flight = 0  # calls running in `_selected`
+    _selecting: asyncio.Condition | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _call(
+    async def _call(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, Any]:
+        """One call, in the account of the work at hand: AVANSER's selected account is per user, so a call for
+        another account waits until the calls in flight finish, switches (`POST /accounts`), then runs."""
+        wanted = self.account_for() if self.account_for is not None else None
+        if wanted is None or (method == "POST" and path == "accounts"):
+            return await self._call_selected(method, path, **kwargs)
+        if self._selecting is None:
+            self._selecting = asyncio.Condition()
+        async with self._selecting:
+            await self._selecting.wait_for(lambda: self._selected == wanted or self._in_flight == 0)
+            if self._selected != wanted:
+                await self._call_selected(
+                    "POST", "accounts", params={"account-id": wanted}, form={"account-id": wanted}
+                )
+                self._selected = wanted
+            self._in_flight += 1
+        try:
+            return await self._call_selected(method, path, **kwargs)
+        finally:
+            async with self._selecting:
+                self._in_flight -= 1
+                self._selecting.notify_all()
+
+    async def _call_selected(
         self,
         method: str,
         path: str,
@@ -642,6 +672,7 @@ class AvanserClient(HttpProvider):
 
     async def switch_account(self, account_id: int) -> None:
         await self._call("POST", "accounts", params={"account-id": account_id}, form={"account-id": account_id})
+        self._selected = account_id
 
     async def account_details(self) -> list[AccountDetails]:
         response, body = await self._call("GET", "accounts/details")
