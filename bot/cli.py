@@ -28,6 +28,7 @@ def _secrets(settings: Settings) -> list[str]:
     values = [
         settings.slack_bot_token,
         settings.slack_signing_secret,
+        settings.slack_client_secret,
         settings.slack_app_token,
         settings.avanser_password,
         settings.exotel_api_token,
@@ -106,6 +107,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             bool(settings.slack_bot_token and settings.slack_signing_secret),
             "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET",
         ),
+        (
+            "Slack, many workspaces (OAuth install at /slack/install)",
+            settings.many_workspaces,
+            "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET",
+        ),
         ("Slack Socket Mode", settings.slack_app_token is not None, "SLACK_APP_TOKEN"),
         ("AVANSER (/numbers)", settings.avanser_configured, "AVANSER_USERNAME, AVANSER_PASSWORD"),
         ("Exotel (/vn)", settings.exotel_configured, "EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN"),
@@ -124,7 +130,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.offline:
         return 0
     status = _check_database(settings)
-    if settings.slack_bot_token is not None:
+    if settings.slack_bot_token is not None and not settings.many_workspaces:
         status |= asyncio.run(_check_slack(settings))
     status |= asyncio.run(_check_providers(settings))
     return status
