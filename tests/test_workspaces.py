@@ -7,6 +7,8 @@ webhooks cause is checked on what the Slack sandbox received: which token made e
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from bot.domain.routing import set_route
 from bot.oauth import BOT_SCOPES
 from bot.sandbox import payloads
 from bot.sandbox.stack import Stack
+from bot.telco.avanser import AvanserClient
 from bot.workspaces import team_scope
 from commands.workspaces import settings_form
 from tests.helpers import TRACKING, call, on_app, send, wait_for
@@ -226,3 +229,31 @@ def test_tokens_revoked_for_the_bot_uninstalls(two: Stack) -> None:
 
 async def _never(services: Any) -> None:
     raise AssertionError("an uninstalled workspace's job ran")
+
+
+def test_each_workspaces_avanser_calls_run_in_its_own_account(stack: Stack) -> None:
+    """One AVANSER user, an account per workspace: calls for two accounts, interleaved, each answered by its own
+    account (AVANSER's selected account is the user's, so every call must switch, or wait, first)."""
+    wanted: contextvars.ContextVar[int | None] = contextvars.ContextVar("account", default=None)
+
+    async def run() -> tuple[list[str], int]:
+        settings = stack.settings
+        assert settings is not None and settings.avanser_username and settings.avanser_password
+        client = AvanserClient(
+            settings.avanser_api_url, settings.avanser_username, settings.avanser_password.get_secret_value()
+        )
+        client.account_for = wanted.get
+
+        async def details(account: int) -> str:
+            wanted.set(account)
+            return str((await client.account_details())[0].client_id)
+
+        try:
+            answers = await asyncio.gather(*(details(a) for a in [6999, 7001] * 6))
+        finally:
+            await client.aclose()
+        return answers, len(stack.avanser.requests_to("POST", "/v1/accounts"))
+
+    answers, switches = stack.on_app(run())
+    assert answers == ["6999", "7001"] * 6
+    assert 2 <= switches <= 12  # calls for the account already selected share it
