@@ -79,7 +79,12 @@ def test_costly_and_special_numbers_are_never_dialled(stack: Stack, number: str,
 
 
 def test_a_phone_that_became_premium_is_refused_at_dial_time(stack: Stack) -> None:
-    on_app(stack, lambda s: s.store.execute("INSERT INTO user_phones VALUES (?, ?, 0)", (REP, "+441234567890")))
+    on_app(
+        stack,
+        lambda s: s.store.execute(
+            "INSERT INTO user_phones (user_id, phone, updated_at) VALUES (?, ?, 0)", (REP, "+441234567890")
+        ),
+    )
     on_app(stack, lambda s: s.store.execute("UPDATE user_phones SET phone = ?", ("+449091234567",)))
     _, url = slash(stack, "/call", "0410 203 045")
     assert told(stack, url).startswith("The phone registered for calls can't be rung: 0909 123 4567 is a premium-rate")
