@@ -749,11 +749,15 @@ class Store:
         subject: str | None = None,
         detail: str = "{}",
         provider_ref: str | None = None,
+        *,
+        team: str = "",
     ) -> int:
-        """Append one line to the audit table."""
+        """Append one line to the audit table, as workspace `team`'s (the domain passes `current_team()`: the store
+        sits below `bot.workspaces`, which imports it, so it can't read the workspace itself)."""
         cursor = self.execute(
-            "INSERT INTO audit (at, actor, action, subject, detail, provider_ref) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), actor, action, subject, detail, provider_ref),
+            "INSERT INTO audit (at, actor, action, subject, detail, provider_ref, team_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, action, subject, detail, provider_ref, team),
         )
         return int(cursor.lastrowid or 0)
 

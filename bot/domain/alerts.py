@@ -26,13 +26,24 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.domain import calls, feed, numbers, refresh, reports, vn
-from bot.domain.routing import Delivered, deliver, digest_if_storming, route_for, thread_channel, thread_root
+from bot.domain.routing import (
+    Delivered,
+    Route,
+    alerts_channels,
+    deliver,
+    digest_if_storming,
+    route_for,
+    team_of_number,
+    thread_channel,
+    thread_root,
+)
 from bot.errors import UserError
 from bot.inbox import Handler
+from bot.workspaces import current_team, enter_team, team_scope
 from notifiers.allocations import render_allocation_call, render_verification
 from notifiers.calls import (
     call_summary,
@@ -55,7 +66,7 @@ from notifiers.events import (
     parse_event,
 )
 from notifiers.fallback import render_fallback
-from notifiers.message import AlertState, Message, Route, minutes_text
+from notifiers.message import AlertState, Message, minutes_text
 from notifiers.sms import render_sms, sms_summary, thread_key
 
 if TYPE_CHECKING:
@@ -76,7 +87,7 @@ def inbox_handlers(services: Services) -> dict[type[Event], Handler]:
 
 
 def _route(services: Services, number: str | None, custom_group: str | None = None) -> Route | None:
-    return route_for(services.store, services.settings.alerts_channel, number=number, custom_group=custom_group)
+    return route_for(services.store, alerts_channels(services), number=number, custom_group=custom_group)
 
 
 def _new_alert(
@@ -91,9 +102,9 @@ def _new_alert(
 ) -> AlertState:
     now = time.time() if at is None else at
     cursor = services.store.execute(
-        "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, digest_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (inbox_id, channel, kind, caller, tracking, digest, now),
+        "INSERT INTO alerts (inbox_id, channel, kind, caller, tracking, digest_id, created_at, team_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (inbox_id, channel, kind, caller, tracking, digest, now, current_team()),
     )
     return AlertState(id=int(cursor.lastrowid or 0), created_at=now)
 
@@ -134,11 +145,13 @@ ESCALATED_KINDS = ("missed", "abandoned", "busy", "unanswered", "voicemail")
 def on_avanser_call(services: Services, inbox_id: int, event: AvanserCall) -> str:
     if numbers.test_call(services, event.tracking_e164):
         return "done"  # AVANSER's automatic test call of a new number: said in its thread, not an alert
+    route = _route(services, event.tracking_e164, event.custom_group)
+    # The call is the workspace's whose route it is (or whose number, unrouted), before any row is written.
+    enter_team(route.team if route is not None else team_of_number(services.store, event.tracking_e164))
     reports.record_call(services.store, inbox_id, event)  # every call counts in /numbers report, answered too
     if event.from_feed and feed.too_old(event):
         return "skipped"  # recovered a day late: history (in reports), not an alert
     kind = kind_of(event)
-    route = _route(services, event.tracking_e164, event.custom_group)
     if route is None:
         return "unrouted"
     if not wanted(event, route):
@@ -185,13 +198,14 @@ def on_avanser_recording(services: Services, inbox_id: int, event: AvanserRecord
     assert isinstance(call, AvanserCall)
     reports.recording_arrived(services.store, event.dedup_key())
     alert = services.store.execute(
-        "SELECT a.id, a.channel, COALESCE(a.outbox_id, d.outbox_id) FROM alerts a"
+        "SELECT a.id, a.channel, COALESCE(a.outbox_id, d.outbox_id), a.team_id FROM alerts a"
         " LEFT JOIN digests d ON d.id = a.digest_id WHERE a.inbox_id = ?",
         (call_inbox,),
     ).fetchone()
     if call.recording_url or alert is None or alert[2] is None:
         return "skipped"  # its alert had it already, or the call has no alert (answered, unrouted, a test call)
     alert_id, channel, root = int(alert[0]), str(alert[1]), int(alert[2])
+    enter_team(str(alert[3]))  # the recording is its alert's workspace's
     route = _route(services, event.tracking_e164, event.custom_group) or Route(channel=channel)
     if event.is_voicemail:
         services.store.execute("UPDATE alerts SET kind = 'voicemail' WHERE id = ?", (alert_id,))
@@ -216,6 +230,7 @@ def on_avanser_sms(services: Services, inbox_id: int, event: AvanserSms) -> str:
     route = _route(services, event.tracking_e164)
     if route is None:
         return "unrouted"
+    enter_team(route.team)
     first = thread_root(services.store, thread_key(event)) is None
     received = time.time()
     digest = _into_digest(services, route.channel, lambda: sms_summary(event, route, received)) if first else None
@@ -233,12 +248,19 @@ def _allocation_route(services: Services, greenvn: str | None, greenvn_id: str |
     """The route of a virtual number's events; masked when the allocation was made `masked`."""
     route = _route(services, exotel_number(greenvn))
     if route is not None and vn.is_masked(services, greenvn_id, exotel_number(greenvn)):
-        return Route(route.channel, route.name, route.report, True, route.via)
+        return replace(route, mask_callers=True, escalate=None)
     return route
+
+
+def enter_allocation_team(services: Services, greenvn: str | None, greenvn_id: str | None, route: Route | None) -> None:
+    """A virtual number's event is its allocation's workspace's (else its route's), from here to the event's end."""
+    team = vn.team_of(services, greenvn_id, exotel_number(greenvn))
+    enter_team(team if team is not None else (route.team if route is not None else ""))
 
 
 def on_exotel_call(services: Services, inbox_id: int, event: ExotelCall) -> str:
     route = _allocation_route(services, event.greenvn, event.greenvn_id)
+    enter_allocation_team(services, event.greenvn, event.greenvn_id, route)
     keys = render_allocation_call(event, route or Route(channel=""), AlertState(id=0)).thread_keys
     channel = thread_channel(services.store, *keys) or (route.channel if route else None)
     if channel is None:
@@ -254,6 +276,7 @@ def on_exotel_call(services: Services, inbox_id: int, event: ExotelCall) -> str:
 
 def on_verification(services: Services, inbox_id: int, event: ExotelVerification) -> str:
     route = _allocation_route(services, event.greenvn, event.greenvn_id)
+    enter_allocation_team(services, event.greenvn, event.greenvn_id, route)
     masked = vn.is_masked(services, event.greenvn_id, exotel_number(event.greenvn))
     message = render_verification(event, route or Route(channel="", mask_callers=masked))
     channel = thread_channel(services.store, *message.thread_keys) or (route.channel if route else None)
@@ -279,12 +302,12 @@ class Alert:
 
 
 def load_alert(services: Services, alert_id: int) -> Alert | None:
-    """An alert, its event, its channel and its message row (None when unknown)."""
+    """An alert of this workspace, its event, its channel and its message row (None when unknown here)."""
     row = services.store.execute(
         "SELECT a.id, a.claimed_by, a.claimed_at, a.called_back_by, a.called_back_at, i.source, i.payload,"
         " a.channel, a.outbox_id, a.caller, a.tracking, a.created_at, a.escalated_at, a.kind, a.digest_id"
-        " FROM alerts a JOIN inbox i ON i.id = a.inbox_id WHERE a.id = ?",
-        (alert_id,),
+        " FROM alerts a JOIN inbox i ON i.id = a.inbox_id WHERE a.id = ? AND a.team_id = ?",
+        (alert_id, current_team()),
     ).fetchone()
     if row is None:
         return None
@@ -303,7 +326,7 @@ def load_alert(services: Services, alert_id: int) -> Alert | None:
 
 def render_alert(services: Services, alert: Alert) -> Message | None:
     """The alert's message as it should look now (after a claim or a call back)."""
-    default, event, channel = services.settings.alerts_channel, alert.event, alert.channel
+    default, event, channel = alerts_channels(services), alert.event, alert.channel
     if isinstance(event, AvanserCall):
         route = route_for(services.store, default, number=event.tracking_e164, custom_group=event.custom_group)
         return render_call(event, route or Route(channel=channel), alert.state)
@@ -358,15 +381,18 @@ def claim(services: Services, alert_id: int, user_id: str, channel: str | None) 
     `channel` is where the click came from; None for the App Home."""
     alert = alert_in(services, alert_id, channel, user_id)
     cursor = services.store.execute(
-        "UPDATE alerts SET claimed_by = ?, claimed_at = ?, escalate_at = NULL WHERE id = ? AND claimed_by IS NULL",
-        (user_id, time.time(), alert_id),
+        "UPDATE alerts SET claimed_by = ?, claimed_at = ?, escalate_at = NULL WHERE id = ? AND team_id = ?"
+        " AND claimed_by IS NULL",
+        (user_id, time.time(), alert_id, current_team()),
     )
     if cursor.rowcount == 0:
-        row = services.store.execute("SELECT claimed_by FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        row = services.store.execute(
+            "SELECT claimed_by FROM alerts WHERE id = ? AND team_id = ?", (alert_id, current_team())
+        ).fetchone()
         if row is None:
             raise UserError("I can't find that alert any more.")
         return str(row[0]) if row[0] != user_id else None
-    services.store.audit(user_id, "alert.claim", subject=str(alert_id))
+    services.store.audit(user_id, "alert.claim", subject=str(alert_id), team=current_team())
     services.scheduler.cancel(f"escalate-{alert_id}")
     refresh_alert(services, alert_id)
     refresh.number_changed(services, alert.tracking)
@@ -387,8 +413,8 @@ async def call_back(
         services, requester=user_id, customer_text=alert.caller, tracking=alert.tracking, via="alert"
     )
     services.store.execute(
-        "UPDATE alerts SET called_back_by = ?, called_back_at = ?, escalate_at = NULL WHERE id = ?",
-        (user_id, time.time(), alert_id),
+        "UPDATE alerts SET called_back_by = ?, called_back_at = ?, escalate_at = NULL WHERE id = ? AND team_id = ?",
+        (user_id, time.time(), alert_id, current_team()),
     )
     services.scheduler.cancel(f"escalate-{alert_id}")
     refresh_alert(services, alert_id)
@@ -441,7 +467,9 @@ def schedule_escalation(services: Services, state: AlertState, number: str | Non
 
 async def escalate(services: Services, alert_id: int) -> bool:
     """Say once, in the alert's thread, that it is still unclaimed; True when it was said now."""
-    row = services.store.execute("SELECT escalate_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    row = services.store.execute(  # the job runs as the workspace that scheduled it: the alert's
+        "SELECT escalate_at FROM alerts WHERE id = ? AND team_id = ?", (alert_id, current_team())
+    ).fetchone()
     if row is None or row[0] is None:
         return False  # claimed, called back or escalated since the job was made
     now = time.time()
@@ -464,7 +492,13 @@ async def escalate(services: Services, alert_id: int) -> bool:
         target = escalation_target(services, alert.tracking, _route_of(services, alert))
         _say_unclaimed(services, alert, target, now)
         refresh_alert(services, alert_id)
-        services.store.audit("Switchboard", "alert.escalate", subject=str(alert_id), detail=json.dumps({"to": target}))
+        services.store.audit(
+            "Switchboard",
+            "alert.escalate",
+            subject=str(alert_id),
+            detail=json.dumps({"to": target}),
+            team=current_team(),
+        )
     return True
 
 
@@ -488,10 +522,11 @@ def _say_unclaimed(services: Services, alert: Alert, target: str | None, now: fl
 
 
 async def rebuild_escalations(services: Services) -> None:
-    """At start: a job for every alert still waiting to escalate (SQLite is the truth)."""
+    """At start: a job for every alert still waiting to escalate (SQLite is the truth), each its workspace's."""
     rows = services.store.execute(
-        "SELECT id, escalate_at FROM alerts WHERE escalate_at IS NOT NULL AND escalated_at IS NULL"
+        "SELECT id, escalate_at, team_id FROM alerts WHERE escalate_at IS NOT NULL AND escalated_at IS NULL"
         " AND claimed_by IS NULL AND called_back_by IS NULL"
     ).fetchall()
-    for alert_id, due in rows:
-        services.scheduler.at(float(due), f"escalate-{alert_id}", escalate, services, int(alert_id))
+    for alert_id, due, team in rows:
+        with team_scope(team):
+            services.scheduler.at(float(due), f"escalate-{alert_id}", escalate, services, int(alert_id))

@@ -27,6 +27,7 @@ from bot.errors import UserError
 from bot.phone import national
 from bot.telco.base import TelcoError, ambiguous
 from bot.telco.dtl import CallbackCall, Leg
+from bot.workspaces import current_team
 from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ def allowed_countries(services: Services) -> frozenset[str]:
 
 
 def _slots_used(services: Services, requester: str | None, window: float) -> tuple[int, float | None]:
-    """(slots reserved or placed in the window, the oldest one's time) for one person, or the workspace."""
-    query = "SELECT COUNT(*), MIN(reserved_at) FROM call_slots WHERE reserved_at > ?"
-    params: tuple[Any, ...] = (time.time() - window,)
+    """(slots reserved or placed in the window, the oldest one's time) for one person, or the workspace — this
+    workspace: each has its own SWITCHBOARD_CALL_LIMIT_TEAM."""
+    query = "SELECT COUNT(*), MIN(reserved_at) FROM call_slots WHERE reserved_at > ? AND team_id = ?"
+    params: tuple[Any, ...] = (time.time() - window, current_team())
     if requester is not None:
         query += " AND requester = ?"
         params = (*params, requester)
@@ -83,7 +85,8 @@ def reserve_slot(services: Services, requester: str) -> int:
     with services.store.transaction():
         check_rate(services, requester)
         cursor = services.store.execute(
-            "INSERT INTO call_slots (requester, reserved_at, state) VALUES (?, ?, 'reserved')", (requester, time.time())
+            "INSERT INTO call_slots (requester, reserved_at, state, team_id) VALUES (?, ?, 'reserved', ?)",
+            (requester, time.time(), current_team()),
         )
     return int(cursor.lastrowid or 0)
 
@@ -102,19 +105,22 @@ def check_bridge(services: Services, requester: str, target: str) -> None:
 
 
 def number_they_called(services: Services, customer: str) -> str | None:
-    """The tracking number this customer last called or texted, if an alert knows it."""
+    """The tracking number this customer last called or texted, if an alert of this workspace knows it."""
     row = services.store.execute(
-        "SELECT tracking FROM alerts WHERE caller = ? AND tracking IS NOT NULL ORDER BY id DESC LIMIT 1", (customer,)
+        "SELECT tracking FROM alerts WHERE caller = ? AND tracking IS NOT NULL AND team_id = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (customer, current_team()),
     ).fetchone()
     return str(row[0]) if row else None
 
 
 def business_number(services: Services, tracking: str | None) -> str:
-    """The number the customer sees: the one they called, else SWITCHBOARD_CALLER_ID."""
+    """The number the customer sees: the one they called, else the workspace's caller id (SWITCHBOARD_CALLER_ID)."""
     if tracking:
         return tracking
-    if services.settings.caller_id:
-        return services.settings.caller_id
+    caller_id = services.workspace().caller_id
+    if caller_id:
+        return caller_id
     raise CallNotAllowed(
         "I don't know which business number the customer should see. Call back from an alert, or ask an admin "
         "to set SWITCHBOARD_CALLER_ID."
@@ -165,12 +171,21 @@ async def place_call(
         if not ambiguous(exc):  # DataTechLabs said no: no call was placed
             release_slot(services, slot)
         services.store.audit(
-            requester, "call.failed", subject=customer, detail=json.dumps({**detail, "error": exc.detail})
+            requester,
+            "call.failed",
+            subject=customer,
+            detail=json.dumps({**detail, "error": exc.detail}),
+            team=current_team(),
         )
         raise
     services.store.execute("UPDATE call_slots SET state = 'placed' WHERE id = ?", (slot,))
     services.store.audit(
-        requester, "call.placed", subject=customer, detail=json.dumps(detail), provider_ref=result.call_id
+        requester,
+        "call.placed",
+        subject=customer,
+        detail=json.dumps(detail),
+        provider_ref=result.call_id,
+        team=current_team(),
     )
     if rep != requester:
         why = f" — “{mrkdwn(note, 500)}”" if note else ""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain import numbers, people, phones, vn
 from bot.domain.alerts import ESCALATED_KINDS
+from bot.workspaces import current_team, team_scope
 from notifiers.events import AvanserCall, parse_event
 from notifiers.home import (
     MAX_ALLOCATIONS,
@@ -39,8 +40,16 @@ WAITING_WINDOW = 86400.0  # missed calls of the last 24 hours
 
 
 def view_for(services: Services, user: str) -> dict[str, Any]:
-    """`user`'s App Home view, as things are now."""
-    return render_home(dashboard(services, user))
+    """`user`'s App Home view, as things are now: of the workspace at hand, else the one they last opened it in
+    (the outbox renders a Home when it sends it, outside any request)."""
+    with team_scope(current_team() or viewer_team(services, user)):
+        return render_home(dashboard(services, user))
+
+
+def viewer_team(services: Services, user: str) -> str:
+    """The workspace `user` last opened their Home in ("" if never)."""
+    row = services.store.execute("SELECT team_id FROM home_viewers WHERE user_id = ?", (user,)).fetchone()
+    return str(row[0]) if row else ""
 
 
 def dashboard(services: Services, user: str) -> Dashboard:
@@ -70,7 +79,7 @@ def dashboard(services: Services, user: str) -> Dashboard:
     board.phone = phones.registered_phone(services, user)
     if admin:
         board.approvals, board.approvals_total = waiting_approvals(services)
-        board.approvals_channel = services.settings.approvals_channel
+        board.approvals_channel = services.workspace().approvals_channel
     return board
 
 
@@ -86,18 +95,21 @@ def start_of_day(now: float, tz: tzinfo) -> float:
 
 def tracking_numbers(services: Services, user: str, admin: bool) -> list[tuple[str, str | None]]:
     """(number, who asked for it) of the numbers `user` asked for through Switchboard and still has — admins: every
-    number with a route or made through Switchboard — in number order."""
+    number with a route or made through Switchboard — in number order; this workspace's only."""
+    team = current_team()
     made = services.store.execute(
-        "SELECT r.number, r.requester FROM number_requests r WHERE r.kind = 'create'"
+        "SELECT r.number, r.requester FROM number_requests r WHERE r.kind = 'create' AND r.team_id = ?"
         " AND r.status IN ('configured', 'completed') AND r.number IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM released_numbers x WHERE x.number = r.number AND x.released_at > r.created_at)"
         + ("" if admin else " AND r.requester = ?")
         + " ORDER BY r.id",
-        () if admin else (user,),
+        (team,) if admin else (team, user),
     ).fetchall()
     found: dict[str, str | None] = {str(n): str(r) for n, r in made}
     if admin:
-        for (number,) in services.store.execute("SELECT number FROM routes ORDER BY number").fetchall():
+        for (number,) in services.store.execute(
+            "SELECT number FROM routes WHERE team_id = ? ORDER BY number", (team,)
+        ).fetchall():
             found.setdefault(str(number), None)
     return sorted(found.items())
 
@@ -123,7 +135,9 @@ def _number(services: Services, number: str, requester: str | None, today: float
 
 def _requested_name(services: Services, number: str) -> str | None:
     row = services.store.execute(
-        "SELECT name FROM number_requests WHERE number = ? AND kind = 'create' ORDER BY id DESC LIMIT 1", (number,)
+        "SELECT name FROM number_requests WHERE number = ? AND kind = 'create' AND team_id = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (number, current_team()),
     ).fetchone()
     return str(row[0]) if row else None
 
@@ -139,16 +153,17 @@ def _thread_link(services: Services, number: str) -> str | None:
 
 
 def waiting_calls(services: Services, tracking: list[str], now: float) -> tuple[list[HomeCall], int]:
-    """Unclaimed missed calls and voicemails of the last 24 hours on `tracking`, newest first, and how many."""
+    """This workspace's unclaimed missed calls and voicemails of the last 24 hours on `tracking`, newest first, and
+    how many."""
     if not tracking:
         return [], 0
     marks = ", ".join("?" for _ in tracking)
     kinds = ", ".join("?" for _ in ESCALATED_KINDS)
     where = (
         f" FROM alerts a WHERE a.tracking IN ({marks}) AND a.kind IN ({kinds}) AND a.created_at > ?"
-        " AND a.claimed_by IS NULL AND a.called_back_by IS NULL"
+        " AND a.claimed_by IS NULL AND a.called_back_by IS NULL AND a.team_id = ?"
     )
-    params = (*tracking, *ESCALATED_KINDS, now - WAITING_WINDOW)
+    params = (*tracking, *ESCALATED_KINDS, now - WAITING_WINDOW, current_team())
     total = int(services.store.execute("SELECT COUNT(*)" + where, params).fetchone()[0])
     rows = services.store.execute(
         "SELECT a.id, a.kind, a.caller, a.tracking, a.created_at, a.channel, i.source, i.payload"
@@ -180,9 +195,10 @@ def waiting_calls(services: Services, tracking: list[str], now: float) -> tuple[
 
 
 def waiting_approvals(services: Services) -> tuple[list[HomeApproval], int]:
-    """Requests waiting for an admin's approval, oldest first, with their cost, and how many."""
+    """This workspace's requests waiting for an admin's approval, oldest first, with their cost, and how many."""
     rows = services.store.execute(
-        "SELECT id, cost FROM number_requests WHERE status = 'awaiting_approval' ORDER BY id"
+        "SELECT id, cost FROM number_requests WHERE status = 'awaiting_approval' AND team_id = ? ORDER BY id",
+        (current_team(),),
     ).fetchall()
     shown = []
     for request_id, cost in rows[:MAX_APPROVALS]:

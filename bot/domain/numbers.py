@@ -28,11 +28,15 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain import refresh
 from bot.domain.routing import (
+    ROUTED_ELSEWHERE,
+    RoutedElsewhere,
+    alerts_channels,
     deliver,
     remember_thread,
     remove_route,
     route_for,
     route_options,
+    routed_elsewhere,
     set_route,
     thread_root,
 )
@@ -64,6 +68,7 @@ from bot.telco.avanser import (
     TranscriptionRate,
 )
 from bot.telco.base import ProviderMaybeApplied, TelcoError
+from bot.workspaces import current_team, enter_team, team_scope
 from notifiers.events import AvanserRequestUpdate, Event
 from notifiers.message import Message
 from notifiers.provisioning import (
@@ -224,15 +229,23 @@ class NumberRequest:
     submitted_at: float | None
     configured_at: float | None = None
     live_via: str | None = None  # test_call | timer
+    team_id: str = ""  # the workspace that asked for it
 
 
-def load_request(services: Services, *, id: int | None = None, request_id: str | None = None) -> NumberRequest | None:
+def load_request(
+    services: Services, *, id: int | None = None, request_id: str | None = None, any_team: bool = False
+) -> NumberRequest | None:
+    """A request of this workspace by its row or AVANSER's request id; `any_team` for AVANSER's callback, which
+    finds the request's workspace through it."""
     column, value = ("id", id) if id is not None else ("request_id", request_id)
+    where, params = f"{column} = ?", [value]
+    if not any_team:
+        where, params = f"{where} AND team_id = ?", [value, current_team()]
     row = services.store.execute(
         "SELECT id, kind, custom_id, name, number, channel, requester, status, body, request_id, message_row,"
-        f" approval_row, decided_by, error, submitted_at, configured_at, live_via FROM number_requests"
-        f" WHERE {column} = ?",
-        (value,),
+        " approval_row, decided_by, error, submitted_at, configured_at, live_via, team_id FROM number_requests"
+        f" WHERE {where}",
+        params,
     ).fetchone()
     if row is None:
         return None
@@ -265,7 +278,7 @@ def show_progress(services: Services, request: NumberRequest) -> None:
         request_id=request.request_id,
         decided_by=request.decided_by,
         error=request.error,
-        approvals=services.settings.approvals_channel,
+        approvals=services.workspace().approvals_channel,
         live_via=request.live_via,
     )
     services.outbox.update(request.message_row, text, blocks)
@@ -295,7 +308,7 @@ def create_request(
     """Store the request and post its progress message; admins' requests go straight to AVANSER."""
     admin = services.is_admin(requester)
     status = "submitting" if admin else "awaiting_approval"
-    if not admin and not services.settings.approvals_channel:
+    if not admin and not services.workspace().approvals_channel:
         raise UserError(
             "Only Switchboard admins can do that here, and no approvals channel is set up. "
             "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL."
@@ -305,8 +318,8 @@ def create_request(
     with services.store.transaction():
         cursor = services.store.execute(
             "INSERT INTO number_requests (kind, custom_id, name, number, channel, requester, status, body, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, custom_id, name, number, channel, requester, status, json.dumps(body), now, now),
+            " updated_at, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, custom_id, name, number, channel, requester, status, json.dumps(body), now, now, current_team()),
         )
         request = load_request(services, id=int(cursor.lastrowid or 0))
         assert request is not None
@@ -317,7 +330,7 @@ def create_request(
             number=number,
             channel=channel,
             requester=requester,
-            approvals=services.settings.approvals_channel,
+            approvals=services.workspace().approvals_channel,
         )
         _set(services, request, message_row=services.outbox.post(channel, text, blocks))
         services.store.audit(
@@ -325,6 +338,7 @@ def create_request(
             f"number.{kind}.request",
             subject=number or name,
             detail=json.dumps({"custom_id": custom_id, "body": _without_secrets(body)}),
+            team=current_team(),
         )
     return request
 
@@ -370,6 +384,7 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
             f"number.{request.kind}.refused",
             subject=request.number or request.name,
             detail=json.dumps({"custom_id": request.custom_id, "error": exc.detail}),
+            team=current_team(),
         )
         show_progress(services, request)
         return
@@ -386,6 +401,7 @@ async def submit(services: Services, request_row: int, *, resume: bool = False) 
         subject=number or request.name,
         provider_ref=ack.request_id,
         detail=json.dumps({"custom_id": request.custom_id}),
+        team=current_team(),
     )
     show_progress(services, request)
     schedule_poll(services, request)
@@ -421,6 +437,7 @@ def decide(services: Services, request_row: int, admin: str, approve: bool) -> N
         "number.approve" if approve else "number.reject",
         subject=request.number or request.name,
         detail=json.dumps({"custom_id": request.custom_id}),
+        team=current_team(),
     )
     show_progress(services, request)
     verdict = "approved" if approve else "rejected"
@@ -444,13 +461,21 @@ def on_request_update(services: Services, inbox_id: int, event: AvanserRequestUp
     text, blocks = render_request_update(event)
     root = thread_root(services.store, request_key(event.request_id))
     if root is not None:
+        enter_team(outbox_team(services, root))  # the edit is the message's workspace's
         services.outbox.update(root, text, blocks, dedup_key=f"inbox:{inbox_id}")
         return "done"
-    route = route_for(services.store, services.settings.alerts_channel, number=event.service_e164)
+    route = route_for(services.store, alerts_channels(services), number=event.service_e164)
     if route is None:
         return "unrouted"
+    enter_team(route.team)
     deliver(services.store, services.outbox, f"inbox:{inbox_id}", route.channel, Message(text=text, blocks=blocks))
     return "done"
+
+
+def outbox_team(services: Services, row: int) -> str:
+    """The workspace of an outbox row (a message Switchboard posted)."""
+    found = services.store.execute("SELECT team_id FROM outbox WHERE id = ?", (row,)).fetchone()
+    return str(found[0]) if found else ""
 
 
 def finish(
@@ -461,16 +486,19 @@ def finish(
     service_number: str | None,
     custom_id: str | None = None,
 ) -> bool:
-    """Apply AVANSER's final word (callback or poll) to a request Switchboard made; False if it isn't ours."""
-    request = load_request(services, request_id=request_id)
+    """Apply AVANSER's final word (callback or poll) to a request Switchboard made; False if it isn't ours.
+
+    From here on the work is the request's workspace's (its route, its messages)."""
+    request = load_request(services, request_id=request_id, any_team=True)
     if request is None and custom_id:
         # The callback can beat the answer to our own POST (a slow or lost answer): match it by custom_id.
         row = services.store.execute("SELECT id FROM number_requests WHERE custom_id = ?", (custom_id,)).fetchone()
-        request = load_request(services, id=row[0]) if row else None
+        request = load_request(services, id=row[0], any_team=True) if row else None
         if request is not None:
             _set(services, request, request_id=request_id)
     if request is None:
         return False
+    enter_team(request.team_id)
     if request.status in ("configured", "completed", "failed"):
         return True
     number = service_number or request.number
@@ -490,6 +518,7 @@ def finish(
         subject=number,
         provider_ref=request_id,
         detail=json.dumps({"message": message}),
+        team=current_team(),
     )
     show_progress(services, request)
     return True
@@ -504,7 +533,10 @@ def _configured(services: Services, request: NumberRequest, number: str) -> None
     """AVANSER set the number up: its alerts are routed to the request's channel, threaded under its message,
     and it goes live at the test call, or once the propagation time has passed."""
     _set(services, request, status="configured", number=number, configured_at=time.time())
-    set_route(services.store, number, request.channel, by=request.requester, name=request.name)
+    try:
+        set_route(services.store, number, request.channel, by=request.requester, name=request.name)
+    except RoutedElsewhere:  # AVANSER gave us a number another workspace still routes: it keeps its route
+        log.warning("number %s is configured for request %d but another workspace routes it", number, request.id)
     if request.message_row is not None:  # the number's calls thread under the request's message
         remember_thread(services.store, f"number:{number}", request.message_row)
     services.store.audit(
@@ -513,6 +545,7 @@ def _configured(services: Services, request: NumberRequest, number: str) -> None
         subject=number,
         detail=json.dumps({"channel": request.channel}),
         provider_ref=request.request_id,
+        team=current_team(),
     )
     schedule_live(services, request)
 
@@ -539,9 +572,10 @@ def test_call(services: Services, number: str | None) -> bool:
         " ORDER BY id DESC LIMIT 1",
         (number,),
     ).fetchone()
-    request = load_request(services, id=row[0]) if row else None
+    request = load_request(services, id=row[0], any_team=True) if row else None
     if request is None:
         return False
+    enter_team(request.team_id)  # the call is the request's workspace's
     if request.status == "pending":  # the test call beat AVANSER's "completed": it is configured all the same
         _configured(services, request, number)
     _go_live(services, request, "test_call")
@@ -558,7 +592,9 @@ def test_call(services: Services, number: str | None) -> bool:
 def _go_live(services: Services, request: NumberRequest, via: str) -> None:
     _set(services, request, status="completed", live_via=via)
     services.scheduler.cancel(f"live-{request.id}")
-    services.store.audit("AVANSER", "number.create.live", subject=request.number, detail=json.dumps({"via": via}))
+    services.store.audit(
+        "AVANSER", "number.create.live", subject=request.number, detail=json.dumps({"via": via}), team=current_team()
+    )
     show_progress(services, request)
 
 
@@ -613,27 +649,32 @@ IN_FLIGHT_S = 60.0  # several replicas: a submission younger than this may still
 
 
 async def rebuild_polls(services: Services) -> None:
-    """At start: a poll for every request still waiting for AVANSER (SQLite is the truth)."""
-    rows = services.store.execute("SELECT id FROM number_requests WHERE status = 'pending'").fetchall()
-    for (row_id,) in rows:
-        request = load_request(services, id=row_id)
-        if request is not None:
-            schedule_poll(services, request)
-    configured = services.store.execute("SELECT id FROM number_requests WHERE status = 'configured'").fetchall()
-    for (row_id,) in configured:
-        request = load_request(services, id=row_id)
-        if request is not None:
-            schedule_live(services, request)
-    stuck = services.store.execute(
-        "SELECT id, updated_at FROM number_requests WHERE status IN ('submitting', 'unclear')"
+    """At start: a poll for every request still waiting for AVANSER (SQLite is the truth), each as its workspace's."""
+    rows = services.store.execute("SELECT id, team_id FROM number_requests WHERE status = 'pending'").fetchall()
+    for row_id, team in rows:
+        with team_scope(team):
+            request = load_request(services, id=row_id)
+            if request is not None:
+                schedule_poll(services, request)
+    configured = services.store.execute(
+        "SELECT id, team_id FROM number_requests WHERE status = 'configured'"
     ).fetchall()
-    for row_id, updated_at in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
-        if services.store.shared and updated_at > time.time() - IN_FLIGHT_S:
-            # A new leader, and another replica may be sending it this moment: look once that would be over.
-            at = updated_at + IN_FLIGHT_S
-            services.scheduler.at(at, f"resume-request-{row_id}", resume_request, services, row_id)
-        else:
-            services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
+    for row_id, team in configured:
+        with team_scope(team):
+            request = load_request(services, id=row_id)
+            if request is not None:
+                schedule_live(services, request)
+    stuck = services.store.execute(
+        "SELECT id, updated_at, team_id FROM number_requests WHERE status IN ('submitting', 'unclear')"
+    ).fetchall()
+    for row_id, updated_at, team in stuck:  # approved (or an admin's) but the process stopped before AVANSER answered
+        with team_scope(team):  # the task started here keeps the workspace (a task copies its context)
+            if services.store.shared and updated_at > time.time() - IN_FLIGHT_S:
+                # A new leader, and another replica may be sending it this moment: look once that would be over.
+                at = updated_at + IN_FLIGHT_S
+                services.scheduler.at(at, f"resume-request-{row_id}", resume_request, services, row_id)
+            else:
+                services.tasks.spawn(submit(services, row_id, resume=True), name=f"submit request {row_id}")
 
 
 # -- the provider and Switchboard's own webhooks -------------------------------------------------------
@@ -689,16 +730,32 @@ def parse_number_arg(services: Services, text: str) -> str:
 
 
 async def find_service(services: Services, number: str) -> ServiceDetail:
-    """The active tracking number `number` (E.164) as AVANSER has it."""
+    """The active tracking number `number` (E.164) as AVANSER has it — never another workspace's: one that is
+    gets the same answer as a number that isn't there."""
+    if belongs_elsewhere(services, number):
+        raise UserError(f"{national(number)} isn't one of your active tracking numbers.")
     for service in await avanser_client(services).list_services():
         if service.e164 == number:
             return service
     raise UserError(f"{national(number)} isn't one of your active tracking numbers.")
 
 
+def belongs_elsewhere(services: Services, number: str) -> bool:
+    """Another workspace routes `number`, or asked for it last (workspaces may share an AVANSER account)."""
+    if routed_elsewhere(services.store, number):
+        return True
+    row = services.store.execute(
+        "SELECT team_id FROM number_requests WHERE number = ? AND kind = 'create' ORDER BY id DESC LIMIT 1", (number,)
+    ).fetchone()
+    mine = services.store.execute(
+        "SELECT 1 FROM routes WHERE number = ? AND team_id = ?", (number, current_team())
+    ).fetchone()
+    return row is not None and str(row[0]) != current_team() and mine is None
+
+
 def may_request(services: Services, user: str) -> None:
     """Admins request directly; anyone else needs an approvals channel to wait in."""
-    if not services.is_admin(user) and not services.settings.approvals_channel:
+    if not services.is_admin(user) and not services.workspace().approvals_channel:
         raise UserError(
             "Only Switchboard admins can do that here, and no approvals channel is set up. "
             "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL.",
@@ -1006,7 +1063,7 @@ def send_on(services: Services, request_row: int, rule: NumberRule | None) -> No
     if request.status == "submitting":
         services.tasks.spawn(submit(services, request_row), name="submit number request")
         return
-    approvals = services.settings.approvals_channel
+    approvals = services.workspace().approvals_channel
     assert approvals is not None
 
     async def ask() -> None:
@@ -1056,7 +1113,7 @@ def may_administer(services: Services, user: str, what: str) -> None:
 async def delete_template(services: Services, user: str, name: str, country: str, type: TemplateType) -> None:
     may_administer(services, user, "delete report templates")
     await avanser_client(services).delete_template(name, country=country, type=type)
-    services.store.audit(user, "template.delete", subject=name)
+    services.store.audit(user, "template.delete", subject=name, team=current_team())
 
 
 def check_template(services: Services, user: str, values: dict[str, Any]) -> tuple[str, str, str, TemplateType]:
@@ -1073,19 +1130,24 @@ async def save_template(
     services: Services, user: str, name: str, content: str, country: str, type: TemplateType
 ) -> None:
     await avanser_client(services).save_template(name, content, country=country, type=type)
-    services.store.audit(user, "template.save", subject=name)
+    services.store.audit(user, "template.save", subject=name, team=current_team())
 
 
 async def switch_account(services: Services, user: str, account: int) -> None:
     may_administer(services, user, "switch the AVANSER account")
     await avanser_client(services).switch_account(account)
-    services.store.audit(user, "account.switch", subject=str(account))
+    if services.installations is not None:  # many workspaces: this one works in that account from now on
+        services.workspaces.update(current_team(), user, avanser_account=account)
+    services.store.audit(user, "account.switch", subject=str(account), team=current_team())
 
 
 async def accounts(services: Services) -> tuple[list[Account], int | None]:
-    """The accounts this AVANSER user may act for, and the one selected now."""
+    """The accounts this AVANSER user may act for, and the one selected now (the workspace's own, when it set one)."""
     client = avanser_client(services)
     listed = await client.list_accounts()
+    chosen = services.workspace().avanser_account
+    if chosen is not None:
+        return listed, chosen
     return listed, client.last_transaction.account_id if client.last_transaction else None
 
 
@@ -1169,17 +1231,20 @@ async def account_overview(services: Services, user: str) -> AccountOverview:
 
 
 def requester_of(services: Services, number: str) -> str | None:
-    """Who asked for `number` through Switchboard (its completed new-number request)."""
+    """Who in this workspace asked for `number` through Switchboard (its completed new-number request)."""
     row = services.store.execute(
         "SELECT requester FROM number_requests WHERE number = ? AND kind = 'create' AND status = 'completed'"
-        " ORDER BY id DESC LIMIT 1",
-        (number,),
+        " AND team_id = ? ORDER BY id DESC LIMIT 1",
+        (number, current_team()),
     ).fetchone()
     return str(row[0]) if row else None
 
 
 def may_route(services: Services, user: str, number: str) -> None:
-    """Moving a number's alerts (full caller numbers) is for admins and the number's requester."""
+    """Moving a number's alerts (full caller numbers) is for admins and the number's requester — of the workspace
+    that routes it, if one does."""
+    if routed_elsewhere(services.store, number):
+        raise RoutedElsewhere(ROUTED_ELSEWHERE)
     if not services.is_admin(user) and requester_of(services, number) != user:
         raise UserError(
             f"Only Switchboard admins or whoever asked for {national(number)} can choose where its calls are posted."
@@ -1195,7 +1260,11 @@ async def route_number(services: Services, user: str, change: RouteChange) -> di
     await check_can_post(services, channel)
     set_route(services.store, number, channel, by=user, options=change.options)
     services.store.audit(
-        user, "route.set", subject=number, detail=json.dumps({"channel": channel, "options": change.options})
+        user,
+        "route.set",
+        subject=number,
+        detail=json.dumps({"channel": channel, "options": change.options}),
+        team=current_team(),
     )
     refresh.number_changed(services, number)
     return route_options(services.store, number)
@@ -1336,29 +1405,30 @@ def quarantine_until(released_at: float) -> tuple[float, float]:
 
 def remember_release(services: Services, request: NumberRequest, number: str) -> None:
     services.store.execute(
-        "INSERT OR IGNORE INTO released_numbers (number, name, released_at, released_by, request_row)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (number, request.name, time.time(), request.requester, request.id),
+        "INSERT OR IGNORE INTO released_numbers (number, name, released_at, released_by, request_row, team_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (number, request.name, time.time(), request.requester, request.id, request.team_id),
     )
 
 
 def released_numbers(services: Services, limit: int = 100) -> tuple[list[Released], int]:
-    """Numbers released through Switchboard, newest first (at most `limit`), and how many there are."""
+    """Numbers this workspace released through Switchboard, newest first (at most `limit`), and how many there are."""
+    team = current_team()
     rows = services.store.execute(
-        "SELECT number, name, released_at, released_by FROM released_numbers ORDER BY released_at DESC, id DESC"
-        " LIMIT ?",
-        (limit,),
+        "SELECT number, name, released_at, released_by FROM released_numbers WHERE team_id = ?"
+        " ORDER BY released_at DESC, id DESC LIMIT ?",
+        (team, limit),
     ).fetchall()
-    total = services.store.execute("SELECT COUNT(*) FROM released_numbers").fetchone()[0]
+    total = services.store.execute("SELECT COUNT(*) FROM released_numbers WHERE team_id = ?", (team,)).fetchone()[0]
     return [Released(str(r[0]), r[1], float(r[2]), str(r[3])) for r in rows], int(total)
 
 
 def released_record(services: Services, number: str) -> Released | None:
-    """The latest release of `number` through Switchboard, if any."""
+    """The latest release of `number` through Switchboard by this workspace, if any."""
     row = services.store.execute(
-        "SELECT number, name, released_at, released_by FROM released_numbers WHERE number = ?"
+        "SELECT number, name, released_at, released_by FROM released_numbers WHERE number = ? AND team_id = ?"
         " ORDER BY released_at DESC LIMIT 1",
-        (number,),
+        (number, current_team()),
     ).fetchone()
     return Released(str(row[0]), row[1], float(row[2]), str(row[3])) if row else None
 

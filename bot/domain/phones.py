@@ -13,6 +13,7 @@ from bot.domain import refresh
 from bot.domain.dialling import CallNotAllowed, check_dialable, countries, parse_dialable
 from bot.errors import UserError
 from bot.phone import InvalidNumber, parse_number
+from bot.workspaces import current_team
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -25,7 +26,10 @@ class NoPhone(UserError):
 
 
 def registered_phone(services: Services, user_id: str) -> str | None:
-    row = services.store.execute("SELECT phone FROM user_phones WHERE user_id = ?", (user_id,)).fetchone()
+    """The phone `user_id` registered in this workspace, if any."""
+    row = services.store.execute(
+        "SELECT phone FROM user_phones WHERE user_id = ? AND team_id = ?", (user_id, current_team())
+    ).fetchone()
     return str(row[0]) if row else None
 
 
@@ -40,19 +44,23 @@ def register_phone(services: Services, user_id: str, text: str, *, field: str | 
     except CallNotAllowed as exc:
         raise CallNotAllowed(f"That can't be your phone for calls: {exc}", field=field) from None
     services.store.execute(
-        "INSERT INTO user_phones (user_id, phone, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT(user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at",
-        (user_id, phone, time.time()),
+        # One phone per Slack user id (ids are unique across workspaces); the latest registration's workspace.
+        "INSERT INTO user_phones (user_id, phone, updated_at, team_id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at,"
+        " team_id = excluded.team_id",
+        (user_id, phone, time.time(), current_team()),
     )
-    services.store.audit(user_id, "phone.register", subject=user_id)
+    services.store.audit(user_id, "phone.register", subject=user_id, team=current_team())
     refresh.changed(services, user_id)
     return phone
 
 
 def clear_phone(services: Services, user_id: str) -> bool:
-    cursor = services.store.execute("DELETE FROM user_phones WHERE user_id = ?", (user_id,))
+    cursor = services.store.execute(
+        "DELETE FROM user_phones WHERE user_id = ? AND team_id = ?", (user_id, current_team())
+    )
     if cursor.rowcount:
-        services.store.audit(user_id, "phone.clear", subject=user_id)
+        services.store.audit(user_id, "phone.clear", subject=user_id, team=current_team())
         refresh.changed(services, user_id)
     return bool(cursor.rowcount)
 

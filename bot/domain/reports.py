@@ -25,6 +25,7 @@ from bot.domain.routing import weekly_report_routes
 from bot.errors import UserError
 from bot.phone import national, parse_number
 from bot.store import Store
+from bot.workspaces import current_team, team_scope
 from notifiers.calls import kind_of
 from notifiers.events import AvanserCall
 from notifiers.reports import (
@@ -62,7 +63,8 @@ def call_time(event: AvanserCall, received_at: float | None = None) -> datetime:
 
 
 def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: float | None = None) -> bool:
-    """Count one call in `calls` and `call_days` (answered ones too); False when it was counted before."""
+    """Count one call in `calls` (as this workspace's) and `call_days` (answered ones too); False when it was counted
+    before."""
     at = call_time(event, received_at)
     status = kind_of(event)
     answered = int(status == "answered")
@@ -70,7 +72,7 @@ def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: fl
     offset = int((at.utcoffset() or timedelta()).total_seconds() // 60)
     cursor = store.execute(
         "INSERT OR IGNORE INTO calls (call_key, inbox_id, tracking, name, caller, status, answered, started_at,"
-        " local_day, local_hour, utc_offset, duration, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " local_day, local_hour, utc_offset, duration, via, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.dedup_key(),
             inbox_id,
@@ -85,6 +87,7 @@ def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: fl
             offset,
             event.duration,
             "feed" if event.from_feed else "call_uri",
+            current_team(),
         ),
     )
     if not cursor.rowcount:
@@ -148,20 +151,39 @@ def parse_report_args(text: str, country: str) -> ReportQuery:
         ) from None
 
 
-def report_today(store: Store, now: float | None = None) -> date:
-    """Today in the time zone of the latest call (UTC when there is none)."""
-    row = store.execute("SELECT utc_offset FROM calls ORDER BY id DESC LIMIT 1").fetchone()
+def report_today(store: Store, now: float | None = None, *, team: str | None = None) -> date:
+    """Today in the time zone of the latest call (of workspace `team`, when given; UTC when there is none)."""
+    if team is not None:
+        row = store.execute(
+            "SELECT utc_offset FROM calls WHERE team_id = ? ORDER BY id DESC LIMIT 1", (team,)
+        ).fetchone()
+    else:
+        row = store.execute("SELECT utc_offset FROM calls ORDER BY id DESC LIMIT 1").fetchone()
     offset = timedelta(minutes=int(row[0])) if row else timedelta()
     return (datetime.fromtimestamp(now if now is not None else time.time(), UTC) + offset).date()
 
 
-def call_report(store: Store, number: str | None, days: int, *, last_day: date | None = None) -> CallReport:
-    """The counts of `number` (or every number) over the `days` days ending `last_day` (default: today)."""
-    last = last_day or report_today(store)
+def call_report(
+    store: Store, number: str | None, days: int, *, last_day: date | None = None, team: str | None = None
+) -> CallReport:
+    """The counts of `number` (or every number) over the `days` days ending `last_day` (default: today).
+
+    With `team` (many workspaces), only the numbers whose calls were that workspace's: another's number counts
+    nothing, as a number that had no calls. None (single-workspace mode) counts every number."""
+    last = last_day or report_today(store, team=team)
     first = last - timedelta(days=days - 1)
     where, params = "local_day BETWEEN ? AND ?", [first.isoformat(), last.isoformat()]
     if number is not None:
         where, params = f"tracking = ? AND {where}", [number, *params]
+    if team is not None:
+        # `call_days` has no workspace: its numbers are the workspace's through their calls.
+        where, params = (
+            f"tracking IN (SELECT DISTINCT tracking FROM calls WHERE team_id = ?) AND {where}",
+            [
+                team,
+                *params,
+            ],
+        )
     hours: dict[str, list[int]] = {}
     answered: dict[str, int] = {}
     for tracking, took, *counts in store.execute(
@@ -186,7 +208,7 @@ def call_report(store: Store, number: str | None, days: int, *, last_day: date |
     ]
     stats.sort(key=lambda s: (-s.calls, s.number or ""))
     # Names only for the numbers the message lists (the rest are in the totals).
-    stats[:MOST_NUMBERS] = [replace(s, name=_name_of(store, s.number or "")) for s in stats[:MOST_NUMBERS]]
+    stats[:MOST_NUMBERS] = [replace(s, name=_name_of(store, s.number or "", team)) for s in stats[:MOST_NUMBERS]]
     per_day = []
     for i in range(days):
         day = first + timedelta(days=i)
@@ -195,13 +217,19 @@ def call_report(store: Store, number: str | None, days: int, *, last_day: date |
     return CallReport(number, days, first, last, tuple(stats), tuple(per_day))
 
 
-def _name_of(store: Store, tracking: str) -> str | None:
-    """The number's name: its route's, else the latest name AVANSER gave with a call."""
-    row = store.execute("SELECT name FROM routes WHERE number = ? AND name IS NOT NULL", (tracking,)).fetchone()
+def _name_of(store: Store, tracking: str, team: str | None = None) -> str | None:
+    """The number's name: its route's, else the latest name AVANSER gave with a call (of workspace `team`, if
+    given: never another workspace's name for a number)."""
+    mine = " AND team_id = ?" if team is not None else ""
+    extra: tuple[str, ...] = (team,) if team is not None else ()
+    row = store.execute(
+        f"SELECT name FROM routes WHERE number = ? AND name IS NOT NULL{mine}", (tracking, *extra)
+    ).fetchone()
     if row and row[0]:
         return str(row[0])
     row = store.execute(
-        "SELECT name FROM calls WHERE tracking = ? AND name IS NOT NULL ORDER BY started_at DESC LIMIT 1", (tracking,)
+        f"SELECT name FROM calls WHERE tracking = ? AND name IS NOT NULL{mine} ORDER BY started_at DESC LIMIT 1",
+        (tracking, *extra),
     ).fetchone()
     return str(row[0]) if row and row[0] else None
 
@@ -213,8 +241,11 @@ class MadeReport:
 
 
 async def build_report(services: Services, query: ReportQuery, *, last_day: date | None = None) -> MadeReport:
-    """The counts (SQLite, a few ms) and their chart (drawn in a worker thread, off the event loop)."""
-    report = call_report(services.store, query.number, query.days, last_day=last_day)
+    """The counts (SQLite, a few ms) and their chart (drawn in a worker thread, off the event loop): this
+    workspace's numbers only (with one workspace, every number: all its rows are that workspace's anyway, and the
+    report need not read `calls`)."""
+    team = current_team() if services.installations is not None else None
+    report = call_report(services.store, query.number, query.days, last_day=last_day, team=team)
     chart = await asyncio.to_thread(chart_png, report)
     return MadeReport(report, chart)
 
@@ -250,17 +281,19 @@ def week_of(moment: datetime) -> tuple[str, datetime]:
 
 
 async def weekly_reports(services: Services, now: float | None = None) -> int:
-    """Post last week's report in the channel of every route that asks for one, once per route and week.
+    """Post last week's report in the channel of every route that asks for one, once per route and week, each as its
+    workspace's (its counts, its token).
 
     A route whose weekly report was asked for after this week's Monday 00:00 UTC starts next week."""
     moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
     week, monday = week_of(moment)
     posted = 0
-    for number, channel, changed_at in weekly_report_routes(services.store):
+    for number, channel, changed_at, team in weekly_report_routes(services.store):
         if changed_at > monday.timestamp() or _posted(services.store, number, week):
             continue
-        made = await build_report(services, ReportQuery(number, 7), last_day=monday.date() - timedelta(days=1))
-        with services.store.transaction():
+        with team_scope(team):
+            made = await build_report(services, ReportQuery(number, 7), last_day=monday.date() - timedelta(days=1))
+        with services.store.transaction(), team_scope(team):
             if _posted(services.store, number, week):
                 continue
             services.outbox.upload(

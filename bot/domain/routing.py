@@ -17,23 +17,51 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.errors import UserError
 from bot.outbox import Outbox
 from bot.store import Store
+from bot.workspaces import current_team
+from notifiers import message
 from notifiers.digest import DIGEST_CAPACITY, DIGEST_SECONDS
-from notifiers.message import Message, ReportLevel, Route
+from notifiers.message import Message, ReportLevel
 from notifiers.text import LINE, truncate
 
+if TYPE_CHECKING:
+    from bot.services import Services
+
 STORM_DELAY = 3.0  # seconds a new alert would wait behind the channel's queue before a digest takes over
+ROUTED_ELSEWHERE = "That number is routed by another workspace; ask its admins to unroute it first."
+
+
+class RoutedElsewhere(UserError):
+    """The number's calls already go to another workspace."""
+
+
+@dataclass(frozen=True)
+class Route(message.Route):
+    """A route, and whose it is: the workspace an event on its number belongs to ("" in single-workspace mode)."""
+
+    team: str = ""
+
+
+# The default channel of a workspace: a fixed one (tests, single-workspace callers) or looked up by team.
+DefaultChannel = str | None | Callable[[str], str | None]
+
+
+def alerts_channels(services: Services) -> Callable[[str], str | None]:
+    """The alerts channel of a number without a route: its workspace's own (SWITCHBOARD_ALERTS_CHANNEL by default)."""
+    return lambda team: services.workspaces.config(team).alerts_channel
 
 
 def route_for(
-    store: Store, default_channel: str | None, *, number: str | None, custom_group: str | None = None
+    store: Store, default_channel: DefaultChannel, *, number: str | None, custom_group: str | None = None
 ) -> Route | None:
-    """The route of an event on `number` (E.164); None when nothing, not even a default, applies."""
+    """The route of an event on `number` (E.164), whichever workspace's it is: a webhook finds its workspace here.
+    None when nothing, not even a default, applies."""
     if number:
-        row = store.execute("SELECT channel, name, options FROM routes WHERE number = ?", (number,)).fetchone()
+        row = store.execute("SELECT channel, name, options, team_id FROM routes WHERE number = ?", (number,)).fetchone()
         if row:
             options = json.loads(row[2] or "{}")
             return Route(
@@ -43,31 +71,62 @@ def route_for(
                 mask_callers=bool(options.get("mask_callers")),
                 via="number",
                 escalate=options.get("escalate") or None,
+                team=str(row[3]),
             )
     if custom_group:
-        row = store.execute("SELECT channel FROM group_routes WHERE custom_group = ?", (custom_group,)).fetchone()
+        row = store.execute(
+            "SELECT channel, team_id FROM group_routes WHERE custom_group = ?", (custom_group,)
+        ).fetchone()
         if row:
-            return Route(channel=row[0], via="group")
-    if default_channel:
-        return Route(channel=default_channel, via="default")
+            return Route(channel=row[0], via="group", team=str(row[1]))
+    team = team_of_number(store, number)
+    channel = default_channel(team) if callable(default_channel) else default_channel
+    if channel:
+        return Route(channel=channel, via="default", team=team)
     return None
 
 
+def team_of_number(store: Store, number: str | None) -> str:
+    """The workspace a number without a route of its own belongs to: its latest request's, else its latest
+    allocation's (a virtual number); "" when Switchboard doesn't know it."""
+    if not number:
+        return ""
+    row = store.execute(
+        "SELECT team_id FROM number_requests WHERE number = ? ORDER BY id DESC LIMIT 1", (number,)
+    ).fetchone()
+    if row is None:
+        row = store.execute(
+            "SELECT team_id FROM allocations WHERE green_vn = ? ORDER BY id DESC LIMIT 1", (number,)
+        ).fetchone()
+    return str(row[0]) if row else ""
+
+
+def routed_elsewhere(store: Store, number: str) -> bool:
+    """Another workspace routes `number` (numbers are unique, so one route per number, whoever's it is)."""
+    row = store.execute("SELECT team_id FROM routes WHERE number = ?", (number,)).fetchone()
+    return row is not None and str(row[0]) != current_team()
+
+
 def routed_channel(store: Store, number: str | None) -> str | None:
-    """The channel of `number`'s own route, if it has one."""
-    row = store.execute("SELECT channel FROM routes WHERE number = ?", (number,)).fetchone()
+    """The channel of `number`'s own route in this workspace, if it has one."""
+    row = store.execute(
+        "SELECT channel FROM routes WHERE number = ? AND team_id = ?", (number, current_team())
+    ).fetchone()
     return str(row[0]) if row else None
 
 
 def route_options(store: Store, number: str) -> dict[str, Any]:
-    """The options of `number`'s own route (report, mask_callers, escalate, …); {} without one."""
-    row = store.execute("SELECT options FROM routes WHERE number = ?", (number,)).fetchone()
+    """The options of `number`'s own route in this workspace (report, mask_callers, escalate, …); {} without one."""
+    row = store.execute(
+        "SELECT options FROM routes WHERE number = ? AND team_id = ?", (number, current_team())
+    ).fetchone()
     return dict(json.loads(row[0] or "{}")) if row else {}
 
 
 def routed_channels(store: Store) -> dict[str, str]:
-    """Every number's own route: number → channel."""
-    return {str(n): str(c) for n, c in store.execute("SELECT number, channel FROM routes").fetchall()}
+    """Every number's own route in this workspace: number → channel."""
+    rows = store.execute("SELECT number, channel FROM routes WHERE team_id = ?", (current_team(),)).fetchall()
+    return {str(n): str(c) for n, c in rows}
 
 
 def set_route(
@@ -82,9 +141,12 @@ def set_route(
     weekly_report: bool | None = None,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Send `number`'s events to `channel`; options not given keep their current value (a None in `options`
-    removes that option)."""
-    row = store.execute("SELECT name, options FROM routes WHERE number = ?", (number,)).fetchone()
+    """Send `number`'s events to `channel`, as this workspace's; options not given keep their current value (a None
+    in `options` removes that option). RoutedElsewhere when another workspace routes the number."""
+    team = current_team()
+    row = store.execute("SELECT name, options, team_id FROM routes WHERE number = ?", (number,)).fetchone()
+    if row is not None and str(row[2]) != team:
+        raise RoutedElsewhere(ROUTED_ELSEWHERE)
     stored: dict[str, Any] = json.loads(row[1]) if row else {}
     given = dict(options or {})
     if report is not None:
@@ -99,9 +161,11 @@ def set_route(
         else:
             stored[key] = value
     store.execute(
-        "INSERT INTO routes (number, channel, name, options, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+        "INSERT INTO routes (number, channel, name, options, updated_by, updated_at, team_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(number) DO UPDATE SET channel = excluded.channel, name = excluded.name,"
-        " options = excluded.options, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        " options = excluded.options, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+        " WHERE routes.team_id = excluded.team_id",  # never another workspace's, even in a race with the check above
         (
             number,
             channel,
@@ -109,26 +173,32 @@ def set_route(
             json.dumps(stored),
             by,
             time.time(),
+            team,
         ),
     )
 
 
-def weekly_report_routes(store: Store) -> list[tuple[str, str, float]]:
-    """(number, channel, when its route last changed) of every route that asks for a weekly report."""
-    rows = store.execute("SELECT number, channel, options, updated_at FROM routes ORDER BY number").fetchall()
-    return [(str(r[0]), str(r[1]), float(r[3])) for r in rows if json.loads(r[2] or "{}").get("weekly_report")]
+def weekly_report_routes(store: Store) -> list[tuple[str, str, float, str]]:
+    """(number, channel, when its route last changed, its workspace) of every route, in every workspace, that asks
+    for a weekly report."""
+    rows = store.execute("SELECT number, channel, options, updated_at, team_id FROM routes ORDER BY number").fetchall()
+    return [
+        (str(r[0]), str(r[1]), float(r[3]), str(r[4])) for r in rows if json.loads(r[2] or "{}").get("weekly_report")
+    ]
 
 
 def remove_route(store: Store, number: str) -> None:
-    store.execute("DELETE FROM routes WHERE number = ?", (number,))
+    """Forget `number`'s route, if it is this workspace's."""
+    store.execute("DELETE FROM routes WHERE number = ? AND team_id = ?", (number, current_team()))
 
 
 def set_group_route(store: Store, custom_group: str, channel: str, *, by: str) -> None:
+    """Send the events of AVANSER custom_group `custom_group` to `channel`, as this workspace's."""
     store.execute(
-        "INSERT INTO group_routes (custom_group, channel, updated_by, updated_at) VALUES (?, ?, ?, ?)"
+        "INSERT INTO group_routes (custom_group, channel, updated_by, updated_at, team_id) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT(custom_group) DO UPDATE SET channel = excluded.channel, updated_by = excluded.updated_by,"
-        " updated_at = excluded.updated_at",
-        (custom_group, channel, by, time.time()),
+        " updated_at = excluded.updated_at WHERE group_routes.team_id = excluded.team_id",
+        (custom_group, channel, by, time.time(), current_team()),
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.domain import refresh as home
-from bot.domain.routing import deliver, remember_thread, route_for, thread_channel
+from bot.domain.routing import alerts_channels, deliver, remember_thread, route_for, thread_channel
 from bot.errors import UserError
 from bot.inbox import Handler
 from bot.phone import InvalidNumber, national, parse_number
@@ -40,6 +40,7 @@ from bot.telco.exotel import (
 )
 from bot.telco.exotel import Allocation as ExotelAllocation
 from bot.telco.exotel import parse_pins as exotel_parse_pins
+from bot.workspaces import current_team, enter_team, team_scope
 from notifiers.allocations import render_allocation, render_deallocation, render_reminder
 from notifiers.events import Event, ExotelDeallocation, exotel_number
 from notifiers.text import mrkdwn, slack_date
@@ -244,17 +245,21 @@ def _row(row: Any) -> Allocation:
 
 
 def get(services: Services, ref: str) -> Allocation:
-    """An allocation by its short id or its virtual number."""
+    """An allocation of this workspace by its short id or its virtual number."""
     ref = ref.strip().lstrip("#")
+    team = current_team()
     if ref.isdigit() and len(ref) < 9:
-        row = services.store.execute(f"SELECT {COLUMNS} FROM allocations WHERE id = ?", (int(ref),)).fetchone()
+        row = services.store.execute(
+            f"SELECT {COLUMNS} FROM allocations WHERE id = ? AND team_id = ?", (int(ref), team)
+        ).fetchone()
     else:
         try:
             number = parse_number(ref, INDIA)
         except InvalidNumber:
             raise UserError(f"“{ref}” isn't an allocation id or a virtual number; see `/vn list`.") from None
         row = services.store.execute(
-            f"SELECT {COLUMNS} FROM allocations WHERE green_vn = ? ORDER BY id DESC LIMIT 1", (number,)
+            f"SELECT {COLUMNS} FROM allocations WHERE green_vn = ? AND team_id = ? ORDER BY id DESC LIMIT 1",
+            (number, team),
         ).fetchone()
     if row is None:
         raise UserError(f"There's no virtual number “{ref}”; see `/vn list`.")
@@ -264,23 +269,27 @@ def get(services: Services, ref: str) -> Allocation:
 def ends_at(services: Services, allocation_id: int) -> float | None:
     """When an active lease ends now; None when there is no such active allocation."""
     row = services.store.execute(
-        "SELECT expires_at FROM allocations WHERE id = ? AND state = 'active'", (allocation_id,)
+        "SELECT expires_at FROM allocations WHERE id = ? AND state = 'active' AND team_id = ?",
+        (allocation_id, current_team()),
     ).fetchone()
     return float(row[0]) if row else None
 
 
 def unconfirmed(services: Services, user: str, *, everyone: bool = False) -> int:
-    """How many of the person's (or everyone's) allocations wait for `reconcile`."""
-    query = "SELECT COUNT(*) FROM allocations WHERE state = 'unconfirmed'" + ("" if everyone else " AND owner = ?")
-    return int(services.store.execute(query, () if everyone else (user,)).fetchone()[0])
+    """How many of the person's (or everyone's in this workspace) allocations wait for `reconcile`."""
+    query = "SELECT COUNT(*) FROM allocations WHERE state = 'unconfirmed' AND team_id = ?"
+    query += "" if everyone else " AND owner = ?"
+    params = (current_team(),) if everyone else (current_team(), user)
+    return int(services.store.execute(query, params).fetchone()[0])
 
 
 def owned(services: Services, user: str, *, everyone: bool = False) -> list[Allocation]:
-    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'active'"
-    params: tuple[Any, ...] = ()
+    """The person's (or everyone's in this workspace) active allocations, the first to end first."""
+    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'active' AND team_id = ?"
+    params: tuple[Any, ...] = (current_team(),)
     if not everyone:
         query += " AND owner = ?"
-        params = (user,)
+        params = (*params, user)
     return [_row(r) for r in services.store.execute(query + " ORDER BY expires_at", params).fetchall()]
 
 
@@ -301,6 +310,15 @@ def is_masked(services: Services, greenvn_id: str | None, green_vn: str | None) 
         (greenvn_id or "", green_vn or ""),
     ).fetchone()
     return bool(row and row[0])
+
+
+def team_of(services: Services, greenvn_id: str | None, green_vn: str | None) -> str | None:
+    """The workspace of the allocation behind a virtual number (Exotel's events find it here); None if not ours."""
+    row = services.store.execute(
+        "SELECT team_id FROM allocations WHERE greenvn_id = ? OR green_vn = ? ORDER BY id DESC LIMIT 1",
+        (greenvn_id or "", green_vn or ""),
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def may_view(services: Services, allocation: Allocation, user: str) -> None:
@@ -375,8 +393,8 @@ def _insert(
     parties["bparty_pins"] = plan.bpins
     cursor = services.store.execute(
         "INSERT INTO allocations (connection_id, parties, usage, owner, channel, masked, expires_at,"
-        " provider_expires_at, reminder_at, state, request, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " provider_expires_at, reminder_at, state, request, created_at, updated_at, team_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             request.connection_id,
             json.dumps(parties),
@@ -391,6 +409,7 @@ def _insert(
             request.model_dump_json(),
             now,
             now,
+            current_team(),
         ),
     )
     return get(services, str(cursor.lastrowid))
@@ -428,6 +447,7 @@ def _activate(services: Services, allocation: Allocation, result: ExotelAllocati
                     "expires_at": allocation.expires_at,
                 }
             ),
+            team=current_team(),
         )
     schedule(services, allocation)
     return allocation
@@ -436,8 +456,10 @@ def _activate(services: Services, allocation: Allocation, result: ExotelAllocati
 async def reconcile(services: Services, user: str, *, everyone: bool = False) -> list[str]:
     """Settle allocations whose creation got no clear answer: the same connection_id is sent again, and
     Exotel either makes it now or says it already exists (code 18). Returns a sentence per allocation settled."""
-    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'unconfirmed'" + ("" if everyone else " AND owner = ?")
-    rows = [_row(r) for r in services.store.execute(query, () if everyone else (user,)).fetchall()]
+    query = f"SELECT {COLUMNS} FROM allocations WHERE state = 'unconfirmed' AND team_id = ?"
+    query += "" if everyone else " AND owner = ?"
+    params = (current_team(),) if everyone else (current_team(), user)
+    rows = [_row(r) for r in services.store.execute(query, params).fetchall()]
     said = []
     for allocation in rows:
         raw = services.store.execute("SELECT request FROM allocations WHERE id = ?", (allocation.id,)).fetchone()[0]
@@ -524,7 +546,9 @@ def _close(services: Services, allocation: Allocation, state: str, by: str) -> N
         return
     _save(services, allocation, state=state, ended_at=time.time())
     unschedule(services, allocation)
-    services.store.audit(by, f"vn.{state}", subject=allocation.green_vn, provider_ref=allocation.greenvn_id)
+    services.store.audit(
+        by, f"vn.{state}", subject=allocation.green_vn, provider_ref=allocation.greenvn_id, team=current_team()
+    )
     refresh(services, allocation)
     if allocation.message_row is not None:
         why = {"expired": "its time ran out", "released": f"<@{by}> released it", "deallocated": "Exotel ended it"}.get(
@@ -549,19 +573,23 @@ def on_deallocation(services: Services, inbox_id: int, event: ExotelDeallocation
     if on_deallocated(services, event.greenvn_id):
         return "done"  # a lease of Switchboard's: it closed the lease and said so in its thread
     message = render_deallocation(event)
-    route = route_for(services.store, services.settings.alerts_channel, number=exotel_number(event.greenvn))
+    route = route_for(services.store, alerts_channels(services), number=exotel_number(event.greenvn))
     channel = thread_channel(services.store, *message.thread_keys) or (route.channel if route else None)
     if channel is None:
         return "unrouted"
+    enter_team(route.team if route is not None else "")
     deliver(services.store, services.outbox, f"inbox:{inbox_id}", channel, message)
     return "done"
 
 
 def on_deallocated(services: Services, greenvn_id: str) -> bool:
-    """Exotel's deallocation event: end the lease here too. False when the allocation isn't ours."""
-    row = services.store.execute(f"SELECT {COLUMNS} FROM allocations WHERE greenvn_id = ?", (greenvn_id,)).fetchone()
+    """Exotel's deallocation event: end the lease here too, as its workspace's. False when the allocation isn't ours."""
+    row = services.store.execute(
+        f"SELECT {COLUMNS}, team_id FROM allocations WHERE greenvn_id = ?", (greenvn_id,)
+    ).fetchone()
     if row is None:
         return False
+    enter_team(str(row[-1]))
     _close(services, _row(row), "deallocated", "Exotel")
     return True
 
@@ -591,6 +619,7 @@ def extend(services: Services, allocation: Allocation, seconds: float, user: str
         subject=allocation.green_vn,
         provider_ref=allocation.greenvn_id,
         detail=json.dumps({"expires_at": new_end}),
+        team=current_team(),
     )
     schedule(services, allocation)
     refresh(services, allocation)
@@ -604,7 +633,9 @@ async def update_parties(services: Services, allocation: Allocation, user: str, 
     parties = dict(allocation.parties)
     parties.update({k: v for k, v in update.model_dump(exclude_none=True).items() if k != "usage"})
     _save(services, allocation, parties=parties, usage=result.usage or update.usage or allocation.usage)
-    services.store.audit(user, "vn.parties", subject=allocation.green_vn, provider_ref=allocation.greenvn_id)
+    services.store.audit(
+        user, "vn.parties", subject=allocation.green_vn, provider_ref=allocation.greenvn_id, team=current_team()
+    )
     refresh(services, allocation)
 
 
@@ -619,7 +650,12 @@ async def swap(services: Services, allocation: Allocation, user: str, preference
     if result.green_vn and allocation.message_row is not None:
         remember_thread(services.store, f"allocation-number:{result.green_vn}", allocation.message_row)
     services.store.audit(
-        user, "vn.swap", subject=result.green_vn, provider_ref=allocation.greenvn_id, detail=json.dumps({"old": old})
+        user,
+        "vn.swap",
+        subject=result.green_vn,
+        provider_ref=allocation.greenvn_id,
+        detail=json.dumps({"old": old}),
+        team=current_team(),
     )
     refresh(services, allocation)
     return result.green_vn or ""
@@ -714,12 +750,18 @@ def parse_preferences(text: str) -> Preferences | None:
 
 
 async def rebuild(services: Services) -> None:
-    """At start: release what expired while the app was down, send due reminders, schedule the rest."""
-    for allocation in owned(services, "", everyone=True):
-        if allocation.expires_at <= time.time():  # now, by job id: the stored job for it is replaced, not doubled
-            services.scheduler.at(time.time(), f"vn-expire-{allocation.id}", expire, services, allocation.id)
-        else:
-            schedule(services, allocation)
+    """At start: release what expired while the app was down, send due reminders, schedule the rest — each
+    allocation's jobs as its workspace's."""
+    rows = services.store.execute(
+        f"SELECT {COLUMNS}, team_id FROM allocations WHERE state = 'active' ORDER BY expires_at"
+    ).fetchall()
+    for row in rows:
+        allocation = _row(row)
+        with team_scope(str(row[-1])):
+            if allocation.expires_at <= time.time():  # now, by job id: the stored job for it is replaced, not doubled
+                services.scheduler.at(time.time(), f"vn-expire-{allocation.id}", expire, services, allocation.id)
+            else:
+                schedule(services, allocation)
 
 
 def when(epoch: float) -> str:
