@@ -50,7 +50,7 @@ from bot.metrics import Metrics
 from bot.recordings import RecordingError, RecordingFetcher
 from bot.store import Store, StoreBusy
 from bot.worker import Worker
-from bot.workspaces import current_team
+from bot.workspaces import current_team, team_scope
 from notifiers.digest import render_digest
 
 log = logging.getLogger(__name__)
@@ -656,7 +656,8 @@ class Outbox(Worker):
             self._mark_failed(row, "no App Home renderer is registered")
             return None
         try:
-            view = self.home_renderer(user)
+            with team_scope(row.team):  # the Home of the workspace whose publish this is
+                view = self.home_renderer(user)
             # Rendered: a change from now on needs another publish (`publish_home` doesn't reuse this row).
             self.store.execute("UPDATE outbox SET sending_at = ? WHERE id = ?", (time.time(), row.id))
         except Exception:  # a bug in a dashboard must not hold the lane: the next change or opening publishes again

@@ -142,7 +142,11 @@ def test_a_reminder_uses_the_token_of_the_workspace_that_leased_the_number(tmp_p
             team_id=TWO,
         )
         assert response.status_code == 200
-        reminder = wait_for(lambda: [c for c in stack.slack.calls_to("chat.postMessage") if "⏰" in json.dumps(c.args)])
+        reminder = wait_for(
+            lambda: [
+                c for c in stack.slack.calls_to("chat.postMessage") if "⏰" in json.dumps(c.args, ensure_ascii=False)
+            ]
+        )
         assert [c.team for c in reminder] == [TWO]
         jobs = [c.team for c in stack.slack.calls if c.team not in (None, TWO) and c.method != "auth.test"]
         assert jobs == []  # nothing of TWO's lease went through ONE's token

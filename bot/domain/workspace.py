@@ -69,7 +69,7 @@ def save_settings(
         alerts_channel=alerts_channel or "",
         caller_id=number or "",
     )
-    services.store.audit(user, "workspace.settings", subject=team or "-", detail=_describe(updated))
+    services.store.audit(user, "workspace.settings", subject=team or "-", detail=_describe(updated), team=team)
     return updated
 
 
@@ -88,7 +88,7 @@ async def installed(services: Services, team: str) -> None:
     """A workspace finished Slack's install flow (or installed again with a new token)."""
     services.workspaces.forget(team)
     with team_scope(team):
-        services.store.audit("slack", "workspace.installed", subject=team)
+        services.store.audit("slack", "workspace.installed", subject=team, team=team)
         await people.learn_address(services)
 
 
@@ -108,7 +108,7 @@ def uninstalled(services: Services, team: str, why: str) -> bool:
         (f"not sent: the workspace {why}", team),
     ).rowcount
     with team_scope(team):
-        services.store.audit("slack", "workspace.uninstalled", subject=team, detail=json.dumps({"why": why}))
+        services.store.audit("slack", "workspace.uninstalled", subject=team, detail=json.dumps({"why": why}), team=team)
     log.info(
         "workspace %s %s: token forgotten, %d scheduled jobs stopped, %d unsent messages dropped; data kept %g days",
         team,
