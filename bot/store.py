@@ -565,6 +565,11 @@ def _workspaces(db: Any) -> None:
     )
 
 
+def _calls_by_team(db: Any) -> None:
+    # A workspace's /numbers report starts from the numbers its calls came to.
+    db.execute("CREATE INDEX calls_team ON calls (team_id, tracking)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -591,6 +596,7 @@ MIGRATIONS: list[Migration] = [
     Migration(42, "outbox: each channel's pace, kept across replicas", _channel_pace),
     Migration(43, "signed Slack requests seen by any replica", _slack_signatures),
     Migration(50, "many workspaces: whose each row is, installations, OAuth states, workspace settings", _workspaces),
+    Migration(51, "calls: a workspace's numbers", _calls_by_team),
 ]
 
 

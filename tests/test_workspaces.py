@@ -69,6 +69,7 @@ def command(stack: Stack, team: str, text: str, user: str = "U0REP", name: str =
 # -- the install flow ---------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_install_saves_each_workspace_with_its_own_token(two: Stack) -> None:
     rows = on_app(
         two,
@@ -116,6 +117,7 @@ def test_a_command_uses_its_own_workspaces_token(two: Stack) -> None:
     assert len(two.slack.calls_to("views.open")) == 1
 
 
+@pytest.mark.both_backends
 def test_a_webhook_posts_with_the_token_of_its_numbers_workspace(two: Stack, http: httpx.Client) -> None:
     route_in(two, ONE, TRACKING, "C0ONE")
     route_in(two, TWO, OTHER, "C0TWO")
@@ -194,6 +196,7 @@ def test_each_workspace_sets_its_own_alerts_channel(two: Stack, http: httpx.Clie
     assert calls_by(two, "chat.postMessage", ONE)[-1].args["channel"] == "C0ONEALERTS"
 
 
+@pytest.mark.both_backends
 def test_uninstall_forgets_the_token_stops_the_jobs_and_purges_after_retention(two: Stack) -> None:
     route_in(two, ONE, TRACKING, "C0ONE")
 
