@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import sqlite3
 import time
@@ -112,12 +113,20 @@ class BackgroundTasks:
         except RuntimeError:
             if self._loop is None:
                 raise
-            self._loop.call_soon_threadsafe(self._start, coro, name, tell_user)
+            # The task runs in this thread's context (its workspace, `bot.workspaces`), not the loop's.
+            context = contextvars.copy_context()
+            self._loop.call_soon_threadsafe(self._start, coro, name, tell_user, context)
             return None
         return self._start(coro, name, tell_user)
 
-    def _start(self, coro: Coroutine[Any, Any, Any], name: str, tell_user: OnFailure | None) -> asyncio.Task[Any]:
-        task = asyncio.create_task(self._guard(coro, name, tell_user), name=name)
+    def _start(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str,
+        tell_user: OnFailure | None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
+        task = asyncio.create_task(self._guard(coro, name, tell_user), name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
