@@ -312,6 +312,54 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspace(args: argparse.Namespace) -> int:
+    """Many workspaces: list the installed ones, or enable one, give it its AVANSER account, or let it adopt the
+    rows written before there were several."""
+    import datetime
+
+    from bot.domain.workspace import operate
+    from bot.errors import UserError
+    from bot.store import Store
+    from bot.workspaces import Installations
+
+    settings = load_settings()
+    if not settings.db_is_postgres and not settings.db_path.exists():
+        raise SettingsError(f"SWITCHBOARD_DB: {settings.db_path} does not exist yet (run `switchboard serve` first)")
+    store = Store(settings.db)
+    try:
+        if args.team is None:
+            rows = Installations(store).everything()
+            if not rows:
+                print("No workspace has installed Switchboard through /slack/install yet.")
+            accounts = dict(store.execute("SELECT team_id, avanser_account FROM workspace_settings").fetchall())
+
+            def day(at: float | None) -> str:
+                return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d") if at else "—"
+
+            for team, name, installer, installed, enabled, uninstalled in rows:
+                state = "uninstalled " + day(uninstalled) if uninstalled else ("enabled" if enabled else "NOT ENABLED")
+                print(
+                    f"{team:<12} {name[:28]:<28} installed {day(installed)} by {installer:<12} {state:<22}"
+                    f" AVANSER account {accounts.get(team) or '—'}"
+                )
+            return 0
+        enable = True if args.enable else False if args.disable else None
+        if enable is None and args.avanser_account is None and not args.adopt:
+            raise SettingsError("say what to do: --enable, --disable, --avanser-account N and/or --adopt")
+        try:
+            for sentence in operate(
+                store, args.team, enable=enable, avanser_account=args.avanser_account, adopt=args.adopt
+            ):
+                print(sentence)
+        except UserError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print("A running Switchboard sees the change within a minute.")
+        return 0
+    finally:
+        store.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -385,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--csv", action="store_true", help="as CSV, for a spreadsheet")
     audit.add_argument("--since", help="only from this date (ISO 8601, UTC)")
     audit.set_defaults(func=cmd_audit)
+    workspace = sub.add_parser(
+        "workspace", help="many workspaces: list them; enable one, give it its AVANSER account (operator)"
+    )
+    workspace.add_argument("team", nargs="?", help="the workspace's team id (T…); none: list every workspace")
+    switch = workspace.add_mutually_exclusive_group()
+    switch.add_argument("--enable", action="store_true", help="let it use Switchboard (and so the telco accounts)")
+    switch.add_argument("--disable", action="store_true", help="stop it: its people are told to ask you")
+    workspace.add_argument("--avanser-account", type=int, metavar="ID", help="its own AVANSER account (one each)")
+    workspace.add_argument(
+        "--adopt", action="store_true", help="give it the rows written before there were several workspaces"
+    )
+    workspace.set_defaults(func=cmd_workspace)
     demo = sub.add_parser("demo", help="play the whole story against loopback stand-ins")
     demo.set_defaults(func=cmd_demo)
     check = sub.add_parser("check", help="validate settings and reach Slack")

@@ -220,8 +220,9 @@ class Services:
         services.avanser, services.exotel, services.dtl = provider_clients(settings)
         services.feed = feed_client(settings)
         if services.avanser is not None and settings.many_workspaces:
-            # One AVANSER user, an account per workspace (`/numbers accounts <id>` there): each call runs in it.
-            services.avanser.account_for = lambda: services.workspace().avanser_account
+            # One AVANSER user, an account per workspace (the operator's `switchboard workspace T… --avanser-account
+            # N`): each call runs in it, and a workspace without one makes none.
+            services.avanser.account_for = services.workspace_account
         for client in (services.avanser, services.exotel, services.dtl, services.feed):
             if client is not None:
                 services.on_stop(client.aclose)
@@ -251,6 +252,16 @@ class Services:
     @property
     def workspace_url(self) -> str | None:
         return self.workspace_urls.get(current_team())
+
+    def workspace_account(self) -> int:
+        """The AVANSER account of the workspace at hand (many workspaces), or a sentence saying it has none."""
+        account = self.workspace().avanser_account
+        if account is None:
+            raise UserError(
+                "This workspace has no AVANSER account yet: ask whoever runs Switchboard to assign one"
+                f" (`switchboard workspace {current_team() or '<team id>'} --avanser-account <id>`)."
+            )
+        return account
 
     def is_admin(self, user_id: str) -> bool:
         return self.workspace().is_admin(user_id)

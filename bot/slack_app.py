@@ -62,17 +62,49 @@ class OncePerEvent(AsyncMiddleware):
         return await next()
 
 
+NOT_ENABLED = (
+    "Switchboard is installed in this workspace but not switched on yet: whoever runs Switchboard enables each"
+    " workspace (and picks its AVANSER account). Ask them to run `switchboard workspace {team} --enable`."
+)
+UNINSTALL_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
+
+
 class InWorkspace(AsyncMiddleware):
     """Many workspaces: the rest of the request — its listener, its background tasks, the rows it writes, the
     outbox messages it queues and the Slack calls it makes — is that workspace's (`bot.workspaces`).
 
     Bolt runs its middleware one after another, not nested, so the team is entered for the rest of the request's
-    task; `bot.web` runs each request inside `team_scope(None)`, which ends it with the request."""
+    task; `bot.web` runs each request inside `team_scope(None)`, which ends it with the request.
+
+    Anyone may install a publicly distributed app, and Switchboard spends its operator's telco money: a workspace
+    the operator hasn't enabled is told so, and nothing it asks is done."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse | None:
-        enter_team(req.context.team_id or "")
+        team = req.context.team_id or ""
+        enter_team(team)
+        body = req.body
+        if (body.get("event") or {}).get("type") in UNINSTALL_EVENTS:
+            return await next()
+        assert self.services.installations is not None
+        installation = await self.services.installations.afind(team)
+        if installation is not None and installation.enabled_at is None:
+            log.info("workspace %s is installed but not enabled: its %s was not handled", team, body.get("type"))
+            text = NOT_ENABLED.format(team=team)
+            if body.get("command"):
+                return BoltResponse(
+                    status=200,
+                    body={"response_type": "ephemeral", "text": text},
+                    headers={"content-type": "application/json;charset=utf-8"},
+                )
+            url = body.get("response_url") or ((body.get("response_urls") or [{}])[0]).get("response_url")
+            if url:
+                self.services.outbox.respond(url, {"response_type": "ephemeral", "text": text})
+            return BoltResponse(status=200, body="")
         return await next()
 
 
@@ -126,7 +158,7 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
 
     app.use(OncePerEvent(services))
     if services.installations is not None:
-        app.use(InWorkspace())
+        app.use(InWorkspace(services))
 
     for module in commands.MODULES:
         module.register(app, services)

@@ -570,6 +570,14 @@ def _calls_by_team(db: Any) -> None:
     db.execute("CREATE INDEX calls_team ON calls (team_id, tracking)")
 
 
+def _operator_controls(db: Any) -> None:
+    # Many workspaces: a workspace that installed Switchboard does nothing until the operator enables it (it
+    # spends the operator's telco money); a storm digest is one workspace's.
+    db.execute("ALTER TABLE installations ADD COLUMN enabled_at REAL")
+    db.execute("ALTER TABLE digests ADD COLUMN team_id TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE UNIQUE INDEX workspace_avanser_account ON workspace_settings (avanser_account)")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -597,6 +605,7 @@ MIGRATIONS: list[Migration] = [
     Migration(43, "signed Slack requests seen by any replica", _slack_signatures),
     Migration(50, "many workspaces: whose each row is, installations, OAuth states, workspace settings", _workspaces),
     Migration(51, "calls: a workspace's numbers", _calls_by_team),
+    Migration(52, "many workspaces: enabled by the operator, one AVANSER account each, digests", _operator_controls),
 ]
 
 

@@ -62,6 +62,7 @@ class Installation:
     enterprise_id: str | None
     installed_at: float
     raw: dict[str, object]
+    enabled_at: float | None = None  # when the operator enabled it (`switchboard workspace T… --enable`)
 
 
 class Installations:
@@ -82,7 +83,7 @@ class Installations:
     )
     _FIND = (
         "SELECT team_id, team_name, bot_token, bot_user_id, bot_scopes, installer, enterprise_id, installed_at,"
-        " raw FROM installations WHERE team_id = ? AND uninstalled_at IS NULL"
+        " raw, enabled_at FROM installations WHERE team_id = ? AND uninstalled_at IS NULL"
     )
 
     async def asave(self, installation: Installation) -> None:
@@ -138,6 +139,27 @@ class Installations:
             log.info("workspace %s uninstalled Switchboard; its data is kept for SWITCHBOARD_RETENTION", team_id)
         return bool(cursor.rowcount)
 
+    def forget(self, team_id: str) -> None:
+        """Read the workspace's installation again next time (someone else changed it)."""
+        self._tokens.pop(team_id, None)
+
+    def enable(self, team_id: str, enabled: bool) -> bool:
+        """The operator lets the workspace use Switchboard (or stops it); False when it isn't installed."""
+        cursor = self.store.execute(
+            "UPDATE installations SET enabled_at = ? WHERE team_id = ? AND uninstalled_at IS NULL",
+            (time.time() if enabled else None, team_id),
+        )
+        self._tokens.pop(team_id, None)
+        return bool(cursor.rowcount)
+
+    def everything(self) -> list[tuple[str, str, str, float, float | None, float | None]]:
+        """(team id, name, installer, installed at, enabled at, uninstalled at) of every workspace, for the operator."""
+        rows = self.store.execute(
+            "SELECT team_id, team_name, installer, installed_at, enabled_at, uninstalled_at FROM installations"
+            " ORDER BY installed_at"
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4], r[5]) for r in rows]
+
     def installed(self) -> list[str]:
         return [str(r[0]) for r in self.store.execute("SELECT team_id FROM installations WHERE uninstalled_at IS NULL")]
 
@@ -155,6 +177,7 @@ def _installation(row: Any) -> Installation | None:
         enterprise_id=row[6],
         installed_at=float(row[7]),
         raw=json.loads(row[8] or "{}"),
+        enabled_at=float(row[9]) if row[9] is not None else None,
     )
 
 
@@ -187,12 +210,14 @@ class Workspaces:
         self.store = store
         self.defaults = defaults
         self.installations = installations
-        self._cache: dict[str, WorkspaceConfig] = {}
+        # team → (its settings, until): another replica's change, or the operator's (`switchboard workspace`),
+        # is seen within TOKEN_CACHE_S
+        self._cache: dict[str, tuple[WorkspaceConfig, float]] = {}
 
     def config(self, team: str) -> WorkspaceConfig:
-        found = self._cache.get(team)
-        if found is not None:
-            return found
+        cached = self._cache.get(team)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         config = replace(self.defaults, team_id=team)
         row = self.store.execute(
             "SELECT admins, approvals_channel, alerts_channel, caller_id, avanser_account FROM workspace_settings"
@@ -211,7 +236,7 @@ class Workspaces:
         if team and self.installations is not None:
             installation = self.installations.find(team)
             config = replace(config, installer=installation.installer if installation else None)
-        self._cache[team] = config
+        self._cache[team] = (config, time.monotonic() + TOKEN_CACHE_S)
         return config
 
     def update(self, team: str, user: str, **changes: Any) -> WorkspaceConfig:

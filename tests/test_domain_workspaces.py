@@ -7,6 +7,7 @@ run as their row's workspace.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -16,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from bot.domain import alerts, calls, home, numbers, refresh, reports, routing, vn
+from bot.domain import alerts, calls, home, numbers, refresh, reports, routing, vn, workspace
 from bot.errors import UserError
 from bot.inbox import store_event
 from bot.services import Services
 from bot.settings import load_settings
 from bot.web import wire_domain
-from bot.workspaces import team_scope
+from bot.workspaces import Installation, Installations, team_scope
 from tests.helpers import AVANSER_CALL, AVANSER_SMS, TRACKING
 
 ADMIN, REP = "U0ADMIN", "U0REP"
@@ -102,6 +103,7 @@ def test_a_webhook_for_a_workspaces_number_writes_that_workspaces_rows(services:
         numbers.create_request(
             services, kind="update", name="Texts", number=SMS_NUMBER, channel="C0T2", requester=ADMIN, body={}
         )
+    services.store.execute("UPDATE number_requests SET status = 'completed'")  # AVANSER carried it out
     store_event(services.store, "avanser.call", "ECS1", AVANSER_CALL)
     store_event(services.store, "avanser.sms", "sms1", AVANSER_SMS)
     assert services.inbox.process_pending(budget=60) == 2  # processed with no workspace set
@@ -215,7 +217,7 @@ async def test_rebuilt_jobs_run_as_their_rows_workspace(services: Services) -> N
     later = allocation(services, REP, "+918012345679", "T2", expires_in=-5)  # ended while Switchboard was down
     with team_scope("T2"):
         request = numbers.create_request(
-            services, kind="update", name="Radio", number=TRACKING, channel="C0T2", requester=ADMIN, body={}
+            services, kind="update", name="Radio", number=SMS_NUMBER, channel="C0T2", requester=ADMIN, body={}
         )
     services.store.execute(
         "UPDATE number_requests SET status = 'pending', request_id = 'r1', submitted_at = ? WHERE id = ?",
@@ -236,3 +238,72 @@ async def test_rebuilt_jobs_run_as_their_rows_workspace(services: Services) -> N
             (f"poll-request-{request.id}", "T2"),
         ]
     )
+
+
+# -- what the second reader found (#18): ownership, digests, caller ID, the operator -----------------------------
+
+
+def test_asking_for_a_number_does_not_take_it_from_its_workspace(services: Services) -> None:
+    """Only a request AVANSER carried out makes a number a workspace's; naming another's is refused before a row."""
+    with team_scope("T1"):
+        numbers.create_request(
+            services, kind="update", name="T1 ad", number=TRACKING, channel="C0T1", requester=ADMIN, body={}
+        )
+        services.store.execute("UPDATE number_requests SET status = 'completed' WHERE team_id = 'T1'")
+    with team_scope("T2"), pytest.raises(UserError, match="isn't one of your active tracking numbers"):
+        numbers.create_request(
+            services, kind="create", name="mine now", number=TRACKING, channel="C0T2", requester=REP, body={}
+        )
+    assert rows(services, "SELECT team_id FROM number_requests") == [("T1",)]
+    with team_scope("T2"):  # T2's pending ask for a number T1 hasn't got doesn't make it T2's
+        numbers.create_request(
+            services, kind="create", name="asked", number=SMS_NUMBER, channel="C0T2", requester=ADMIN, body={}
+        )
+    assert routing.team_of_number(services.store, SMS_NUMBER) == ""
+    store_event(services.store, "avanser.call", "ECS1", AVANSER_CALL)
+    services.inbox.process_pending(budget=60)
+    assert rows(services, "SELECT team_id FROM alerts") == [("T1",)]
+
+
+def test_a_storm_digest_is_one_workspaces(services: Services) -> None:
+    """Two workspaces posting to one channel id (a Slack Connect channel, a shared default) never share a digest."""
+    for team in ("T1", "T2"):
+        with team_scope(team):
+            digest = routing.add_to_digest(services.store, services.outbox, "C0SHARED", f"a call of {team}")
+            assert rows(services, "SELECT team_id FROM digests WHERE id = ?", (digest,)) == [(team,)]
+    assert len(rows(services, "SELECT id FROM digests")) == 2
+
+
+def test_the_caller_id_is_one_of_the_workspaces_own_numbers(services: Services) -> None:
+    with team_scope("T1"):
+        routing.set_route(services.store, TRACKING, "C0T1", by=ADMIN)
+    with team_scope("T2"), pytest.raises(UserError, match="isn't one of this workspace's tracking numbers"):
+        workspace.save_settings(
+            services, ADMIN, admins=[], approvals_channel=None, alerts_channel=None, caller_id="02 9008 1596"
+        )
+    with team_scope("T1"):
+        saved = workspace.save_settings(
+            services, ADMIN, admins=[], approvals_channel=None, alerts_channel=None, caller_id="02 9008 1596"
+        )
+    assert saved.caller_id == TRACKING
+
+
+def test_the_operator_enables_a_workspace_gives_it_an_account_and_lets_it_adopt_old_rows(services: Services) -> None:
+    store = services.store
+    for team in ("T1", "T2"):
+        installation = Installation(team, team, f"xoxb-{team}", "U0BOT", "chat:write", ADMIN, None, time.time(), {})
+        asyncio.run(Installations(store).asave(installation))
+    routing.set_route(store, TRACKING, "C0OLD", by=ADMIN)  # written in the one-workspace days: team ""
+    assert workspace.operate(store, "T1", enable=True, avanser_account=6999, adopt=True) == [
+        "T1 works in AVANSER account 6999.",
+        "T1 took over 1 rows written before there were several workspaces.",
+        "T1 is enabled.",
+    ]
+    assert rows(services, "SELECT team_id FROM routes") == [("T1",)]
+    with pytest.raises(UserError, match="already T1's"):
+        workspace.operate(store, "T2", avanser_account=6999)
+    with pytest.raises(UserError, match="hasn't installed Switchboard"):
+        workspace.operate(store, "T9", enable=True)
+    found = Installations(store).find("T1")
+    assert found is not None and found.enabled_at is not None
+    assert Installations(store).find("T2").enabled_at is None  # type: ignore[union-attr]

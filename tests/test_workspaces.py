@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from bot.domain.routing import set_route
+from bot.domain.workspace import operate
 from bot.oauth import BOT_SCOPES
 from bot.sandbox import payloads
 from bot.sandbox.stack import Stack
@@ -41,7 +42,26 @@ def two(tmp_path: Path, backend: str) -> Iterator[Stack]:
     ) as stack:
         assert stack.install(ONE, installer="U0REP", name="One").status_code == 200
         assert stack.install(TWO, installer="U0ADMIN", name="Two").status_code == 200
+        enable(stack, ONE, 6999)
+        enable(stack, TWO, 7001)
         yield stack
+
+
+def enable(stack: Stack, team: str, account: int | None = None) -> None:
+    """What the operator does once a workspace has installed Switchboard (`switchboard workspace T… --enable`)."""
+
+    def act(services: Any) -> None:
+        operate(services.store, team, enable=True, avanser_account=account)
+        services.installations.forget(team)  # a running Switchboard would see it within a minute
+        services.workspaces.forget(team)
+
+    on_app(stack, act)
+
+
+def final_answer(stack: Stack, url: str) -> str:
+    """The last thing a command's response_url was told (after "Asking AVANSER…")."""
+    wait_for(lambda: stack.drain(10) and stack.slack.responses_to(url))
+    return str(stack.slack.responses_to(url)[-1]["text"])
 
 
 def tokens(stack: Stack) -> dict[str, str]:
@@ -135,6 +155,7 @@ def test_a_reminder_uses_the_token_of_the_workspace_that_leased_the_number(tmp_p
     with Stack(tmp_path, outbox_channel_interval=0.0, many_workspaces=True, SWITCHBOARD_VN_REMINDER="2s") as stack:
         stack.install(ONE, installer="U0REP")
         stack.install(TWO, installer="U0ADMIN")
+        enable(stack, TWO)
         response, _ = stack.slack.command(
             stack.url,
             "/vn",
@@ -172,6 +193,15 @@ def test_one_workspaces_rate_limits_do_not_slow_the_other(two: Stack, http: http
 
 
 def test_each_workspace_sets_its_own_alerts_channel(two: Stack, http: httpx.Client) -> None:
+    # a number ONE got through a request (AVANSER carried it out) and hasn't routed
+    on_app(
+        two,
+        lambda s: s.store.execute(
+            "INSERT INTO number_requests (kind, custom_id, name, number, channel, requester, status, body, created_at,"
+            " updated_at, team_id) VALUES ('create', 'c1', 'Ad', ?, 'C0X', 'U0REP', 'completed', '{}', 0, 0, ?)",
+            (TRACKING, ONE),
+        ),
+    )
     defaults = on_app(two, lambda s: s.workspaces.defaults)
     answers = {"admins": ["U0REP", "U0ONCALL"], "alerts_channel": "C0ONEALERTS", "caller_id": "02 9008 1596"}
     submitted = payloads.view_submission(settings_form(defaults, defaults), answers, user="U0REP")
@@ -182,15 +212,7 @@ def test_each_workspace_sets_its_own_alerts_channel(two: Stack, http: httpx.Clie
     assert saved == "C0ONEALERTS"
     assert on_app(two, lambda s: s.workspaces.config(ONE).caller_id) == "+61290081596"
     assert on_app(two, lambda s: s.workspaces.config(TWO).alerts_channel) == "C0ALERTS"  # the environment's
-    # a number ONE hasn't routed but requested lands in ONE's alerts channel, posted with ONE's token
-    on_app(
-        two,
-        lambda s: s.store.execute(
-            "INSERT INTO number_requests (kind, custom_id, name, number, channel, requester, status, body, created_at,"
-            " updated_at, team_id) VALUES ('create', 'c1', 'Ad', ?, 'C0X', 'U0REP', 'completed', '{}', 0, 0, ?)",
-            (TRACKING, ONE),
-        ),
-    )
+    # a call to it lands in ONE's own alerts channel, posted with ONE's token
     send(http, two, "GET", "/hooks/avanser/call", call(3))
     wait_for(lambda: two.slack.channel_messages("C0ONEALERTS"))
     assert calls_by(two, "chat.postMessage", ONE)[-1].args["channel"] == "C0ONEALERTS"
@@ -264,3 +286,53 @@ def test_each_workspaces_avanser_calls_run_in_its_own_account(stack: Stack) -> N
     answers, switches = stack.on_app(run())
     assert answers == ["6999", "7001"] * 6
     assert 2 <= switches <= 12  # calls for the account already selected share it
+
+
+# -- the operator decides which workspaces work, and in which AVANSER account ---------------------------------
+
+
+def test_a_workspace_the_operator_has_not_enabled_is_told_so_and_nothing_is_done(two: Stack) -> None:
+    assert two.install("T0NEW", installer="U0ONCALL").status_code == 200
+    answer = command(two, "T0NEW", "settings", user="U0ONCALL")  # its installer, an admin there
+    assert "not switched on yet" in answer.json()["text"] and "switchboard workspace T0NEW --enable" in answer.text
+    time.sleep(0.3)
+    assert two.slack.calls_to("views.open") == []
+    assert two.avanser.requests_to("GET", "/v1/") == []
+
+
+def test_each_workspace_works_in_its_own_avanser_account_and_cannot_switch(two: Stack) -> None:
+    _, url = two.slack.command(two.url, "/numbers", "accounts", user_id="U0REP", team_id=ONE)
+    shown = final_answer(two, url)
+    assert "Test Account" in shown and "Agency Client B" not in shown  # 6999 only
+    _, url = two.slack.command(two.url, "/numbers", "accounts 7001", user_id="U0REP", team_id=ONE)
+    assert "can't be switched from Slack" in final_answer(two, url)
+    _, url = two.slack.command(two.url, "/numbers", "accounts", user_id="U0ADMIN", team_id=TWO)
+    assert "Agency Client B" in final_answer(two, url)
+
+
+def test_a_workspace_without_an_avanser_account_makes_no_avanser_call(two: Stack) -> None:
+    assert two.install("T0NEW", installer="U0ONCALL").status_code == 200
+    enable(two, "T0NEW")
+    before = len(two.avanser.requests_to("GET", "/v1/"))
+    _, url = two.slack.command(two.url, "/numbers", "list", user_id="U0ONCALL", team_id="T0NEW")
+    assert "has no AVANSER account yet" in final_answer(two, url)
+    assert len(two.avanser.requests_to("GET", "/v1/")) == before
+
+
+def test_the_operators_command_lists_and_enables_workspaces(
+    two: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    assert two.settings is not None
+    monkeypatch.setenv("SWITCHBOARD_DB", two.settings.db)
+    two.install("T0NEW", installer="U0ONCALL", name="New client")
+    assert main(["workspace"]) == 0
+    listed = capsys.readouterr().out
+    assert "T0NEW" in listed and "NOT ENABLED" in listed and "AVANSER account 6999" in listed
+    assert main(["workspace", "T0NEW", "--avanser-account", "6999"]) == 1  # ONE's
+    assert "already T0ONE's" in capsys.readouterr().err
+    assert main(["workspace", "T0NEW", "--enable"]) == 0
+    assert "T0NEW is enabled." in capsys.readouterr().out
+    found = on_app(two, lambda s: s.installations.find("T0NEW"))
+    assert found.enabled_at is not None

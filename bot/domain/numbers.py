@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain import refresh
 from bot.domain.routing import (
+    OWNING_STATUSES,
     ROUTED_ELSEWHERE,
     RoutedElsewhere,
     alerts_channels,
@@ -313,6 +314,8 @@ def create_request(
             "Only Switchboard admins can do that here, and no approvals channel is set up. "
             "Ask an admin to set SWITCHBOARD_APPROVALS_CHANNEL."
         )
+    if number and belongs_elsewhere(services, number):
+        raise UserError(f"{national(number)} isn't one of your active tracking numbers.")
     custom_id = custom_id or new_custom_id()
     now = time.time()
     with services.store.transaction():
@@ -741,11 +744,13 @@ async def find_service(services: Services, number: str) -> ServiceDetail:
 
 
 def belongs_elsewhere(services: Services, number: str) -> bool:
-    """Another workspace routes `number`, or asked for it last (workspaces may share an AVANSER account)."""
+    """Another workspace routes `number`, or got it last through a request AVANSER carried out."""
     if routed_elsewhere(services.store, number):
         return True
     row = services.store.execute(
-        "SELECT team_id FROM number_requests WHERE number = ? AND kind = 'create' ORDER BY id DESC LIMIT 1", (number,)
+        f"SELECT team_id FROM number_requests WHERE number = ? AND status IN {OWNING_STATUSES}"
+        " ORDER BY id DESC LIMIT 1",
+        (number,),
     ).fetchone()
     mine = services.store.execute(
         "SELECT 1 FROM routes WHERE number = ? AND team_id = ?", (number, current_team())
@@ -1133,21 +1138,29 @@ async def save_template(
     services.store.audit(user, "template.save", subject=name, team=current_team())
 
 
+OPERATOR_ASSIGNS_ACCOUNTS = (
+    "Here each workspace has the AVANSER account its operator assigned; it can't be switched from Slack."
+)
+
+
 async def switch_account(services: Services, user: str, account: int) -> None:
     may_administer(services, user, "switch the AVANSER account")
+    if services.installations is not None:
+        # Many workspaces share one AVANSER user: a workspace's admin picking another client's account would see
+        # and spend in it. The operator assigns them (`switchboard workspace T… --avanser-account N`).
+        raise UserError(OPERATOR_ASSIGNS_ACCOUNTS)
     await avanser_client(services).switch_account(account)
-    if services.installations is not None:  # many workspaces: this one works in that account from now on
-        services.workspaces.update(current_team(), user, avanser_account=account)
     services.store.audit(user, "account.switch", subject=str(account), team=current_team())
 
 
 async def accounts(services: Services) -> tuple[list[Account], int | None]:
-    """The accounts this AVANSER user may act for, and the one selected now (the workspace's own, when it set one)."""
+    """The accounts this AVANSER user may act for, and the one selected now; with many workspaces, only the
+    workspace's own."""
     client = avanser_client(services)
     listed = await client.list_accounts()
-    chosen = services.workspace().avanser_account
-    if chosen is not None:
-        return listed, chosen
+    if services.installations is not None:
+        chosen = services.workspace().avanser_account
+        return [a for a in listed if a.account_id == chosen], chosen
     return listed, client.last_transaction.account_id if client.last_transaction else None
 
 

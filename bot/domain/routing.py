@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 STORM_DELAY = 3.0  # seconds a new alert would wait behind the channel's queue before a digest takes over
+OWNING_STATUSES = "('configured', 'completed')"  # a number request's states that make the number its workspace's
 ROUTED_ELSEWHERE = "That number is routed by another workspace; ask its admins to unroute it first."
 
 
@@ -91,8 +92,10 @@ def team_of_number(store: Store, number: str | None) -> str:
     allocation's (a virtual number); "" when Switchboard doesn't know it."""
     if not number:
         return ""
-    row = store.execute(
-        "SELECT team_id FROM number_requests WHERE number = ? ORDER BY id DESC LIMIT 1", (number,)
+    row = store.execute(  # a request AVANSER carried out: asking for a number doesn't make it anyone's
+        f"SELECT team_id FROM number_requests WHERE number = ? AND status IN {OWNING_STATUSES}"
+        " ORDER BY id DESC LIMIT 1",
+        (number,),
     ).fetchone()
     if row is None:
         row = store.execute(
@@ -263,9 +266,9 @@ def deliver(
 def _open_digest(store: Store, channel: str) -> tuple[int, int, int, int | None] | None:
     """(id, its post's outbox row, chars used, its pending edit's row) of the channel's open digest."""
     row = store.execute(
-        "SELECT id, outbox_id, chars, update_row FROM digests WHERE channel = ? AND opened_at > ?"
+        "SELECT id, outbox_id, chars, update_row FROM digests WHERE channel = ? AND team_id = ? AND opened_at > ?"
         " ORDER BY id DESC LIMIT 1",
-        (channel, time.time() - DIGEST_SECONDS),
+        (channel, current_team(), time.time() - DIGEST_SECONDS),
     ).fetchone()
     return (int(row[0]), int(row[1]), int(row[2]), row[3]) if row else None
 
@@ -312,8 +315,9 @@ def add_to_digest(
         return digest_id
     post_row = outbox.post(channel, "", None, digest=0)  # the digest's id is filled in below, in the same transaction
     cursor = store.execute(
-        "INSERT INTO digests (channel, outbox_id, opened_at, lines, line_count, chars) VALUES (?, ?, ?, '[]', 1, ?)",
-        (channel, post_row, time.time(), len(line) + 1),
+        "INSERT INTO digests (channel, outbox_id, opened_at, lines, line_count, chars, team_id)"
+        " VALUES (?, ?, ?, '[]', 1, ?, ?)",
+        (channel, post_row, time.time(), len(line) + 1, current_team()),
     )
     digest_id = int(cursor.lastrowid or 0)
     store.execute("INSERT INTO digest_lines (digest_id, line) VALUES (?, ?)", (digest_id, line))

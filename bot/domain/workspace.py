@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING
 import phonenumbers
 
 from bot.domain import people
+from bot.domain.routing import routed_channel, team_of_number
 from bot.errors import UserError
-from bot.store import TEAM_TABLES
-from bot.workspaces import WorkspaceConfig, current_team, team_scope
+from bot.store import TEAM_TABLES, Store
+from bot.workspaces import Installations, WorkspaceConfig, current_team, team_scope
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
 
+OPERATOR = "operator"  # the audit's actor for `switchboard workspace`
 PURGE_JOB = "purge-uninstalled-workspaces"
 PURGE_EVERY = 6 * 3600.0
 
@@ -57,6 +59,12 @@ def save_settings(
         if parsed is None or not phonenumbers.is_valid_number(parsed):
             raise UserError(f"{caller_id!r} isn't a phone number Switchboard can show as caller ID, e.g. +61290081596.")
         number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        ours = number == services.settings.caller_id or routed_channel(services.store, number) is not None
+        if not ours and team_of_number(services.store, number) != current_team():
+            # People trust the number that rings them: only one of this workspace's own (or the operator's).
+            raise UserError(
+                f"{caller_id} isn't one of this workspace's tracking numbers, so it can't be the caller ID."
+            )
     chosen = set(admins)
     if chosen and user not in chosen and user != config.installer:
         raise UserError("Keep yourself in the admin list, or you couldn't change these settings again.")
@@ -84,12 +92,74 @@ def _describe(config: WorkspaceConfig) -> str:
     )
 
 
+# -- the operator's side (`switchboard workspace`) ---------------------------------------------------------
+
+
+def operate(
+    store: Store,
+    team: str,
+    *,
+    enable: bool | None = None,
+    avanser_account: int | None = None,
+    adopt: bool = False,
+) -> list[str]:
+    """What whoever runs Switchboard decides for an installed workspace: whether it may use Switchboard (it spends
+    the operator's telco accounts), which AVANSER account is its own (one workspace per account), and — once, when
+    moving from one workspace to many — taking over the rows written before there were workspaces ("").
+    Returns what was done, a sentence each."""
+    installations = Installations(store)
+    if installations.find(team) is None:
+        raise UserError(f"{team} hasn't installed Switchboard (or removed it): `switchboard workspace` lists them.")
+    done: list[str] = []
+    with store.transaction():
+        if avanser_account is not None:
+            taken = store.execute(
+                "SELECT team_id FROM workspace_settings WHERE avanser_account = ? AND team_id != ?",
+                (avanser_account, team),
+            ).fetchone()
+            if taken is not None:
+                raise UserError(
+                    f"AVANSER account {avanser_account} is already {taken[0]}'s:"
+                    " each workspace has an account of its own."
+                )
+            store.execute(
+                "INSERT INTO workspace_settings (team_id, avanser_account, updated_by, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(team_id) DO UPDATE SET avanser_account = excluded.avanser_account,"
+                " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                (team, avanser_account, OPERATOR, time.time()),
+            )
+            done.append(f"{team} works in AVANSER account {avanser_account}.")
+        if adopt:
+            moved = sum(
+                store.execute(f"UPDATE {table} SET team_id = ? WHERE team_id = ''", (team,)).rowcount
+                for table in (*TEAM_TABLES, "digests")
+            )
+            done.append(f"{team} took over {moved} rows written before there were several workspaces.")
+        if enable is not None:
+            installations.enable(team, enable)
+            done.append(f"{team} is {'enabled' if enable else 'disabled'}.")
+        for sentence in done:
+            store.audit(OPERATOR, "workspace.operate", subject=team, detail=json.dumps({"done": sentence}), team=team)
+    for sentence in done:
+        log.info("operator: %s", sentence)
+    return done
+
+
 async def installed(services: Services, team: str) -> None:
     """A workspace finished Slack's install flow (or installed again with a new token)."""
     services.workspaces.forget(team)
     with team_scope(team):
         services.store.audit("slack", "workspace.installed", subject=team, team=team)
         await people.learn_address(services)
+    found = services.installations.find(team) if services.installations else None
+    if found is not None and found.enabled_at is None:
+        log.warning(
+            "workspace %s (%s) installed Switchboard and waits for you: `switchboard workspace %s --enable"
+            " --avanser-account <id>` lets it work",
+            team,
+            found.team_name,
+            team,
+        )
 
 
 def uninstalled(services: Services, team: str, why: str) -> bool:
