@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -331,7 +332,13 @@ def cmd_workspace(args: argparse.Namespace) -> int:
             rows = Installations(store).everything()
             if not rows:
                 print("No workspace has installed Switchboard through /slack/install yet.")
-            accounts = dict(store.execute("SELECT team_id, avanser_account FROM workspace_settings").fetchall())
+            accounts = {
+                str(team): f"{current}" + (f" (of {', '.join(map(str, json.loads(allowed)))})" if allowed else "")
+                for team, current, allowed in store.execute(
+                    "SELECT team_id, avanser_account, avanser_accounts FROM workspace_settings"
+                ).fetchall()
+                if current is not None
+            }
 
             def day(at: float | None) -> str:
                 return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d") if at else "—"
@@ -345,11 +352,15 @@ def cmd_workspace(args: argparse.Namespace) -> int:
             return 0
         enable = True if args.enable else False if args.disable else None
         if enable is None and args.avanser_account is None and not args.adopt:
-            raise SettingsError("say what to do: --enable, --disable, --avanser-account N and/or --adopt")
+            raise SettingsError("say what to do: --enable, --disable, --avanser-account N[,N…] and/or --adopt")
         try:
-            for sentence in operate(
-                store, args.team, enable=enable, avanser_account=args.avanser_account, adopt=args.adopt
-            ):
+            accounts_given = [int(a) for a in args.avanser_account.split(",")] if args.avanser_account else None
+        except ValueError:
+            raise SettingsError(
+                f"--avanser-account: “{args.avanser_account}” isn't account ids like 6999,7001"
+            ) from None
+        try:
+            for sentence in operate(store, args.team, enable=enable, avanser_accounts=accounts_given, adopt=args.adopt):
                 print(sentence)
         except UserError as exc:
             print(exc, file=sys.stderr)
@@ -440,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     switch = workspace.add_mutually_exclusive_group()
     switch.add_argument("--enable", action="store_true", help="let it use Switchboard (and so the telco accounts)")
     switch.add_argument("--disable", action="store_true", help="stop it: its people are told to ask you")
-    workspace.add_argument("--avanser-account", type=int, metavar="ID", help="its own AVANSER account (one each)")
+    workspace.add_argument(
+        "--avanser-account",
+        metavar="ID[,ID…]",
+        help="its own AVANSER accounts: the first is used, /numbers accounts switches between them (none shared)",
+    )
     workspace.add_argument(
         "--adopt", action="store_true", help="give it the rows written before there were several workspaces"
     )

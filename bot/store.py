@@ -576,6 +576,8 @@ def _operator_controls(db: Any) -> None:
     db.execute("ALTER TABLE installations ADD COLUMN enabled_at REAL")
     db.execute("ALTER TABLE digests ADD COLUMN team_id TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE UNIQUE INDEX workspace_avanser_account ON workspace_settings (avanser_account)")
+    # the AVANSER accounts the operator lets the workspace work in (JSON list); avanser_account is the one in use
+    db.execute("ALTER TABLE workspace_settings ADD COLUMN avanser_accounts TEXT")
 
 
 MIGRATIONS: list[Migration] = [

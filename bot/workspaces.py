@@ -193,8 +193,9 @@ class WorkspaceConfig:
     approvals_channel: str | None
     alerts_channel: str | None
     caller_id: str | None
-    avanser_account: int | None  # None: whatever account the AVANSER user has selected
+    avanser_account: int | None  # the AVANSER account it works in now (None: none, with many workspaces)
     installer: str | None = None
+    avanser_accounts: frozenset[int] = frozenset()  # the accounts the operator lets it switch between
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins or (bool(self.installer) and user == self.installer)
@@ -220,7 +221,8 @@ class Workspaces:
             return cached[0]
         config = replace(self.defaults, team_id=team)
         row = self.store.execute(
-            "SELECT admins, approvals_channel, alerts_channel, caller_id, avanser_account FROM workspace_settings"
+            "SELECT admins, approvals_channel, alerts_channel, caller_id, avanser_account, avanser_accounts"
+            " FROM workspace_settings"
             " WHERE team_id = ?",
             (team,),
         ).fetchone()
@@ -232,6 +234,7 @@ class Workspaces:
                 alerts_channel=row[2] if row[2] is not None else config.alerts_channel,
                 caller_id=row[3] if row[3] is not None else config.caller_id,
                 avanser_account=int(row[4]) if row[4] is not None else config.avanser_account,
+                avanser_accounts=frozenset(int(a) for a in json.loads(row[5] or "[]")),
             )
         if team and self.installations is not None:
             installation = self.installations.find(team)

@@ -294,16 +294,33 @@ def test_the_operator_enables_a_workspace_gives_it_an_account_and_lets_it_adopt_
         installation = Installation(team, team, f"xoxb-{team}", "U0BOT", "chat:write", ADMIN, None, time.time(), {})
         asyncio.run(Installations(store).asave(installation))
     routing.set_route(store, TRACKING, "C0OLD", by=ADMIN)  # written in the one-workspace days: team ""
-    assert workspace.operate(store, "T1", enable=True, avanser_account=6999, adopt=True) == [
-        "T1 works in AVANSER account 6999.",
+    assert workspace.operate(store, "T1", enable=True, avanser_accounts=[6999, 7005], adopt=True) == [
+        "T1 works in AVANSER account 6999 (its accounts: 6999, 7005).",
         "T1 took over 1 rows written before there were several workspaces.",
         "T1 is enabled.",
     ]
     assert rows(services, "SELECT team_id FROM routes") == [("T1",)]
-    with pytest.raises(UserError, match="already T1's"):
-        workspace.operate(store, "T2", avanser_account=6999)
+    with pytest.raises(UserError, match="AVANSER account 7005 is already T1's"):
+        workspace.operate(store, "T2", avanser_accounts=[7001, 7005])
     with pytest.raises(UserError, match="hasn't installed Switchboard"):
         workspace.operate(store, "T9", enable=True)
     found = Installations(store).find("T1")
     assert found is not None and found.enabled_at is not None
     assert Installations(store).find("T2").enabled_at is None  # type: ignore[union-attr]
+
+
+async def test_a_workspace_switches_only_between_the_accounts_its_operator_gave_it(services: Services) -> None:
+    services.installations = Installations(services.store)  # many workspaces
+    for team in ("T1", "T2"):
+        installation = Installation(team, team, f"xoxb-{team}", "U0BOT", "chat:write", ADMIN, None, time.time(), {})
+        await services.installations.asave(installation)
+    workspace.operate(services.store, "T1", enable=True, avanser_accounts=[6999, 7005])
+    workspace.operate(services.store, "T2", enable=True, avanser_accounts=[7001])
+    with team_scope("T1"):
+        await numbers.switch_account(services, ADMIN, 7005)
+        assert services.workspace().avanser_account == 7005
+        with pytest.raises(UserError, match="isn't one of this workspace's AVANSER accounts"):
+            await numbers.switch_account(services, ADMIN, 7001)  # T2's
+        assert services.workspace().avanser_account == 7005
+    with team_scope("T2"):
+        assert services.workspace().avanser_account == 7001

@@ -51,7 +51,7 @@ def enable(stack: Stack, team: str, account: int | None = None) -> None:
     """What the operator does once a workspace has installed Switchboard (`switchboard workspace T… --enable`)."""
 
     def act(services: Any) -> None:
-        operate(services.store, team, enable=True, avanser_account=account)
+        operate(services.store, team, enable=True, avanser_accounts=[account] if account else None)
         services.installations.forget(team)  # a running Switchboard would see it within a minute
         services.workspaces.forget(team)
 
@@ -300,12 +300,12 @@ def test_a_workspace_the_operator_has_not_enabled_is_told_so_and_nothing_is_done
     assert two.avanser.requests_to("GET", "/v1/") == []
 
 
-def test_each_workspace_works_in_its_own_avanser_account_and_cannot_switch(two: Stack) -> None:
+def test_each_workspace_works_in_its_own_avanser_account_and_cannot_switch_to_anothers(two: Stack) -> None:
     _, url = two.slack.command(two.url, "/numbers", "accounts", user_id="U0REP", team_id=ONE)
     shown = final_answer(two, url)
     assert "Test Account" in shown and "Agency Client B" not in shown  # 6999 only
     _, url = two.slack.command(two.url, "/numbers", "accounts 7001", user_id="U0REP", team_id=ONE)
-    assert "can't be switched from Slack" in final_answer(two, url)
+    assert "Account 7001 isn't one of this workspace's AVANSER accounts (6999)" in final_answer(two, url)
     _, url = two.slack.command(two.url, "/numbers", "accounts", user_id="U0ADMIN", team_id=TWO)
     assert "Agency Client B" in final_answer(two, url)
 

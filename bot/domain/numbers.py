@@ -1138,29 +1138,33 @@ async def save_template(
     services.store.audit(user, "template.save", subject=name, team=current_team())
 
 
-OPERATOR_ASSIGNS_ACCOUNTS = (
-    "Here each workspace has the AVANSER account its operator assigned; it can't be switched from Slack."
-)
-
-
 async def switch_account(services: Services, user: str, account: int) -> None:
+    """Work in another AVANSER account (admins). With many workspaces sharing one AVANSER user, a workspace
+    switches only between the accounts its operator gave it (`switchboard workspace T… --avanser-account …`):
+    another client's account is never within reach."""
     may_administer(services, user, "switch the AVANSER account")
     if services.installations is not None:
-        # Many workspaces share one AVANSER user: a workspace's admin picking another client's account would see
-        # and spend in it. The operator assigns them (`switchboard workspace T… --avanser-account N`).
-        raise UserError(OPERATOR_ASSIGNS_ACCOUNTS)
-    await avanser_client(services).switch_account(account)
+        config = services.workspace()
+        if account not in config.avanser_accounts:
+            mine = ", ".join(str(a) for a in sorted(config.avanser_accounts)) or "none yet"
+            raise UserError(
+                f"Account {account} isn't one of this workspace's AVANSER accounts ({mine}); whoever runs"
+                " Switchboard decides which are."
+            )
+        services.workspaces.update(current_team(), user, avanser_account=account)
+    else:
+        await avanser_client(services).switch_account(account)
     services.store.audit(user, "account.switch", subject=str(account), team=current_team())
 
 
 async def accounts(services: Services) -> tuple[list[Account], int | None]:
     """The accounts this AVANSER user may act for, and the one selected now; with many workspaces, only the
-    workspace's own."""
+    workspace's own and the one it works in."""
     client = avanser_client(services)
     listed = await client.list_accounts()
     if services.installations is not None:
-        chosen = services.workspace().avanser_account
-        return [a for a in listed if a.account_id == chosen], chosen
+        config = services.workspace()
+        return [a for a in listed if a.account_id in config.avanser_accounts], config.avanser_account
     return listed, client.last_transaction.account_id if client.last_transaction else None
 
 

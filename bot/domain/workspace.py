@@ -100,35 +100,37 @@ def operate(
     team: str,
     *,
     enable: bool | None = None,
-    avanser_account: int | None = None,
+    avanser_accounts: list[int] | None = None,
     adopt: bool = False,
 ) -> list[str]:
     """What whoever runs Switchboard decides for an installed workspace: whether it may use Switchboard (it spends
-    the operator's telco accounts), which AVANSER account is its own (one workspace per account), and — once, when
-    moving from one workspace to many — taking over the rows written before there were workspaces ("").
-    Returns what was done, a sentence each."""
+    the operator's telco accounts); which AVANSER accounts are its own — the first is used, `/numbers accounts`
+    switches between them, and no account is two workspaces'; and — once, when moving from one workspace to
+    many — taking over the rows written before there were workspaces (""). Returns what was done, a sentence each."""
     installations = Installations(store)
     if installations.find(team) is None:
         raise UserError(f"{team} hasn't installed Switchboard (or removed it): `switchboard workspace` lists them.")
     done: list[str] = []
     with store.transaction():
-        if avanser_account is not None:
-            taken = store.execute(
-                "SELECT team_id FROM workspace_settings WHERE avanser_account = ? AND team_id != ?",
-                (avanser_account, team),
-            ).fetchone()
-            if taken is not None:
-                raise UserError(
-                    f"AVANSER account {avanser_account} is already {taken[0]}'s:"
-                    " each workspace has an account of its own."
-                )
+        if avanser_accounts:
+            others = store.execute(
+                "SELECT team_id, avanser_account, avanser_accounts FROM workspace_settings WHERE team_id != ?", (team,)
+            ).fetchall()
+            for other, current, allowed in others:
+                taken = sorted(set(avanser_accounts) & ({current} | set(json.loads(allowed or "[]"))))
+                if taken:
+                    raise UserError(
+                        f"AVANSER account {taken[0]} is already {other}'s: each workspace has accounts of its own."
+                    )
             store.execute(
-                "INSERT INTO workspace_settings (team_id, avanser_account, updated_by, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(team_id) DO UPDATE SET avanser_account = excluded.avanser_account,"
-                " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                (team, avanser_account, OPERATOR, time.time()),
+                "INSERT INTO workspace_settings (team_id, avanser_account, avanser_accounts, updated_by, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(team_id) DO UPDATE SET avanser_account = excluded.avanser_account,"
+                " avanser_accounts = excluded.avanser_accounts, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
+                (team, avanser_accounts[0], json.dumps(avanser_accounts), OPERATOR, time.time()),
             )
-            done.append(f"{team} works in AVANSER account {avanser_account}.")
+            listed = ", ".join(str(a) for a in avanser_accounts)
+            done.append(f"{team} works in AVANSER account {avanser_accounts[0]} (its accounts: {listed}).")
         if adopt:
             moved = sum(
                 store.execute(f"UPDATE {table} SET team_id = ? WHERE team_id = ''", (team,)).rowcount
