@@ -306,7 +306,10 @@ class AvanserSandbox(SandboxBase):
             "uniqueid": uniqueid or f"ECS1-{started:.6f}",
             "bnum": _avanser_display(service_e164),
             "adname": service["name"],
-            "target": _avanser_display("+" + service["service"].get("answer_point", "")),
+            # a voicemail or prompt service has no answer point: the call was answered by AVANSER itself
+            "target": _avanser_display("+" + answer_point)
+            if (answer_point := service["service"].get("answer_point"))
+            else "",
             "targetname": service["service"].get("answer_point_name", ""),
             "ani": _avanser_display(caller_e164),
             "tzdate": time.strftime("%Y-%m-%dT%H:%M:%S+10:00", time.gmtime(started + FEED_ZONE)),
