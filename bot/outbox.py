@@ -516,6 +516,10 @@ class Outbox(Worker):
             if found is not None:
                 channel_id, ts = found
                 log.info("outbox: row %d was already in Slack (ts %s); not posting it again", row.id, ts)
+                if row.id in self._rendered:
+                    # A digest posted by a process that died: which of its lines that post showed is unknown (lines
+                    # added meanwhile counted on its edit, which never came), so it is edited to show them all.
+                    self._rendered[row.id] = (self._rendered[row.id][0], 0)
             else:
                 if not self._still_owner(row.channel):
                     return  # another replica sends for this channel now: the row waits for it

@@ -225,6 +225,35 @@ def test_a_crash_after_slack_accepted_is_not_posted_twice(stack: Stack) -> None:
     assert row(stack, row_id)["ts"] == stack.slack.channel_messages("C0SALES")[0]["ts"]
 
 
+def test_a_digest_found_already_posted_after_a_crash_is_edited_to_show_every_line(stack: Stack) -> None:
+    """A replica rendered a storm digest, Slack accepted it, and the replica died before recording it; meanwhile
+    another replica added a line, counting on the dead one's follow-up edit. The survivor must not lose it."""
+    from bot.domain.routing import add_to_digest
+
+    def first_line(o: Outbox) -> int:
+        return add_to_digest(o.store, o, "C0SALES", "📞 first call")
+
+    digest = on_outbox(stack, first_line)
+    assert stack.drain(10)
+    [posted] = stack.slack.channel_messages("C0SALES")
+    assert "first call" in str(posted) and "second call" not in str(posted)
+
+    async def crashed_then_a_line_arrived() -> None:
+        assert stack.services is not None
+        store = stack.services.store
+        store.execute("INSERT INTO digest_lines (digest_id, line) VALUES (?, '📞 second call')", (digest,))
+        store.execute(
+            "UPDATE outbox SET status = 'pending', ts = NULL, sending_at = created_at WHERE method = 'chat.postMessage'"
+        )
+        stack.services.outbox.wake()
+
+    stack.on_app(crashed_then_a_line_arrived())
+    wait_for(lambda: stack.slack.calls_to("chat.update"))
+    assert stack.drain(10)
+    [shown] = stack.slack.channel_messages("C0SALES")  # still one message, now with both lines
+    assert "first call" in str(shown) and "second call" in str(shown)
+
+
 def test_without_history_access_it_posts_again(stack: Stack) -> None:
     row_id = on_outbox(stack, lambda o: o.post("C0SALES", "at least once"))
     assert stack.drain(10)
