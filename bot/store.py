@@ -521,6 +521,7 @@ TEAM_TABLES = (
     "calls",
     "home_viewers",
     "scheduled_jobs",  # a job runs as the workspace that scheduled it
+    "call_days",
 )
 
 
@@ -580,6 +581,32 @@ def _operator_controls(db: Any) -> None:
     db.execute("ALTER TABLE workspace_settings ADD COLUMN avanser_accounts TEXT")
 
 
+def _call_days_by_team(db: Any) -> None:
+    # A number's counts are its workspace's: a number released by one workspace and later given to another
+    # starts afresh there. The table is made again with the workspace in its key (the rows so far are "").
+    hours = ", ".join(f"h{h:02d}" for h in range(24))
+    columns = ",\n            ".join(f"h{h:02d} INTEGER NOT NULL DEFAULT 0" for h in range(24))
+    db.execute(
+        f"""
+        CREATE TABLE call_days_by_team (
+            team_id TEXT NOT NULL DEFAULT '',
+            tracking TEXT NOT NULL,
+            local_day TEXT NOT NULL,
+            calls INTEGER NOT NULL,
+            answered INTEGER NOT NULL,
+            {columns},
+            PRIMARY KEY (team_id, tracking, local_day)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        f"INSERT INTO call_days_by_team (team_id, tracking, local_day, calls, answered, {hours})"
+        f" SELECT '', tracking, local_day, calls, answered, {hours} FROM call_days"
+    )
+    db.execute("DROP TABLE call_days")
+    db.execute("ALTER TABLE call_days_by_team RENAME TO call_days")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "spine: inbox, outbox, routes, audit", _spine_tables),
     Migration(2, "alerts: group routes, threads, alerts, digests", _alert_tables),
@@ -608,6 +635,7 @@ MIGRATIONS: list[Migration] = [
     Migration(50, "many workspaces: whose each row is, installations, OAuth states, workspace settings", _workspaces),
     Migration(51, "calls: a workspace's numbers", _calls_by_team),
     Migration(52, "many workspaces: enabled by the operator, one AVANSER account each, digests", _operator_controls),
+    Migration(53, "call_days: each workspace's counts", _call_days_by_team),
 ]
 
 

@@ -324,3 +324,24 @@ async def test_a_workspace_switches_only_between_the_accounts_its_operator_gave_
         assert services.workspace().avanser_account == 7005
     with team_scope("T2"):
         assert services.workspace().avanser_account == 7001
+
+
+def test_a_reissued_number_starts_afresh_in_its_new_workspace(services: Services) -> None:
+    """T1 had calls on a number, released it; after quarantine AVANSER gives it to T2: T2's report of the number
+    counts only T2's calls, T1's report keeps T1's."""
+    with team_scope("T1"):
+        routing.set_route(services.store, TRACKING, "C0T1", by=ADMIN)
+    store_event(services.store, "avanser.call", "ECS1", AVANSER_CALL)
+    services.inbox.process_pending(budget=60)
+    with team_scope("T1"):
+        routing.remove_route(services.store, TRACKING)
+    with team_scope("T2"):
+        routing.set_route(services.store, TRACKING, "C0T2", by=ADMIN)
+    store_event(services.store, "avanser.call", "ECS2", {**AVANSER_CALL, "uniqueid": "ECS2", "callid": "2"})
+    store_event(services.store, "avanser.call", "ECS3", {**AVANSER_CALL, "uniqueid": "ECS3", "callid": "3"})
+    services.inbox.process_pending(budget=60)
+    day = date.fromisoformat(rows(services, "SELECT local_day FROM calls")[0][0])
+    mine = {team: reports.call_report(services.store, TRACKING, 7, last_day=day, team=team) for team in ("T1", "T2")}
+    assert [s.calls for s in mine["T1"].numbers] == [1]
+    assert [s.calls for s in mine["T2"].numbers] == [2]
+    assert reports.rebuild_stats(services.store) == 2  # recounted per workspace: a row each

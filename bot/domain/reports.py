@@ -94,11 +94,11 @@ def record_call(store: Store, inbox_id: int, event: AvanserCall, received_at: fl
         return False
     column = HOURS[hour]  # one of 24 fixed names, never text from outside
     store.execute(
-        f"INSERT INTO call_days (tracking, local_day, calls, answered, {column}) VALUES (?, ?, 1, ?, 1)"
+        f"INSERT INTO call_days (team_id, tracking, local_day, calls, answered, {column}) VALUES (?, ?, ?, 1, ?, 1)"
         # The table's own columns named in full: PostgreSQL reads a bare `calls` as ambiguous here.
-        f" ON CONFLICT (tracking, local_day) DO UPDATE SET calls = call_days.calls + 1,"
+        f" ON CONFLICT (team_id, tracking, local_day) DO UPDATE SET calls = call_days.calls + 1,"
         f" answered = call_days.answered + excluded.answered, {column} = call_days.{column} + 1",
-        (event.tracking_e164 or "", day, answered),
+        (current_team(), event.tracking_e164 or "", day, answered),
     )
     return True
 
@@ -114,8 +114,9 @@ def rebuild_stats(store: Store) -> int:
     with store.transaction():
         store.execute("DELETE FROM call_days")
         store.execute(
-            f"INSERT INTO call_days (tracking, local_day, calls, answered, {', '.join(HOURS)})"
-            f" SELECT COALESCE(tracking, ''), local_day, COUNT(*), SUM(answered), {per_hour} FROM calls GROUP BY 1, 2"
+            f"INSERT INTO call_days (team_id, tracking, local_day, calls, answered, {', '.join(HOURS)})"
+            f" SELECT team_id, COALESCE(tracking, ''), local_day, COUNT(*), SUM(answered), {per_hour} FROM calls"
+            " GROUP BY 1, 2, 3"
         )
     return int(store.execute("SELECT COUNT(*) FROM call_days").fetchone()[0])
 
@@ -175,15 +176,8 @@ def call_report(
     where, params = "local_day BETWEEN ? AND ?", [first.isoformat(), last.isoformat()]
     if number is not None:
         where, params = f"tracking = ? AND {where}", [number, *params]
-    if team is not None:
-        # `call_days` has no workspace: its numbers are the workspace's through their calls.
-        where, params = (
-            f"tracking IN (SELECT DISTINCT tracking FROM calls WHERE team_id = ?) AND {where}",
-            [
-                team,
-                *params,
-            ],
-        )
+    if team is not None:  # only that workspace's counts: another's number counts nothing here
+        where, params = f"team_id = ? AND {where}", [team, *params]
     hours: dict[str, list[int]] = {}
     answered: dict[str, int] = {}
     for tracking, took, *counts in store.execute(
