@@ -173,11 +173,10 @@ def call_report(
     nothing, as a number that had no calls. None (single-workspace mode) counts every number."""
     last = last_day or report_today(store, team=team)
     first = last - timedelta(days=days - 1)
-    where, params = "local_day BETWEEN ? AND ?", [first.isoformat(), last.isoformat()]
-    if number is not None:
-        where, params = f"tracking = ? AND {where}", [number, *params]
-    if team is not None:  # only that workspace's counts: another's number counts nothing here
-        where, params = f"team_id = ? AND {where}", [team, *params]
+    # Only the workspace's counts (another's number counts nothing here); in single-workspace mode every row is
+    # the one workspace's (""). The key's order — workspace, number, day — serves a number's report directly.
+    where = "team_id = ?" + (" AND tracking = ?" if number is not None else "") + " AND local_day BETWEEN ? AND ?"
+    params = [team or "", *([number] if number is not None else []), first.isoformat(), last.isoformat()]
     hours: dict[str, list[int]] = {}
     answered: dict[str, int] = {}
     for tracking, took, *counts in store.execute(
