@@ -120,6 +120,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         ("Webhooks (/hooks/*)", settings.webhook_token is not None, "SWITCHBOARD_WEBHOOK_TOKEN"),
         ("AVANSER data feed (lost webhooks, recordings)", settings.feed_configured, "AVANSER_FEED_URL"),
     ]
+    if settings.many_workspaces:  # each workspace's token comes from its install, not SLACK_BOT_TOKEN
+        rows = [row for row in rows if row[0] != "Slack"]
     for name, ok, needs in rows:
         print(f"  {'configured' if ok else 'not configured':<15} {name}" + ("" if ok else f"  (needs {needs})"))
     if not settings.public_url:
