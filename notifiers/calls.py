@@ -13,6 +13,7 @@ from notifiers.message import (
     alert_actions,
     alert_status_line,
     duration_text,
+    local_clock,
     local_time,
     number_text,
 )
@@ -77,9 +78,9 @@ def call_summary(call: AvanserCall, route: Route) -> str:
     caller = number_text(call.caller_e164, call.ani, mask=route.mask_callers)
     name = mrkdwn(call.adname) or mrkdwn(route.name) or "tracking number"
     recovered = " (from the data feed)" if call.from_feed else ""
-    return truncate(
-        f"{icon} {local_time(call.at, call.tzdate)} — {headline.lower()} from {caller} to {name}{recovered}", LINE
-    )
+    # A recovered call may be hours old: its day is said; a live one's is the digest message's own.
+    when = local_time(call.at, call.tzdate) if call.from_feed else local_clock(call.at, call.tzdate)
+    return truncate(f"{icon} {when} — {headline.lower()} from {caller} to {name}{recovered}", LINE)
 
 
 def render_call(call: AvanserCall, route: Route, state: AlertState) -> Message:

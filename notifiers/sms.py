@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, PlainTextO
 
 from bot.phone import national
 from notifiers.events import AvanserSms
-from notifiers.message import AlertState, Message, Route, alert_actions, alert_status_line, number_text
+from notifiers.message import AlertState, Message, Route, alert_actions, alert_status_line, clock, number_text
 from notifiers.text import CONTEXT, DATE_AT_TIME, LINE, SECTION, TEXT, body, mrkdwn, slack_date, truncate
 
 PREVIEW = 200  # how much of a text the notification (`text`) shows
@@ -37,7 +37,8 @@ def sms_summary(sms: AvanserSms, route: Route, received_at: float | None = None)
     """The text as one line of a storm digest — cheap: no Block Kit."""
     sender = number_text(sms.sender_e164, sms.sender, mask=route.mask_callers)
     name = mrkdwn(route.name) or "tracking number"
-    return truncate(f"💬 {sent_at(sms, received_at)} — text from {sender} to {name}", LINE)
+    when = clock(received_at) if received_at is not None else mrkdwn(sms.date, 100)
+    return truncate(f"💬 {when} — text from {sender} to {name}", LINE)
 
 
 def render_sms(sms: AvanserSms, route: Route, state: AlertState, *, first: bool) -> Message:

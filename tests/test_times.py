@@ -104,3 +104,20 @@ def test_no_utc_is_written_for_people_to_read() -> None:
                 if said and id(node) not in docstrings:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+def test_a_storm_digests_lines_say_the_time_and_a_recovered_call_its_day_too() -> None:
+    """A digest's lines all fall in the minute its message was posted: the time alone (fewer characters, so one
+    message holds more of a storm); a call recovered from the data feed may be hours old, so it keeps its day."""
+    from notifiers.calls import call_summary
+    from notifiers.events import parse_event
+    from notifiers.message import Route
+    from tests.helpers import AVANSER_CALL
+
+    live = parse_event("avanser.call", AVANSER_CALL)
+    line = call_summary(live, Route(channel="C0SALES", name="Radio ad"))  # type: ignore[arg-type]
+    assert line.startswith("📞 <!date^1573697481^{time}|12:11 pm> — missed call from ")
+    recovered = parse_event("avanser.call", {**AVANSER_CALL, "call_unique_id": "ECS1"})  # a feed record's field
+    line = call_summary(recovered, Route(channel="C0SALES", name="Radio ad"))  # type: ignore[arg-type]
+    assert "<!date^1573697481^{date_short_pretty} at {time}|12:11 pm, Thu 14 Nov>" in line
+    assert line.endswith("(from the data feed)")
