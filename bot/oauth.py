@@ -61,51 +61,43 @@ class DatabaseInstallationStore(AsyncInstallationStore):
         return log
 
     async def async_save(self, installation: Installation) -> None:
-        if not installation.team_id or not installation.bot_token:
+        await self._save(installation.to_bot(), installer=installation.user_id)
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        """A bot saved alone (no installing user): the installer known so far stays the workspace's."""
+        known = await self.installations.afind(bot.team_id or "")
+        await self._save(bot, installer=known.installer if known else "")
+
+    async def _save(self, bot: Bot, *, installer: str) -> None:
+        if not bot.team_id or not bot.bot_token:
             # An org-wide (Enterprise Grid) install or one without a bot: Switchboard works per workspace.
             raise ValueError("Switchboard installs into one workspace at a time, with a bot token")
         await self.installations.asave(
             workspaces.Installation(
-                team_id=installation.team_id,
-                team_name=installation.team_name or "",
-                bot_token=installation.bot_token,
-                bot_user_id=installation.bot_user_id or "",
-                bot_scopes=",".join(installation.bot_scopes or []),
-                installer=installation.user_id,
-                enterprise_id=installation.enterprise_id,
-                installed_at=float(installation.installed_at or time.time()),
+                team_id=bot.team_id,
+                team_name=bot.team_name or "",
+                bot_token=bot.bot_token,
+                bot_user_id=bot.bot_user_id or "",
+                bot_scopes=",".join(bot.bot_scopes or []),
+                installer=installer,
+                enterprise_id=bot.enterprise_id,
+                installed_at=float(bot.installed_at or time.time()),
                 raw={
-                    "app_id": installation.app_id,
-                    "bot_id": installation.bot_id,
-                    "enterprise_name": installation.enterprise_name,
-                    "is_enterprise_install": bool(installation.is_enterprise_install),
+                    "app_id": bot.app_id,
+                    "bot_id": bot.bot_id,
+                    "enterprise_name": bot.enterprise_name,
+                    "is_enterprise_install": bool(bot.is_enterprise_install),
                 },
             )
         )
         if self.on_installed is not None:
-            await self.on_installed(installation.team_id)
-
-    async def async_save_bot(self, bot: Bot) -> None:
-        raise NotImplementedError("installations are saved whole (async_save)")
+            await self.on_installed(bot.team_id)
 
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
         found = await self.installations.afind(team_id or "")
-        if found is None:
-            return None
-        return Bot(
-            app_id=_str(found.raw.get("app_id")),
-            enterprise_id=found.enterprise_id,
-            team_id=found.team_id,
-            team_name=found.team_name,
-            bot_token=found.bot_token,
-            bot_id=_str(found.raw.get("bot_id")) or "",
-            bot_user_id=found.bot_user_id,
-            bot_scopes=found.bot_scopes,
-            is_enterprise_install=False,
-            installed_at=found.installed_at,
-        )
+        return Bot(**_fields(found), bot_id=_str(found.raw.get("bot_id")) or "") if found else None
 
     async def async_find_installation(
         self,
@@ -118,19 +110,7 @@ class DatabaseInstallationStore(AsyncInstallationStore):
         found = await self.installations.afind(team_id or "")
         if found is None or (user_id is not None and user_id != found.installer):
             return None
-        return Installation(
-            app_id=_str(found.raw.get("app_id")),
-            enterprise_id=found.enterprise_id,
-            team_id=found.team_id,
-            team_name=found.team_name,
-            bot_token=found.bot_token,
-            bot_id=_str(found.raw.get("bot_id")),
-            bot_user_id=found.bot_user_id,
-            bot_scopes=found.bot_scopes,
-            user_id=found.installer,
-            is_enterprise_install=False,
-            installed_at=found.installed_at,
-        )
+        return Installation(**_fields(found), bot_id=_str(found.raw.get("bot_id")), user_id=found.installer)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         self.installations.uninstall(team_id or "")
@@ -169,6 +149,21 @@ class DatabaseStateStore(AsyncOAuthStateStore):
         if not cursor.rowcount:
             log.warning("an install came back with an unknown or expired state; refused")
         return bool(cursor.rowcount)
+
+
+def _fields(found: workspaces.Installation) -> dict[str, Any]:
+    """What slack-sdk's Bot and Installation both say of a saved installation."""
+    return {
+        "app_id": _str(found.raw.get("app_id")),
+        "enterprise_id": found.enterprise_id,
+        "team_id": found.team_id,
+        "team_name": found.team_name,
+        "bot_token": found.bot_token,
+        "bot_user_id": found.bot_user_id,
+        "bot_scopes": found.bot_scopes,
+        "is_enterprise_install": False,
+        "installed_at": found.installed_at,
+    }
 
 
 def _str(value: object) -> str | None:

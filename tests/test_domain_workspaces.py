@@ -345,3 +345,24 @@ def test_a_reissued_number_starts_afresh_in_its_new_workspace(services: Services
     assert [s.calls for s in mine["T1"].numbers] == [1]
     assert [s.calls for s in mine["T2"].numbers] == [2]
     assert reports.rebuild_stats(services.store) == 2  # recounted per workspace: a row each
+
+
+async def test_the_installation_store_keeps_the_installer_when_a_bot_alone_is_saved(services: Services) -> None:
+    from slack_sdk.oauth.installation_store import Bot
+    from slack_sdk.oauth.installation_store import Installation as SlackInstallation
+
+    from bot.oauth import DatabaseInstallationStore
+
+    saved = DatabaseInstallationStore(Installations(services.store))
+    await saved.async_save(
+        SlackInstallation(user_id="U0INSTALLER", team_id="T1", team_name="One", bot_token="xoxb-1", bot_user_id="U0B")
+    )
+    await saved.async_save_bot(
+        Bot(team_id="T1", team_name="One", bot_token="xoxb-2", bot_id="B1", bot_user_id="U0B", installed_at=time.time())
+    )
+    found = await saved.async_find_installation(enterprise_id=None, team_id="T1")
+    assert found is not None and (found.user_id, found.bot_token, found.bot_id) == ("U0INSTALLER", "xoxb-2", "B1")
+    with pytest.raises(ValueError, match="one workspace at a time"):
+        await saved.async_save_bot(
+            Bot(team_id=None, bot_token="xoxb-3", bot_id="B1", bot_user_id="U0B", installed_at=time.time())
+        )
