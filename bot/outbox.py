@@ -50,7 +50,7 @@ from bot.metrics import Metrics
 from bot.recordings import RecordingError, RecordingFetcher
 from bot.store import Store, StoreBusy
 from bot.worker import Worker
-from bot.workspaces import current_team, team_scope
+from bot.workspaces import TeamClients, current_team, team_scope
 from notifiers.digest import render_digest
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,8 @@ class Outbox(Worker):
     ) -> None:
         self.store = store
         self.client = client
-        # Many workspaces: the bot token of a row's workspace (None: one workspace, SLACK_BOT_TOKEN's client).
-        self.tokens: Callable[[str], str | None] | None = None
-        self._team_clients: dict[str, AsyncWebClient] = {}
+        # Many workspaces: each row's workspace's client (None: one workspace, SLACK_BOT_TOKEN's client).
+        self.team_clients: TeamClients | None = None
         self.metrics = metrics
         self.channel_interval = channel_interval
         self.concurrency = concurrency  # messages in flight (one per channel)
@@ -294,20 +293,13 @@ class Outbox(Worker):
 
     def _client_for(self, row: _Row) -> AsyncWebClient:
         """The Slack client with the token of the row's workspace (SLACK_BOT_TOKEN's client for "")."""
-        if self.tokens is None:
+        if self.team_clients is None:
             return self.client
         if not row.team:  # many workspaces, and nothing said whose this is: no token could send it
             raise _Refused("the message belongs to no workspace (no route or request says whose it is)")
-        token = self.tokens(row.team)
-        if not token:
-            raise _Refused(f"workspace {row.team} has no installation (uninstalled?): nothing is sent for it")
-        client = self._team_clients.get(token)
+        client = self.team_clients.get(row.team)
         if client is None:
-            client = AsyncWebClient(
-                token=token, base_url=self.client.base_url, timeout=self.client.timeout, retry_handlers=[]
-            )
-            self._team_clients[token] = client
-        client.session = self.client.session
+            raise _Refused(f"workspace {row.team} has no installation (uninstalled?): nothing is sent for it")
         return client
 
     def render_as_digest(self, row_id: int, digest_id: int) -> None:

@@ -30,7 +30,7 @@ from bot.telco.avanser import AvanserClient
 from bot.telco.avanser_feed import AvanserFeed
 from bot.telco.dtl import DtlClient
 from bot.telco.exotel import ExotelClient
-from bot.workspaces import Installations, WorkspaceConfig, Workspaces, current_team
+from bot.workspaces import Installations, TeamClients, WorkspaceConfig, Workspaces, current_team
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Services:
     workspace_urls: dict[str, str] = field(default_factory=dict)  # team → `https://team.slack.com/` (auth.test)
     installations: Installations | None = None  # many workspaces: who installed Switchboard, with which token
     workspaces: Workspaces = field(init=False)
-    _team_clients: dict[str, AsyncWebClient] = field(default_factory=dict)
+    team_clients: TeamClients | None = None  # many workspaces: a client per workspace token
     _starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -202,7 +202,8 @@ class Services:
         services = cls(settings=settings, store=store, metrics=metrics, slack_default=slack, outbox=outbox)
         if settings.many_workspaces:
             services.installations = Installations(store)
-            outbox.tokens = services.installations.bot_token
+            services.team_clients = TeamClients(slack, services.installations.bot_token)
+            outbox.team_clients = TeamClients(sender, services.installations.bot_token)
         services.workspaces = Workspaces(
             store,
             WorkspaceConfig(
@@ -233,16 +234,11 @@ class Services:
         """The Slack client for calls that cannot wait in the outbox (views.open, users.info), with the token of the
         workspace the work at hand belongs to (`bot.workspaces.current_team()`)."""
         team = current_team()
-        if not team or self.installations is None:
+        if not team or self.team_clients is None:
             return self.slack_default
-        token = self.installations.bot_token(team)
-        if not token:
-            raise UserError("Switchboard isn't installed in this workspace any more: ask an admin to add it again.")
-        client = self._team_clients.get(token)
+        client = self.team_clients.get(team)
         if client is None:
-            client = AsyncWebClient(token=token, base_url=self.slack_default.base_url, timeout=10)
-            self._team_clients[token] = client
-        client.session = self.slack_default.session
+            raise UserError("Switchboard isn't installed in this workspace any more: ask an admin to add it again.")
         return client
 
     def workspace(self) -> WorkspaceConfig:

@@ -18,9 +18,11 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.store import Store
 
@@ -162,6 +164,33 @@ class Installations:
 
     def installed(self) -> list[str]:
         return [str(r[0]) for r in self.store.execute("SELECT team_id FROM installations WHERE uninstalled_at IS NULL")]
+
+
+class TeamClients:
+    """A Slack client per workspace, made like `base` (its API URL, timeout and retry handlers) with the
+    workspace's bot token, sharing `base`'s HTTP session."""
+
+    def __init__(self, base: AsyncWebClient, tokens: Callable[[str], str | None]) -> None:
+        self.base = base
+        self.tokens = tokens
+        self._clients: dict[str, AsyncWebClient] = {}
+
+    def get(self, team: str) -> AsyncWebClient | None:
+        """The workspace's client; None when it has no installation (or nothing says whose the work is)."""
+        token = self.tokens(team) if team else None
+        if not token:
+            return None
+        client = self._clients.get(team)
+        if client is None or client.token != token:  # installed again: a new token
+            client = AsyncWebClient(
+                token=token,
+                base_url=self.base.base_url,
+                timeout=self.base.timeout,
+                retry_handlers=list(self.base.retry_handlers),
+            )
+            self._clients[team] = client
+        client.session = self.base.session
+        return client
 
 
 def _installation(row: Any) -> Installation | None:

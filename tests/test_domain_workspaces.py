@@ -286,6 +286,11 @@ def test_the_caller_id_is_one_of_the_workspaces_own_numbers(services: Services) 
             services, ADMIN, admins=[], approvals_channel=None, alerts_channel=None, caller_id="02 9008 1596"
         )
     assert saved.caller_id == TRACKING
+    with team_scope("T1"), pytest.raises(UserError) as refused:
+        workspace.save_settings(
+            services, ADMIN, admins=[], approvals_channel=None, alerts_channel=None, caller_id="<!channel> call me"
+        )
+    assert "&lt;!channel&gt;" in str(refused.value) and "<!channel>" not in str(refused.value)
 
 
 def test_the_operator_enables_a_workspace_gives_it_an_account_and_lets_it_adopt_old_rows(services: Services) -> None:

@@ -18,8 +18,10 @@ import phonenumbers
 from bot.domain import people
 from bot.domain.routing import routed_channel, team_of_number
 from bot.errors import UserError
+from bot.phone import national
 from bot.store import TEAM_TABLES, Store
 from bot.workspaces import Installations, WorkspaceConfig, current_team, team_scope
+from notifiers.text import mrkdwn
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -57,13 +59,15 @@ def save_settings(
         except phonenumbers.NumberParseException:
             parsed = None
         if parsed is None or not phonenumbers.is_valid_number(parsed):
-            raise UserError(f"{caller_id!r} isn't a phone number Switchboard can show as caller ID, e.g. +61290081596.")
+            raise UserError(
+                f"“{mrkdwn(caller_id, 40)}” isn't a phone number Switchboard can show as caller ID, e.g. +61290081596."
+            )
         number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         ours = number == services.settings.caller_id or routed_channel(services.store, number) is not None
         if not ours and team_of_number(services.store, number) != current_team():
             # People trust the number that rings them: only one of this workspace's own (or the operator's).
             raise UserError(
-                f"{caller_id} isn't one of this workspace's tracking numbers, so it can't be the caller ID."
+                f"{national(number)} isn't one of this workspace's tracking numbers, so it can't be the caller ID."
             )
     chosen = set(admins)
     if chosen and user not in chosen and user != config.installer:
