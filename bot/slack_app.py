@@ -95,16 +95,7 @@ class InWorkspace(AsyncMiddleware):
         if installation is not None and installation.enabled_at is None:
             log.info("workspace %s is installed but not enabled: its %s was not handled", team, body.get("type"))
             text = NOT_ENABLED.format(team=team)
-            if body.get("command"):
-                return BoltResponse(
-                    status=200,
-                    body={"response_type": "ephemeral", "text": text},
-                    headers={"content-type": "application/json;charset=utf-8"},
-                )
-            url = body.get("response_url") or ((body.get("response_urls") or [{}])[0]).get("response_url")
-            if url:
-                self.services.outbox.respond(url, {"response_type": "ephemeral", "text": text})
-            return BoltResponse(status=200, body="")
+            return refusal(self.services, body, text)
         return await next()
 
 
@@ -188,16 +179,21 @@ def build_bolt_app(services: Services, *, process_before_response: bool = True) 
                 exc_info=error,
             )
             text = unexpected_failure_text(ref)
-        if body.get("command"):
-            # A slash command shows the HTTP answer to the user: make it the sentence.
-            return BoltResponse(
-                status=200,
-                body={"response_type": "ephemeral", "text": text},
-                headers={"content-type": "application/json;charset=utf-8"},
-            )
-        if body.get("response_url") or body.get("response_urls"):
-            url = body.get("response_url") or body["response_urls"][0]["response_url"]
-            services.outbox.respond(url, {"response_type": "ephemeral", "text": text})
-        return BoltResponse(status=200, body="")
+        return refusal(services, body, text)
 
     return app
+
+
+def refusal(services: Services, body: dict[str, Any], text: str) -> BoltResponse:
+    """Tell the person `text` instead of doing what they asked: a slash command's HTTP answer is shown to them;
+    anything else with a response_url is answered there (through the outbox); an event is just acknowledged."""
+    if body.get("command"):
+        return BoltResponse(
+            status=200,
+            body={"response_type": "ephemeral", "text": text},
+            headers={"content-type": "application/json;charset=utf-8"},
+        )
+    url = body.get("response_url") or ((body.get("response_urls") or [{}])[0]).get("response_url")
+    if url:
+        services.outbox.respond(url, {"response_type": "ephemeral", "text": text})
+    return BoltResponse(status=200, body="")
