@@ -507,7 +507,8 @@ def _slack_signatures(db: Any) -> None:
     db.execute("CREATE TABLE slack_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
 
 
-TEAM_TABLES = (
+# The tables migration 50 gave a team_id (fixed: a migration must do the same on every database, whenever it runs).
+_TEAM_TABLES_50 = (
     "routes",
     "group_routes",
     "user_phones",
@@ -521,14 +522,32 @@ TEAM_TABLES = (
     "calls",
     "home_viewers",
     "scheduled_jobs",  # a job runs as the workspace that scheduled it
+)
+# Every table whose rows are a workspace's (`switchboard workspace --adopt` moves them, the retention purge
+# deletes them, in this order: a row before the rows it refers to): migration 50's, call_days (53), digests (52).
+TEAM_TABLES = (
+    "released_numbers",
+    "alerts",
+    "calls",
     "call_days",
+    "call_slots",
+    "routes",
+    "group_routes",
+    "user_phones",
+    "home_viewers",
+    "scheduled_jobs",
+    "audit",
+    "allocations",
+    "number_requests",
+    "digests",
+    "outbox",
 )
 
 
 def _workspaces(db: Any) -> None:
     # Many workspaces (#18): each row says whose it is ("" = the one workspace of SLACK_BOT_TOKEN); the
     # installations made through Slack's OAuth flow, its `state` values, and each workspace's own settings.
-    for table in TEAM_TABLES:
+    for table in _TEAM_TABLES_50:
         db.execute(f"ALTER TABLE {table} ADD COLUMN team_id TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX routes_team ON routes (team_id)")
     db.execute("CREATE INDEX alerts_team ON alerts (team_id, created_at)")

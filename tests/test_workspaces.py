@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from bot.domain.routing import set_route
+from bot.domain.routing import remember_thread, set_route
 from bot.domain.workspace import operate
 from bot.oauth import BOT_SCOPES
 from bot.sandbox import payloads
@@ -219,8 +219,14 @@ def test_each_workspace_sets_its_own_alerts_channel(two: Stack, http: httpx.Clie
 
 
 @pytest.mark.both_backends
-def test_uninstall_forgets_the_token_stops_the_jobs_and_purges_after_retention(two: Stack) -> None:
+def test_uninstall_forgets_the_token_stops_the_jobs_and_purges_after_retention(two: Stack, http: httpx.Client) -> None:
     route_in(two, ONE, TRACKING, "C0ONE")
+    for n in range(6):  # alerts posted, a thread, a storm digest: rows that refer to one another
+        send(http, two, "GET", "/hooks/avanser/call", call(n))
+    wait_for(lambda: two.slack.channel_messages("C0ONE"))
+    assert two.drain(20)
+    first_post = "SELECT MIN(id) FROM outbox WHERE team_id = ?"
+    on_app(two, lambda s: remember_thread(s.store, "request:one", s.store.execute(first_post, (ONE,)).fetchone()[0]))
 
     def schedule(services: Any) -> None:
         with team_scope(ONE):
@@ -244,7 +250,9 @@ def test_uninstall_forgets_the_token_stops_the_jobs_and_purges_after_retention(t
     from bot.domain.workspace import purge_uninstalled
 
     assert two.on_app(purge_uninstalled(two.services)) == 1
-    assert on_app(two, lambda s: s.store.execute(count, (ONE,)).fetchone()[0]) == 0
+    for table in ("routes", "alerts", "calls", "outbox", "digests"):
+        left = on_app(two, lambda s, t=table: s.store.execute(f"SELECT COUNT(*) FROM {t} WHERE team_id = ?", (ONE,)))
+        assert left.fetchone()[0] == 0, table
     assert on_app(two, lambda s: s.installations.find(TWO)) is not None
 
 

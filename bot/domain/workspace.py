@@ -138,7 +138,7 @@ def operate(
         if adopt:
             moved = sum(
                 store.execute(f"UPDATE {table} SET team_id = ? WHERE team_id = ''", (team,)).rowcount
-                for table in (*TEAM_TABLES, "digests")
+                for table in TEAM_TABLES
             )
             done.append(f"{team} took over {moved} rows written before there were several workspaces.")
         if enable is not None:
@@ -209,6 +209,14 @@ async def purge_uninstalled(services: Services) -> int:
         deleted = 0
         with services.store.transaction():
             for table in TEAM_TABLES:
+                if table == "digests":  # a digest's lines go with it
+                    services.store.execute(
+                        "DELETE FROM digest_lines WHERE digest_id IN (SELECT id FROM digests WHERE team_id = ?)", (team,)
+                    )
+                if table == "outbox":  # threads are keyed by their root message, which is the workspace's
+                    services.store.execute(
+                        "DELETE FROM threads WHERE outbox_id IN (SELECT id FROM outbox WHERE team_id = ?)", (team,)
+                    )
                 deleted += services.store.execute(f"DELETE FROM {table} WHERE team_id = ?", (team,)).rowcount
             services.store.execute("DELETE FROM workspace_settings WHERE team_id = ?", (team,))
             services.store.execute("DELETE FROM installations WHERE team_id = ?", (team,))
