@@ -211,7 +211,8 @@ async def purge_uninstalled(services: Services) -> int:
             for table in TEAM_TABLES:
                 if table == "digests":  # a digest's lines go with it
                     services.store.execute(
-                        "DELETE FROM digest_lines WHERE digest_id IN (SELECT id FROM digests WHERE team_id = ?)", (team,)
+                        "DELETE FROM digest_lines WHERE digest_id IN (SELECT id FROM digests WHERE team_id = ?)",
+                        (team,),
                     )
                 if table == "outbox":  # threads are keyed by their root message, which is the workspace's
                     services.store.execute(
